@@ -1,0 +1,71 @@
+/** Typed errors shared by every stage; the CLI maps them to exit codes. */
+
+/** Bad input from the user (spec, arguments): exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** One problem in the spec, located by a JSON-ish path such as `nodes[3].mac`. */
+export interface SpecIssue {
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+  constructor(
+    readonly issues: SpecIssue[],
+    readonly source: string,
+  ) {
+    super(`${source}: ${issues.length} problem${issues.length === 1 ? '' : 's'} in the spec\n` + formatIssues(issues));
+  }
+}
+
+export function formatIssues(issues: SpecIssue[]): string {
+  return issues
+    .map((i) => `  ${i.path}: ${i.message}` + (i.hint ? `\n    hint: ${i.hint}` : ''))
+    .join('\n');
+}
+
+/** A required host tool is missing: names the tool, the stage and the packages that provide it. */
+export class HostToolError extends Error {
+  override name = 'HostToolError';
+}
+
+/** An external command failed: carries the copy-pasteable command line, exit code and stderr tail. */
+export class CommandError extends Error {
+  override name = 'CommandError';
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stderrTail: string,
+    readonly signal: string | null = null,
+  ) {
+    const how = signal ? `was killed by ${signal}` : exitCode === 127 ? 'exited with code 127 (command not found)' : `exited with code ${exitCode}`;
+    super(`command failed: ${command}\n  ${how}` + (stderrTail ? `\n  stderr (last lines):\n${indent(stderrTail, '    ')}` : ''));
+  }
+}
+
+/** A stage failed for a reason that is not a command (checksum mismatch, bad layout…). */
+export class StageError extends Error {
+  override name = 'StageError';
+  constructor(
+    readonly stage: string,
+    message: string,
+  ) {
+    super(`${stage}: ${message}`);
+  }
+}
+
+export function indent(text: string, prefix: string): string {
+  return text
+    .split('\n')
+    .map((l) => prefix + l)
+    .join('\n');
+}
+
+export function tail(text: string, lines = 15): string {
+  const all = text.replace(/\s+$/, '').split('\n');
+  return all.slice(-lines).join('\n');
+}
