@@ -1,0 +1,147 @@
+/**
+ * The plan: the spec fully resolved by a pure function. Renderers and stages read only the plan and
+ * never apply defaults of their own.
+ */
+import { createHash } from 'node:crypto';
+import type { NormalizedPartition, NormalizedSpec } from '../spec/validate.ts';
+import { formatIpv4, parseIpv4, pxelinuxMacFile, subnetOf } from '../spec/values.ts';
+import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
+import type { ImageSpec } from '../image/types.ts';
+
+export type Firmware = 'bios' | 'uefi';
+
+export interface PlanHost {
+  name: string;
+  fqdn: string;
+  mac: string;
+  ip?: string;
+}
+
+export interface PlanNode extends PlanHost {
+  firmware: Firmware;
+  /** The pxelinux.cfg file this node's link points at now. */
+  profile: string;
+  /** pxelinux's per-MAC file name, 01-aa-bb-cc-dd-ee-ff. */
+  pxeFile: string;
+  reboot?: string[];
+}
+
+export interface PlanPartition extends NormalizedPartition {
+  /** 1-based partition number on the disk. */
+  number: number;
+}
+
+export interface Plan {
+  specHash: string;
+  cluster: string;
+  domain: string;
+  admin: {
+    hostname: string;
+    interface: string;
+    ip: string;
+    prefix: number;
+    netmask: string;
+    network: string;
+    httpBase: string;
+    servedRoot: string;
+  };
+  dhcp: { rangeStart: string; rangeEnd: string; leaseTime: string };
+  appliances: PlanHost[];
+  nodes: PlanNode[];
+  profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[] };
+  boot: { timeout: number };
+  os: {
+    name: string;
+    bootFrom: 'network' | 'disk';
+    kernelArgs: string[];
+    serialConsole?: string;
+    rootLabel: string;
+    /** Names relative to the TFTP root. */
+    kernel: string;
+    initramfs: string;
+  };
+  disk: { table: 'gpt' | 'msdos'; target: DiskTargetT; minBytes: number; partitions: PlanPartition[] };
+  image: ImageSpec & { zstdLevel: number };
+  users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
+  rescue: { user: string; sshKeys: string[] };
+  phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot' };
+  installerEnv: InstallerEnvSpecT;
+}
+
+/** Stable JSON: object keys sorted, so the same spec always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+export function planCluster(spec: NormalizedSpec): Plan {
+  const adminIp = parseIpv4(spec.admin.ip)!;
+  const net = subnetOf(adminIp, spec.admin.prefix);
+  const httpBase = spec.admin.httpBase ?? `http://${spec.admin.ip}`;
+  const os = spec.boot.os;
+  const fqdn = (name: string) => `${name}.${spec.domain}`;
+  const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
+  return {
+    specHash: createHash('sha256').update(canonicalJson(spec)).digest('hex'),
+    cluster: spec.cluster,
+    domain: spec.domain,
+    admin: {
+      hostname: spec.admin.hostname,
+      interface: spec.admin.interface,
+      ip: spec.admin.ip,
+      prefix: spec.admin.prefix,
+      netmask: formatIpv4(net.netmask),
+      network: formatIpv4(net.network),
+      httpBase,
+      servedRoot: spec.admin.servedRoot,
+    },
+    dhcp: { ...spec.dhcp },
+    appliances: spec.appliances.map((a) => ({ name: a.name, fqdn: fqdn(a.name), mac: a.mac, ...(a.ip ? { ip: a.ip } : {}) })),
+    nodes: spec.nodes.map((n) => ({
+      name: n.name,
+      fqdn: fqdn(n.name),
+      mac: n.mac,
+      ...(n.ip ? { ip: n.ip } : {}),
+      firmware: n.firmware,
+      profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
+      pxeFile: pxelinuxMacFile(n.mac),
+      ...(n.reboot ? { reboot: n.reboot } : {}),
+    })),
+    profiles: { installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name), all: ['installer', 'rescue', os.name] },
+    boot: { timeout: spec.boot.timeout },
+    os: {
+      name: os.name,
+      bootFrom: os.bootFrom,
+      kernelArgs: os.kernelArgs,
+      ...(os.serialConsole ? { serialConsole: os.serialConsole } : {}),
+      rootLabel,
+      kernel: `${os.name}-kernel`,
+      initramfs: `${os.name}-initramfs`,
+    },
+    disk: {
+      table: spec.disk.table,
+      target: spec.disk.target,
+      minBytes: spec.disk.minBytes,
+      partitions: spec.disk.partitions.map((p, i) => ({ ...p, number: i + 1 })),
+    },
+    image: {
+      name: spec.image.name,
+      distro: spec.image.distro,
+      release: spec.image.release,
+      packages: spec.image.packages,
+      mirror: spec.image.mirror,
+      ...(spec.image.distro === 'debian' ? { components: spec.image.components ?? ['main'] } : { repos: spec.image.repos ?? ['core', 'extra'] }),
+      ...(spec.image.rootfs ? { rootfs: spec.image.rootfs } : {}),
+      zstdLevel: spec.image.zstdLevel,
+    },
+    users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
+    rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },
+    phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall },
+    installerEnv: spec.installerEnv,
+  };
+}
+
+function resolveProfile(profile: string, osName: string): string {
+  return profile === 'os' ? osName : profile;
+}

@@ -1,0 +1,93 @@
+/**
+ * installer/autorun and rescue/autorun: a shebang, strict mode, the generated data prologue, the
+ * hand-written function libraries (installer/lib/*.sh, rescue/lib/*.sh) inlined — SystemRescue fetches one
+ * file — and the hand-written main that holds the ordered calls.
+ */
+import type { Plan } from '../plan/plan.ts';
+import { dataPrologue, type ShellValue } from './shell.ts';
+
+export interface ShellSource {
+  name: string;
+  text: string;
+}
+
+export interface ImageRef {
+  /** File name under images/. */
+  fileName: string;
+  sha256: string;
+  size: number;
+}
+
+function targetVars(plan: Plan): Record<string, string> {
+  const t = plan.disk.target;
+  if ('byId' in t) return { PC_DISK_TARGET_KIND: 'by-id', PC_DISK_TARGET_NAME: t.byId };
+  if ('byPath' in t) return { PC_DISK_TARGET_KIND: 'by-path', PC_DISK_TARGET_NAME: t.byPath };
+  return { PC_DISK_TARGET_KIND: 'only-non-removable', PC_DISK_TARGET_NAME: '' };
+}
+
+function commonVars(plan: Plan): Record<string, ShellValue> {
+  return {
+    PC_CLUSTER: plan.cluster,
+    PC_DOMAIN: plan.domain,
+    PC_ADMIN_IP: plan.admin.ip,
+    PC_HTTP_BASE: plan.admin.httpBase,
+    PC_PHONE_HOME_URL: plan.phoneHome.url,
+    PC_NODE_NAMES: plan.nodes.map((n) => n.name),
+    PC_NODE_MACS: plan.nodes.map((n) => n.mac),
+    PC_NODE_IPS: plan.nodes.map((n) => n.ip ?? ''),
+    PC_NODE_FIRMWARES: plan.nodes.map((n) => n.firmware),
+  };
+}
+
+export function installerVars(plan: Plan, image: ImageRef): Record<string, ShellValue> {
+  return {
+    ...commonVars(plan),
+    PC_IMAGE_URL: `${plan.admin.httpBase}/images/${image.fileName}`,
+    PC_IMAGE_SHA256: image.sha256,
+    PC_IMAGE_SIZE: image.size,
+    ...targetVars(plan),
+    PC_DISK_MIN_BYTES: plan.disk.minBytes,
+    PC_DISK_TABLE: plan.disk.table,
+    PC_PART_SIZES: plan.disk.partitions.map((p) => (p.sizeBytes === null ? 'rest' : p.sizeBytes)),
+    PC_PART_TYPES: plan.disk.partitions.map((p) => p.type),
+    PC_PART_FS: plan.disk.partitions.map((p) => p.filesystem ?? ''),
+    PC_PART_MOUNTS: plan.disk.partitions.map((p) => p.mountpoint ?? ''),
+    PC_PART_LABELS: plan.disk.partitions.map((p) => p.label ?? ''),
+    PC_ROOT_LABEL: plan.os.rootLabel,
+    PC_OS_NAME: plan.os.name,
+    PC_BOOT_FROM: plan.os.bootFrom,
+    PC_SERIAL_CONSOLE: plan.os.serialConsole ?? '',
+    PC_KERNEL_ARGS: plan.os.kernelArgs.join(' '),
+    PC_USER_NAMES: plan.users.map((u) => u.name),
+    PC_USER_SUDO: plan.users.map((u) => (u.sudo ? 1 : 0)),
+    PC_USER_SHELLS: plan.users.map((u) => u.shell),
+    PC_USER_KEYS: plan.users.map((u) => u.sshKeys.join('\n')),
+    PC_AFTER_INSTALL: plan.phoneHome.afterInstall,
+  };
+}
+
+export function rescueVars(plan: Plan): Record<string, ShellValue> {
+  return {
+    ...commonVars(plan),
+    PC_RESCUE_USER: plan.rescue.user,
+    PC_RESCUE_KEYS: plan.rescue.sshKeys.join('\n'),
+  };
+}
+
+export function renderAutorun(o: { title: string; specHash: string; vars: Record<string, ShellValue>; libraries: ShellSource[]; main: ShellSource }): string {
+  const parts = [
+    '#!/bin/bash',
+    `# portacluster ${o.title} — generated; do not edit. Spec ${o.specHash.slice(0, 16)}.`,
+    'set -euo pipefail',
+    'umask 0022',
+    'export LC_ALL=C',
+    '',
+    dataPrologue('Plan data', o.vars),
+    '',
+    ...o.libraries.map((l) => `# ---- ${l.name} ----\n${l.text.replace(/^#!.*\n/, '').trimEnd()}\n`),
+    `# ---- ${o.main.name} ----`,
+    o.main.text.replace(/^#!.*\n/, '').trimEnd(),
+    '',
+  ];
+  return parts.join('\n');
+}

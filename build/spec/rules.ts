@@ -1,0 +1,217 @@
+/** Rules over a normalized spec. Each rule pushes every problem it finds; none stops at the first. */
+import type { SpecIssue } from '../lib/errors.ts';
+import type { NormalizedSpec } from './validate.ts';
+import { HOST_LABEL, formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
+
+type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
+
+const RESERVED_PROFILES = ['installer', 'rescue', 'default'];
+const SAFE_WORD = /^[A-Za-z0-9][A-Za-z0-9._+:@=,\/-]*$/;
+const SSH_KEY = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r\0]*)?$/;
+const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+const PACKAGE = /^[a-z0-9@_+][a-z0-9@._+-]*$/;
+const IFACE = /^[A-Za-z0-9_.:-]{1,15}$/;
+const LEASE = /^(\d+[smhdw]?|infinite)$/;
+const SERIAL = /^tty[A-Za-z]+\d+(,\d+[noe]?\d?)?$/;
+const DISK_NAME = /^[A-Za-z0-9._:+@-]+$/;
+
+const hostNames: Rule = (s, out) => {
+  const check = (path: string, name: string) => {
+    if (!HOST_LABEL.test(name))
+      out.push({ path, message: `not an RFC 1123 host name (got ${JSON.stringify(name)})`, hint: 'lowercase letters, digits and inner hyphens, at most 63 characters' });
+  };
+  check('admin.hostname', s.admin.hostname);
+  s.appliances.forEach((a, i) => check(`appliances[${i}].name`, a.name));
+  s.nodes.forEach((n, i) => check(`nodes[${i}].name`, n.name));
+  s.domain.split('.').forEach((label) => {
+    if (!HOST_LABEL.test(label)) out.push({ path: 'domain', message: `not a DNS domain (got ${JSON.stringify(s.domain)})` });
+  });
+  if (!IFACE.test(s.admin.interface)) out.push({ path: 'admin.interface', message: `not an interface name (got ${JSON.stringify(s.admin.interface)})` });
+};
+
+const uniqueHosts: Rule = (s, out) => {
+  const hosts = [
+    { path: 'admin', name: s.admin.hostname, mac: undefined as string | undefined, ip: s.admin.ip },
+    ...s.appliances.map((a, i) => ({ path: `appliances[${i}]`, ...a })),
+    ...s.nodes.map((n, i) => ({ path: `nodes[${i}]`, ...n })),
+  ];
+  for (const key of ['name', 'mac', 'ip'] as const) {
+    const first = new Map<string, string>();
+    for (const h of hosts) {
+      const v = key === 'name' ? h.name : h[key];
+      if (v === undefined) continue;
+      const prev = first.get(v);
+      if (prev) out.push({ path: `${h.path}.${key === 'name' && h.path === 'admin' ? 'hostname' : key}`, message: `duplicate ${key} ${JSON.stringify(v)}, also used by ${prev}` });
+      else first.set(v, h.path);
+    }
+  }
+};
+
+const addresses: Rule = (s, out) => {
+  const admin = parseIpv4(s.admin.ip);
+  const ipIssue = (path: string, v: string) => out.push({ path, message: `not an IPv4 address (got ${JSON.stringify(v)})` });
+  if (admin === null) return ipIssue('admin.ip', s.admin.ip);
+  const net = subnetOf(admin, s.admin.prefix);
+  const cidr = `${formatIpv4(net.network)}/${s.admin.prefix}`;
+  const inside = (n: number) => n > net.network && n < net.broadcast;
+  const start = parseIpv4(s.dhcp.rangeStart);
+  const end = parseIpv4(s.dhcp.rangeEnd);
+  if (start === null) ipIssue('dhcp.rangeStart', s.dhcp.rangeStart);
+  if (end === null) ipIssue('dhcp.rangeEnd', s.dhcp.rangeEnd);
+  if (start !== null && !inside(start)) out.push({ path: 'dhcp.rangeStart', message: `${s.dhcp.rangeStart} is outside the cluster subnet ${cidr}` });
+  if (end !== null && !inside(end)) out.push({ path: 'dhcp.rangeEnd', message: `${s.dhcp.rangeEnd} is outside the cluster subnet ${cidr}` });
+  if (start !== null && end !== null && start > end) out.push({ path: 'dhcp.rangeEnd', message: `range end ${s.dhcp.rangeEnd} is before its start ${s.dhcp.rangeStart}` });
+  const inRange = (n: number) => start !== null && end !== null && n >= start && n <= end;
+  if (inRange(admin)) out.push({ path: 'admin.ip', message: `${s.admin.ip} is inside the dynamic range ${s.dhcp.rangeStart}–${s.dhcp.rangeEnd}` });
+  const fixed = [...s.appliances.map((a, i) => [`appliances[${i}].ip`, a.ip] as const), ...s.nodes.map((n, i) => [`nodes[${i}].ip`, n.ip] as const)];
+  for (const [path, ip] of fixed) {
+    if (ip === undefined) continue;
+    const n = parseIpv4(ip);
+    if (n === null) ipIssue(path, ip);
+    else if (!inside(n)) out.push({ path, message: `${ip} is outside the cluster subnet ${cidr}` });
+    else if (inRange(n))
+      out.push({ path, message: `${ip} is inside the dynamic range ${s.dhcp.rangeStart}–${s.dhcp.rangeEnd}`, hint: 'fixed addresses must lie outside dhcp.rangeStart…rangeEnd' });
+  }
+  if (!LEASE.test(s.dhcp.leaseTime)) out.push({ path: 'dhcp.leaseTime', message: `not a lease time (got ${JSON.stringify(s.dhcp.leaseTime)})`, hint: 'e.g. 1h, 30m, 12h or infinite' });
+  if (s.admin.httpBase !== undefined) {
+    const m = /^http:\/\/([^/:]+)(:\d{1,5})?$/.exec(s.admin.httpBase);
+    if (!m) out.push({ path: 'admin.httpBase', message: `not an http://IP[:port] base URL without a trailing slash (got ${JSON.stringify(s.admin.httpBase)})` });
+    else if (parseIpv4(m[1]!) === null)
+      out.push({ path: 'admin.httpBase', message: `uses the host name ${JSON.stringify(m[1])}`, hint: 'nodes have no DNS when they fetch: use the admin IP' });
+  }
+  if (!/^\/[A-Za-z0-9._\/-]*$/.test(s.admin.servedRoot)) out.push({ path: 'admin.servedRoot', message: `not an absolute path of safe characters (got ${JSON.stringify(s.admin.servedRoot)})` });
+};
+
+const profiles: Rule = (s, out) => {
+  const os = s.boot.os.name;
+  if (RESERVED_PROFILES.includes(os) || !/^[a-z0-9][a-z0-9._-]*$/.test(os))
+    out.push({ path: 'boot.os.name', message: `cannot be used as the OS profile name (got ${JSON.stringify(os)})`, hint: `a file name other than ${RESERVED_PROFILES.join(', ')}` });
+  const known = ['installer', 'rescue', os, 'os'];
+  const check = (path: string, p: string | undefined) => {
+    if (p !== undefined && !known.includes(p)) out.push({ path, message: `unknown profile ${JSON.stringify(p)}`, hint: `one of ${known.join(', ')}` });
+  };
+  check('boot.default', s.boot.default);
+  s.nodes.forEach((n, i) => check(`nodes[${i}].profile`, n.profile));
+  s.boot.os.kernelArgs.forEach((a, i) => {
+    if (!SAFE_WORD.test(a)) out.push({ path: `boot.os.kernelArgs[${i}]`, message: `not a single kernel command-line word (got ${JSON.stringify(a)})` });
+  });
+  const serial = s.boot.os.serialConsole;
+  if (serial !== undefined && !SERIAL.test(serial)) out.push({ path: 'boot.os.serialConsole', message: `not a serial console (got ${JSON.stringify(serial)})`, hint: 'e.g. ttyS0,115200' });
+};
+
+const partitions: Rule = (s, out) => {
+  const parts = s.disk.partitions;
+  const roots = parts.map((p, i) => [p, i] as const).filter(([p]) => p.mountpoint === '/');
+  if (roots.length !== 1) out.push({ path: 'disk.partitions', message: `needs exactly one root partition (mountpoint "/"), found ${roots.length}` });
+  const rest = parts.map((p, i) => [p, i] as const).filter(([p]) => p.sizeBytes === null);
+  if (rest.length > 1) out.push({ path: `disk.partitions[${rest[1]![1]}].size`, message: 'only one partition may take the "rest" of the disk' });
+  if (rest.length === 1 && rest[0]![1] !== parts.length - 1) out.push({ path: `disk.partitions[${rest[0]![1]}].size`, message: '"rest" must be the last partition' });
+  const mounts = new Map<string, number>();
+  const labels = new Map<string, number>();
+  parts.forEach((p, i) => {
+    const at = `disk.partitions[${i}]`;
+    if (p.mountpoint !== null) {
+      if (!/^\/[A-Za-z0-9._\/-]*$/.test(p.mountpoint)) out.push({ path: `${at}.mountpoint`, message: `not an absolute path (got ${JSON.stringify(p.mountpoint)})` });
+      if (mounts.has(p.mountpoint)) out.push({ path: `${at}.mountpoint`, message: `${p.mountpoint} is also the mountpoint of disk.partitions[${mounts.get(p.mountpoint)}]` });
+      mounts.set(p.mountpoint, i);
+    }
+    if (p.label !== null) {
+      if (!/^[A-Za-z0-9_-]{1,11}$/.test(p.label)) out.push({ path: `${at}.label`, message: `not a label of 1–11 letters, digits, - or _ (got ${JSON.stringify(p.label)})` });
+      if (labels.has(p.label)) out.push({ path: `${at}.label`, message: `label ${JSON.stringify(p.label)} is also used by disk.partitions[${labels.get(p.label)}]` });
+      labels.set(p.label, i);
+    }
+    const fsFor = { esp: ['vfat'], swap: ['swap'], bios_grub: [null], linux: ['ext4', 'xfs', 'vfat'] }[p.type] as (string | null)[];
+    if (!fsFor.includes(p.filesystem)) out.push({ path: `${at}.filesystem`, message: `a ${p.type} partition cannot hold ${p.filesystem ?? 'no filesystem'}` });
+    if ((p.type === 'swap' || p.type === 'bios_grub') && p.mountpoint !== null) out.push({ path: `${at}.mountpoint`, message: `a ${p.type} partition is not mounted` });
+    if (p.mountpoint === '/' && p.type !== 'linux') out.push({ path: `${at}.type`, message: 'the root partition must be of type linux' });
+    if (p.filesystem && p.filesystem !== 'swap' && p.filesystem !== 'vfat' && p.mountpoint === null)
+      out.push({ path: `${at}.mountpoint`, message: `a ${p.filesystem} filesystem needs a mountpoint` });
+  });
+  if (roots.length === 1 && roots[0]![0].label === null) out.push({ path: `disk.partitions[${roots[0]![1]}].label`, message: 'the root partition needs a label (nodes boot with root=LABEL=…)' });
+  if (s.disk.table === 'msdos') {
+    if (parts.length > 4) out.push({ path: 'disk.partitions', message: `an msdos table holds at most 4 primary partitions, found ${parts.length}` });
+    parts.forEach((p, i) => {
+      if (p.type === 'bios_grub') out.push({ path: `disk.partitions[${i}].type`, message: 'bios_grub partitions exist only on GPT', hint: 'use table: "gpt" or drop the partition' });
+    });
+  }
+  const uefi = s.nodes.map((n, i) => [n, i] as const).filter(([n]) => n.firmware === 'uefi');
+  if (uefi.length && !parts.some((p) => p.type === 'esp'))
+    out.push({ path: 'disk.partitions', message: `UEFI nodes (${uefi.map(([n]) => n.name).join(', ')}) need an EFI system partition`, hint: 'add { size: "512M", type: "esp", mountpoint: "/boot/efi" }' });
+  const bios = s.nodes.filter((n) => n.firmware === 'bios');
+  if (bios.length && s.disk.table === 'gpt' && s.boot.os.bootFrom === 'disk' && !parts.some((p) => p.type === 'bios_grub'))
+    out.push({ path: 'disk.partitions', message: `BIOS nodes (${bios.map((n) => n.name).join(', ')}) booting from a GPT disk need a bios_grub partition`, hint: 'add { size: "1M", type: "bios_grub" } first' });
+  const esp = parts.findIndex((p) => p.type === 'esp');
+  if (esp >= 0 && s.boot.os.bootFrom === 'disk' && parts[esp]!.mountpoint !== '/boot/efi')
+    out.push({ path: `disk.partitions[${esp}].mountpoint`, message: 'the ESP must be mounted at /boot/efi when nodes boot from disk' });
+};
+
+const ALIGN = 1024 ** 2;
+const MIN_REST = 1024 ** 3;
+const fitsDisk: Rule = (s, out) => {
+  // 1 MiB before the first partition and alignment of each, 1 MiB for GPT's backup header.
+  const fixed = s.disk.partitions.reduce((sum, p) => sum + Math.ceil((p.sizeBytes ?? 0) / ALIGN) * ALIGN, 0);
+  const hasRest = s.disk.partitions.some((p) => p.sizeBytes === null);
+  const needed = ALIGN + fixed + ALIGN + (hasRest ? MIN_REST : 0);
+  if (needed > s.disk.minBytes)
+    out.push({
+      path: 'disk.partitions',
+      message: `the layout needs ${formatSize(needed)} but the smallest allowed disk (disk.minSize) is ${formatSize(s.disk.minBytes)}`,
+      hint: hasRest ? 'the "rest" partition is given at least 1G' : undefined,
+    });
+  const t = s.disk.target;
+  const name = 'byId' in t ? t.byId : 'byPath' in t ? t.byPath : undefined;
+  if (name !== undefined && !DISK_NAME.test(name))
+    out.push({ path: `disk.target.${'byId' in t ? 'byId' : 'byPath'}`, message: `not a /dev/disk name (got ${JSON.stringify(name)})`, hint: 'the name only, as listed by ls /dev/disk/by-id' });
+};
+
+const accounts: Rule = (s, out) => {
+  const keys = (path: string, list: string[]) =>
+    list.forEach((k, j) => {
+      if (!SSH_KEY.test(k)) out.push({ path: `${path}[${j}]`, message: 'not an OpenSSH public key line', hint: 'one line: type, base64 blob, optional comment (e.g. the contents of ~/.ssh/id_ed25519.pub)' });
+    });
+  const names = new Map<string, number>();
+  s.users.forEach((u, i) => {
+    if (!USER_NAME.test(u.name) || u.name === 'root') out.push({ path: `users[${i}].name`, message: `not a login name (got ${JSON.stringify(u.name)})`, hint: 'lowercase, starts with a letter or _, not root' });
+    if (names.has(u.name)) out.push({ path: `users[${i}].name`, message: `duplicate user ${JSON.stringify(u.name)}, also users[${names.get(u.name)}]` });
+    names.set(u.name, i);
+    if (!/^\/[A-Za-z0-9._\/-]+$/.test(u.shell)) out.push({ path: `users[${i}].shell`, message: `not an absolute path (got ${JSON.stringify(u.shell)})` });
+    keys(`users[${i}].sshKeys`, u.sshKeys);
+  });
+  if (!USER_NAME.test(s.rescue.user)) out.push({ path: 'rescue.user', message: `not a login name (got ${JSON.stringify(s.rescue.user)})` });
+  keys('rescue.sshKeys', s.rescue.sshKeys);
+  if (!/^\/[A-Za-z0-9._\/-]*$/.test(s.phoneHome.path)) out.push({ path: 'phoneHome.path', message: `not a URL path (got ${JSON.stringify(s.phoneHome.path)})` });
+};
+
+const image: Rule = (s, out) => {
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(s.image.release)) out.push({ path: 'image.release', message: `not a release name (got ${JSON.stringify(s.image.release)})` });
+  s.image.packages.forEach((p, i) => {
+    if (!PACKAGE.test(p)) out.push({ path: `image.packages[${i}]`, message: `not a package name (got ${JSON.stringify(p)})` });
+  });
+  const mirror = s.image.mirror;
+  if (mirror === undefined && s.image.distro === 'arch' && s.image.rootfs === undefined)
+    out.push({ path: 'image.mirror', message: 'is required for arch images', hint: 'a Server= URL such as https://geo.mirror.pkgbuild.com/$repo/os/$arch, or file:///path/to/repo' });
+  if (mirror !== undefined && !/^(https?|file):\/\/[^\s'"`\\]+$/.test(mirror))
+    out.push({ path: 'image.mirror', message: `not an http(s):// or file:// URL (got ${JSON.stringify(mirror)})` });
+  if (s.image.distro === 'debian' && s.image.repos) out.push({ path: 'image.repos', message: 'only applies to arch images' });
+  if (s.image.distro === 'arch' && s.image.components) out.push({ path: 'image.components', message: 'only applies to debian images' });
+};
+
+const installerEnv: Rule = (s, out) => {
+  const env = s.installerEnv;
+  if (env.type !== 'systemrescue') return;
+  if ((env.url === undefined) === (env.path === undefined)) out.push({ path: 'installerEnv', message: 'give exactly one of url or path' });
+  if (env.url !== undefined && !/^https?:\/\/\S+$/.test(env.url)) out.push({ path: 'installerEnv.url', message: `not an http(s) URL (got ${JSON.stringify(env.url)})` });
+  if (env.sha256 === undefined && env.sha512 === undefined)
+    out.push({ path: 'installerEnv', message: 'needs sha256 or sha512 of the ISO', hint: 'nodes never boot unverified bytes; copy the digest from the download page' });
+  if (env.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(env.sha256)) out.push({ path: 'installerEnv.sha256', message: 'not 64 hex digits' });
+  if (env.sha512 !== undefined && !/^[0-9a-f]{128}$/i.test(env.sha512)) out.push({ path: 'installerEnv.sha512', message: 'not 128 hex digits' });
+  if (!/^[a-z0-9_-]+$/i.test(env.keymap)) out.push({ path: 'installerEnv.keymap', message: `not a keymap name (got ${JSON.stringify(env.keymap)})` });
+};
+
+export const RULES: Rule[] = [hostNames, uniqueHosts, addresses, profiles, partitions, fitsDisk, accounts, image, installerEnv];
+
+export function checkRules(spec: NormalizedSpec): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  for (const rule of RULES) rule(spec, issues);
+  return issues;
+}

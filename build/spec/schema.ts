@@ -1,0 +1,214 @@
+/**
+ * The cluster spec: one TypeBox definition gives the TypeScript types (Static<…>) and the JSON Schema
+ * that ajv validates and editors read (schema/portacluster.schema.json, emitted by `npm run schema`).
+ * Every field carries a description and, where one makes sense, a default.
+ */
+import { Type as T, type Static } from '@sinclair/typebox';
+
+const Name = T.String({ description: 'An RFC 1123 host name label: lowercase letters, digits and hyphens.', minLength: 1, maxLength: 63 });
+const Mac = T.String({ description: 'A MAC address, any of aa:bb:cc:dd:ee:ff, AA-BB-…, aabb.ccdd.eeff; stored as lowercase colon form.' });
+const Ipv4 = T.String({ description: 'An IPv4 address, dotted quad.' });
+const Size = T.Union([T.String(), T.Integer({ minimum: 1 })], {
+  description: 'A size: bytes as an integer, or a string with a binary unit (512M, 20G, 1.5T; K/M/G/T = KiB/MiB/GiB/TiB).',
+});
+const SshKey = T.String({ description: 'One OpenSSH public key line (type, base64, optional comment).' });
+
+export const ProfileName = T.String({
+  description: 'A boot profile: "installer", "rescue", or the name of the installed OS profile (os.name), or "default".',
+});
+
+export const AdminSpec = T.Object(
+  {
+    hostname: T.String({ description: 'Host name of the admin node.', default: 'node0' }),
+    interface: T.String({ description: 'The cluster-facing interface dnsmasq binds to (never a foreign network).', minLength: 1 }),
+    ip: Ipv4,
+    prefix: T.Integer({ description: 'Prefix length of the cluster subnet.', minimum: 8, maximum: 30, default: 24 }),
+    httpBase: T.Optional(
+      T.String({ description: 'Base URL nodes fetch from; must use an IP (no DNS at fetch time). Default http://<ip>.' }),
+    ),
+    servedRoot: T.String({ description: 'Where the dist/ tree is served from on node0.', default: '/srv/public' }),
+  },
+  { additionalProperties: false, description: 'The admin node (node0): runs dnsmasq (DHCP + TFTP) and nginx.' },
+);
+
+export const DhcpSpec = T.Object(
+  {
+    rangeStart: Ipv4,
+    rangeEnd: Ipv4,
+    leaseTime: T.String({ description: 'dnsmasq lease time: 1h, 30m, 12h, infinite.', default: '1h' }),
+  },
+  { additionalProperties: false, description: 'The dynamic DHCP range for unknown clients.' },
+);
+
+export const ApplianceSpec = T.Object(
+  { name: Name, mac: Mac, ip: T.Optional(Ipv4) },
+  { additionalProperties: false, description: 'A device that only gets DHCP (switch, PDU): never boots a profile.' },
+);
+
+export const NodeSpec = T.Object(
+  {
+    name: Name,
+    mac: Mac,
+    ip: T.Optional(Ipv4),
+    firmware: T.Union([T.Literal('bios'), T.Literal('uefi')], { description: 'How the node PXE-boots.', default: 'bios' }),
+    profile: T.Optional(ProfileName),
+    reboot: T.Optional(
+      T.Array(T.String(), {
+        description: 'Command line (argv) that reboots this node, run on node0 by `--reboot`; {name}, {mac}, {ip} are substituted.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'A cluster node that PXE-boots.' },
+);
+
+export const OsProfileSpec = T.Object(
+  {
+    name: T.String({ description: 'Profile name of the installed OS (the pxelinux.cfg file name), e.g. arch-linux.', default: 'linux' }),
+    bootFrom: T.Union([T.Literal('network'), T.Literal('disk')], {
+      description: 'network: kernel + initramfs from node0 with root= the root partition (no boot loader on disk); disk: GRUB installed.',
+      default: 'network',
+    }),
+    kernelArgs: T.Array(T.String(), { description: 'Extra kernel command-line words.', default: [] }),
+    serialConsole: T.Optional(T.String({ description: 'Serial console for kernel and getty, e.g. ttyS0,115200.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const BootSpec = T.Object(
+  {
+    default: ProfileName,
+    os: OsProfileSpec,
+    timeout: T.Integer({ description: 'pxelinux TIMEOUT in tenths of a second.', default: 10, minimum: 0 }),
+  },
+  { additionalProperties: false, description: 'Boot profiles and which one unknown/unlinked MACs boot.' },
+);
+
+export const ImageSpecSchema = T.Object(
+  {
+    name: Name,
+    distro: T.Union([T.Literal('arch'), T.Literal('debian')], { description: 'Bootstrap backend: pacstrap or mmdebstrap.' }),
+    release: T.String({ description: 'Debian suite (bookworm) or a label for Arch (rolling).' }),
+    packages: T.Array(T.String(), { description: 'Packages beyond the backend base set.', default: [] }),
+    mirror: T.Optional(
+      T.String({ description: "Debian archive URL (default: the build host's apt sources), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)." }),
+    ),
+    components: T.Optional(T.Array(T.String(), { description: 'Debian components (default main).' })),
+    repos: T.Optional(T.Array(T.String(), { description: 'Arch repositories for pacman.conf (default core, extra).' })),
+    rootfs: T.Optional(T.String({ description: 'Use this prepared root tree instead of bootstrapping (bring your own).' })),
+    zstdLevel: T.Integer({ description: 'zstd level of the tarball.', default: 3, minimum: 1, maximum: 19 }),
+  },
+  { additionalProperties: false, description: 'The golden image every node is reimaged with.' },
+);
+
+export const PartitionSpec = T.Object(
+  {
+    size: T.Union([Size, T.Literal('rest')], { description: 'Size, or "rest" for what is left (last partition only).' }),
+    type: T.Union([T.Literal('esp'), T.Literal('bios_grub'), T.Literal('swap'), T.Literal('linux')]),
+    filesystem: T.Optional(
+      T.Union([T.Literal('ext4'), T.Literal('xfs'), T.Literal('vfat'), T.Literal('swap')], {
+        description: 'Filesystem; default by type: esp→vfat, swap→swap, linux→ext4, bios_grub→none.',
+      }),
+    ),
+    mountpoint: T.Optional(T.String({ description: 'Absolute mount point, e.g. / or /boot/efi.' })),
+    label: T.Optional(T.String({ description: 'Filesystem label (also the partition name on GPT).', maxLength: 11 })),
+  },
+  { additionalProperties: false },
+);
+
+export const DiskTarget = T.Union(
+  [
+    T.Object({ byId: T.String({ description: 'Name under /dev/disk/by-id.' }) }, { additionalProperties: false }),
+    T.Object({ byPath: T.String({ description: 'Name under /dev/disk/by-path.' }) }, { additionalProperties: false }),
+    T.Object({ onlyNonRemovable: T.Literal(true, { description: 'The only non-removable disk; several is an error.' }) }, { additionalProperties: false }),
+  ],
+  { description: 'How the installer picks the target disk.' },
+);
+
+export const DiskSpec = T.Object(
+  {
+    table: T.Union([T.Literal('gpt'), T.Literal('msdos')], { default: 'gpt' }),
+    target: DiskTarget,
+    minSize: T.Optional(T.Union([Size], { description: 'Smallest disk this layout must fit (and the installer accepts).' })),
+    partitions: T.Array(PartitionSpec, { minItems: 1 }),
+  },
+  { additionalProperties: false, description: 'The disk layout the installer creates.' },
+);
+
+export const UserSpec = T.Object(
+  {
+    name: T.String({ description: 'Login name.' }),
+    sshKeys: T.Array(SshKey, { default: [] }),
+    sudo: T.Boolean({ description: 'Passwordless sudo.', default: false }),
+    shell: T.String({ default: '/bin/bash' }),
+  },
+  { additionalProperties: false },
+);
+
+export const RescueSpec = T.Object(
+  {
+    user: T.String({ description: 'Admin user created in the rescue environment.', default: 'admin' }),
+    sshKeys: T.Array(SshKey, { minItems: 1 }),
+  },
+  { additionalProperties: false, description: 'Access to a node booted in the rescue profile.' },
+);
+
+export const PhoneHomeSpec = T.Object(
+  {
+    path: T.String({ description: 'URL path on node0 the installer reports to.', default: '/portacluster/report' }),
+    afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot')], { default: 'reboot' }),
+  },
+  { additionalProperties: false },
+);
+
+export const InstallerEnvSpec = T.Union(
+  [
+    T.Object({ type: T.Literal('builtin'), mirror: T.Optional(T.String()), suite: T.Optional(T.String()) }, { additionalProperties: false }),
+    T.Object(
+      {
+        type: T.Literal('systemrescue'),
+        url: T.Optional(T.String({ description: 'Where to download the ISO.' })),
+        path: T.Optional(T.String({ description: 'A local ISO file.' })),
+        sha256: T.Optional(T.String()),
+        sha512: T.Optional(T.String()),
+        keymap: T.String({ default: 'us' }),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: 'What nodes boot to install or rescue: the built-in environment or a SystemRescue ISO.' },
+);
+
+export const ClusterSpecSchema = T.Object(
+  {
+    $schema: T.Optional(T.String()),
+    cluster: T.String({ description: 'Cluster name.', default: 'portacluster' }),
+    domain: T.String({ description: 'DNS domain of the cluster.' }),
+    admin: AdminSpec,
+    dhcp: DhcpSpec,
+    appliances: T.Array(ApplianceSpec, { default: [] }),
+    nodes: T.Array(NodeSpec, { minItems: 1 }),
+    boot: BootSpec,
+    image: ImageSpecSchema,
+    disk: DiskSpec,
+    users: T.Array(UserSpec, { default: [] }),
+    rescue: RescueSpec,
+    phoneHome: PhoneHomeSpec,
+    installerEnv: InstallerEnvSpec,
+  },
+  { additionalProperties: false, title: 'portacluster cluster spec' },
+);
+
+export type ClusterSpec = Static<typeof ClusterSpecSchema>;
+export type NodeSpecT = Static<typeof NodeSpec>;
+export type PartitionSpecT = Static<typeof PartitionSpec>;
+export type DiskTargetT = Static<typeof DiskTarget>;
+export type InstallerEnvSpecT = Static<typeof InstallerEnvSpec>;
+
+/** What a user writes: every field that has a default may be left out. */
+export type ClusterSpecInput = DeepPartialDefaults<ClusterSpec>;
+// Kept simple on purpose: defaults are filled by ajv, so the input type is the spec with optional leaves.
+type DeepPartialDefaults<X> = X extends (infer U)[]
+  ? DeepPartialDefaults<U>[]
+  : X extends object
+    ? { [K in keyof X]?: DeepPartialDefaults<X[K]> }
+    : X;

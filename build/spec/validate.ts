@@ -1,0 +1,170 @@
+/**
+ * Parse → normalize → rules. ajv checks the shape (and fills defaults), then canonical forms are made
+ * (MACs, sizes), then small rule functions report every problem at once as `path: message`.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { SpecError, type SpecIssue } from '../lib/errors.ts';
+import { ClusterSpecSchema, type ClusterSpec } from './schema.ts';
+import { parseMac, parseSize } from './values.ts';
+import { checkRules } from './rules.ts';
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validateShape = ajv.compile<ClusterSpec>(ClusterSpecSchema);
+
+export interface NormalizedPartition {
+  sizeBytes: number | null; // null = rest
+  type: 'esp' | 'bios_grub' | 'swap' | 'linux';
+  filesystem: 'ext4' | 'xfs' | 'vfat' | 'swap' | null;
+  mountpoint: string | null;
+  label: string | null;
+}
+
+/** The spec after defaults and canonical forms; input of the rules and of the planner. */
+export type NormalizedSpec = Omit<ClusterSpec, 'disk'> & {
+  disk: Omit<ClusterSpec['disk'], 'partitions' | 'minSize'> & { minBytes: number; partitions: NormalizedPartition[] };
+};
+
+export function pathOf(instancePath: string, extra?: string): string {
+  const parts = instancePath.split('/').filter(Boolean);
+  if (extra !== undefined) parts.push(extra);
+  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(root)';
+}
+
+function got(value: unknown): string {
+  const s = JSON.stringify(value);
+  return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '…' : s;
+}
+
+function valueAt(root: unknown, instancePath: string): unknown {
+  return instancePath
+    .split('/')
+    .filter(Boolean)
+    .reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), root);
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]!;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  const best = candidates.map((c) => [c, editDistance(word.toLowerCase(), c.toLowerCase())] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= Math.max(2, Math.floor(word.length / 3)) ? best[0] : undefined;
+}
+
+/** For a failed anyOf, keep only the errors of the branch that came closest (fewest errors). */
+function pruneAnyOf(errors: ErrorObject[]): ErrorObject[] {
+  const anyOfs = errors.filter((e) => e.keyword === 'anyOf');
+  let kept = errors;
+  for (const a of anyOfs) {
+    const base = a.schemaPath.replace(/anyOf$/, 'anyOf/');
+    const inside = kept.filter((e) => e !== a && e.schemaPath.startsWith(base));
+    const byBranch = new Map<string, ErrorObject[]>();
+    for (const e of inside) {
+      const branch = e.schemaPath.slice(base.length).split('/')[0]!;
+      byBranch.set(branch, [...(byBranch.get(branch) ?? []), e]);
+    }
+    const branches = [...byBranch.values()].sort((x, y) => x.length - y.length);
+    // A branch whose only complaint is a wrong const/type at the same spot is no better than the rest.
+    const best = branches.find((b) => b.some((e) => e.instancePath !== a.instancePath || e.keyword === 'required' || e.keyword === 'additionalProperties'));
+    const drop = new Set(inside.filter((e) => !best?.includes(e)));
+    if (best && best.length) drop.add(a);
+    kept = kept.filter((e) => !drop.has(e));
+  }
+  return kept;
+}
+
+function describe(e: ErrorObject, root: unknown): SpecIssue {
+  const value = valueAt(root, e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return { path: pathOf(e.instancePath, String(p.missingProperty)), message: 'is required' };
+    case 'additionalProperties': {
+      const field = String(p.additionalProperty);
+      const schema = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
+      const known = Object.keys(schema?.properties ?? {});
+      const guess = closest(field, known);
+      return {
+        path: pathOf(e.instancePath, field),
+        message: 'unknown field',
+        hint: guess ? `did you mean "${guess}"?` : known.length ? `known fields: ${known.join(', ')}` : undefined,
+      };
+    }
+    case 'type':
+      return { path: pathOf(e.instancePath), message: `must be ${String(p.type).replace(/^(array|object|integer)$/, 'an $1').replace(/^(string|number|boolean)$/, 'a $1')} (got ${got(value)})` };
+    case 'const':
+      return { path: pathOf(e.instancePath), message: `must be ${got(p.allowedValue)} (got ${got(value)})` };
+    case 'anyOf': {
+      const options = ((e.schema as { const?: unknown; type?: string; required?: string[] }[]) ?? [])
+        .map((s) => (s.const !== undefined ? JSON.stringify(s.const) : s.required?.length ? `{${s.required.join(', ')}}` : s.type ?? '?'))
+        .join(' | ');
+      return { path: pathOf(e.instancePath), message: `must be one of ${options} (got ${got(value)})` };
+    }
+    default:
+      return { path: pathOf(e.instancePath), message: `${e.message ?? e.keyword} (got ${got(value)})` };
+  }
+}
+
+function shapeIssues(errors: ErrorObject[], root: unknown): SpecIssue[] {
+  const seen = new Set<string>();
+  return pruneAnyOf(errors)
+    .map((e) => describe(e, root))
+    .filter((i) => {
+      const key = `${i.path}\0${i.message}`;
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+}
+
+const DEFAULT_FS = { esp: 'vfat', swap: 'swap', linux: 'ext4', bios_grub: null } as const;
+const DEFAULT_LABEL = (type: string, mountpoint: string | null) =>
+  type === 'esp' ? 'ESP' : type === 'swap' ? 'swap' : mountpoint === '/' ? 'root' : null;
+
+function normalize(spec: ClusterSpec, issues: SpecIssue[]): NormalizedSpec {
+  const mac = (path: string, value: string) => {
+    const m = parseMac(value);
+    if (!m) issues.push({ path, message: `not a MAC address (got ${got(value)})`, hint: 'six hex pairs, e.g. c0:3f:d5:60:e5:a1' });
+    return m ?? value;
+  };
+  const size = (path: string, value: string | number) => {
+    const n = parseSize(value);
+    if (n === null) issues.push({ path, message: `not a size (got ${got(value)})`, hint: 'bytes as an integer, or a number with K, M, G or T (binary units), e.g. 512M' });
+    return n ?? 0;
+  };
+  const { partitions, minSize, ...diskRest } = spec.disk;
+  return {
+    ...spec,
+    appliances: spec.appliances.map((a, i) => ({ ...a, mac: mac(`appliances[${i}].mac`, a.mac) })),
+    nodes: spec.nodes.map((n, i) => ({ ...n, mac: mac(`nodes[${i}].mac`, n.mac) })),
+    disk: {
+      ...diskRest,
+      minBytes: size('disk.minSize', minSize ?? '8G'),
+      partitions: partitions.map((p, i) => {
+        const filesystem = p.filesystem ?? DEFAULT_FS[p.type];
+        const mountpoint = p.mountpoint ?? null;
+        return {
+          sizeBytes: p.size === 'rest' ? null : size(`disk.partitions[${i}].size`, p.size),
+          type: p.type,
+          filesystem,
+          mountpoint,
+          label: p.label ?? DEFAULT_LABEL(p.type, mountpoint),
+        };
+      }),
+    },
+  };
+}
+
+/** Validates a parsed spec; throws SpecError with every problem found. `source` names the file in messages. */
+export function validateSpec(input: unknown, source = 'spec'): NormalizedSpec {
+  const data = structuredClone(input);
+  if (!validateShape(data)) throw new SpecError(shapeIssues(validateShape.errors ?? [], data), source);
+  const issues: SpecIssue[] = [];
+  const spec = normalize(data, issues);
+  if (issues.length === 0) issues.push(...checkRules(spec));
+  if (issues.length) throw new SpecError(issues, source);
+  return spec;
+}
