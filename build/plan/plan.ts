@@ -64,7 +64,7 @@ export interface Plan {
   image: ImageSpec & { zstdLevel: number };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
-  phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot' };
+  phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
   installerEnv: InstallerEnvSpecT;
 }
 
@@ -137,7 +137,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
     },
     users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
     rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },
-    phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall },
+    phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall, watcherPort: spec.phoneHome.watcherPort, timeoutMinutes: spec.phoneHome.timeoutMinutes },
     installerEnv: spec.installerEnv,
   };
 }

@@ -205,7 +205,7 @@ const installerEnv: Rule = (s, out) => {
     out.push({ path: 'installerEnv', message: 'needs sha256 or sha512 of the ISO', hint: 'nodes never boot unverified bytes; copy the digest from the download page' });
   if (env.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(env.sha256)) out.push({ path: 'installerEnv.sha256', message: 'not 64 hex digits' });
   if (env.sha512 !== undefined && !/^[0-9a-f]{128}$/i.test(env.sha512)) out.push({ path: 'installerEnv.sha512', message: 'not 128 hex digits' });
-  if (!/^[a-z0-9_-]+$/i.test(env.keymap)) out.push({ path: 'installerEnv.keymap', message: `not a keymap name (got ${JSON.stringify(env.keymap)})` });
+  if (env.keymap !== undefined && !/^[a-z0-9_-]+$/i.test(env.keymap)) out.push({ path: 'installerEnv.keymap', message: `not a keymap name (got ${JSON.stringify(env.keymap)})` });
 };
 
 export const RULES: Rule[] = [hostNames, uniqueHosts, addresses, profiles, partitions, fitsDisk, accounts, image, installerEnv];

@@ -156,6 +156,8 @@ export const PhoneHomeSpec = T.Object(
   {
     path: T.String({ description: 'URL path on node0 the installer reports to.', default: '/portacluster/report' }),
     afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot')], { default: 'reboot' }),
+    watcherPort: T.Integer({ description: 'Loopback port of `portacluster watch`; nginx proxies phoneHome.path to it.', default: 8077, minimum: 1, maximum: 65535 }),
+    timeoutMinutes: T.Integer({ description: 'An install with no report for this long is marked timed out.', default: 30, minimum: 1 }),
   },
   { additionalProperties: false },
 );
@@ -170,7 +172,7 @@ export const InstallerEnvSpec = T.Union(
         path: T.Optional(T.String({ description: 'A local ISO file.' })),
         sha256: T.Optional(T.String()),
         sha512: T.Optional(T.String()),
-        keymap: T.String({ default: 'us' }),
+        keymap: T.Optional(T.String({ description: 'Keyboard map for setkmap= (default us).' })),
       },
       { additionalProperties: false },
     ),

@@ -8,7 +8,7 @@ import { ClusterSpecSchema, type ClusterSpec } from './schema.ts';
 import { parseMac, parseSize } from './values.ts';
 import { checkRules } from './rules.ts';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateShape = ajv.compile<ClusterSpec>(ClusterSpecSchema);
 
 export interface NormalizedPartition {
@@ -56,11 +56,13 @@ function closest(word: string, candidates: string[]): string | undefined {
   return best && best[1] <= Math.max(2, Math.floor(word.length / 3)) ? best[0] : undefined;
 }
 
-/** For a failed anyOf, keep only the errors of the branch that came closest (fewest errors). */
+/**
+ * A failed anyOf makes ajv report every branch's errors. Keep the errors of the branch the value was
+ * evidently meant to be (its discriminator matched, fewest errors); if none, keep the anyOf error alone.
+ */
 function pruneAnyOf(errors: ErrorObject[]): ErrorObject[] {
-  const anyOfs = errors.filter((e) => e.keyword === 'anyOf');
   let kept = errors;
-  for (const a of anyOfs) {
+  for (const a of errors.filter((e) => e.keyword === 'anyOf')) {
     const base = a.schemaPath.replace(/anyOf$/, 'anyOf/');
     const inside = kept.filter((e) => e !== a && e.schemaPath.startsWith(base));
     const byBranch = new Map<string, ErrorObject[]>();
@@ -68,11 +70,13 @@ function pruneAnyOf(errors: ErrorObject[]): ErrorObject[] {
       const branch = e.schemaPath.slice(base.length).split('/')[0]!;
       byBranch.set(branch, [...(byBranch.get(branch) ?? []), e]);
     }
-    const branches = [...byBranch.values()].sort((x, y) => x.length - y.length);
-    // A branch whose only complaint is a wrong const/type at the same spot is no better than the rest.
-    const best = branches.find((b) => b.some((e) => e.instancePath !== a.instancePath || e.keyword === 'required' || e.keyword === 'additionalProperties'));
+    const mismatch = (e: ErrorObject) =>
+      (['const', 'enum', 'type'].includes(e.keyword) && (e.instancePath === a.instancePath || e.instancePath === `${a.instancePath}/type`)) ||
+      (e.keyword === 'required' && e.instancePath === a.instancePath);
+    const candidates = [...byBranch.values()].filter((b) => !b.some(mismatch)).sort((x, y) => x.length - y.length);
+    const best = candidates[0];
     const drop = new Set(inside.filter((e) => !best?.includes(e)));
-    if (best && best.length) drop.add(a);
+    if (best) drop.add(a);
     kept = kept.filter((e) => !drop.has(e));
   }
   return kept;
@@ -101,7 +105,7 @@ function describe(e: ErrorObject, root: unknown): SpecIssue {
       return { path: pathOf(e.instancePath), message: `must be ${got(p.allowedValue)} (got ${got(value)})` };
     case 'anyOf': {
       const options = ((e.schema as { const?: unknown; type?: string; required?: string[] }[]) ?? [])
-        .map((s) => (s.const !== undefined ? JSON.stringify(s.const) : s.required?.length ? `{${s.required.join(', ')}}` : s.type ?? '?'))
+        .map((s) => (s.const !== undefined ? JSON.stringify(s.const) : s.required?.length ? `{ ${s.required.join(', ')} }` : s.type ?? '?'))
         .join(' | ');
       return { path: pathOf(e.instancePath), message: `must be one of ${options} (got ${got(value)})` };
     }

@@ -1,0 +1,70 @@
+/** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
+import type { Plan } from '../plan/plan.ts';
+
+export interface PxeEntry {
+  label: string;
+  /** Path relative to the TFTP root. */
+  kernel: string;
+  initrds: string[];
+  append: string;
+  /** pxelinux SYSAPPEND bits: 1 = ip=, 2 = BOOTIF=. */
+  sysappend?: number;
+}
+
+export type PxeProfile = PxeEntry | { label: string; localboot: true };
+
+const WORD = /^[^\s"'\\]+$/;
+
+function checkWord(what: string, value: string): string {
+  if (!WORD.test(value)) throw new Error(`pxelinux ${what} must be one word without quotes: ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function renderPxelinuxConfig(profile: PxeProfile, o: { timeout: number; serialConsole?: string }): string {
+  const label = checkWord('label', profile.label);
+  const lines = [`# portacluster: profile ${label} — generated; do not edit`];
+  const serial = o.serialConsole ? /^ttyS(\d+)(?:,(\d+))?/.exec(o.serialConsole) : null;
+  if (serial) lines.push(`SERIAL ${serial[1]} ${serial[2] ?? '115200'}`);
+  lines.push('PROMPT 0', `TIMEOUT ${o.timeout}`, `DEFAULT ${label}`, '', `LABEL ${label}`);
+  if ('localboot' in profile) {
+    lines.push('        LOCALBOOT 0');
+  } else {
+    lines.push(`        LINUX /${checkWord('kernel', profile.kernel)}`);
+    if (profile.initrds.length) lines.push(`        INITRD ${profile.initrds.map((i) => '/' + checkWord('initrd', i)).join(',')}`);
+    if (/[\n\r]/.test(profile.append)) throw new Error('a kernel command line cannot contain a newline');
+    lines.push(`        APPEND ${profile.append}`);
+    if (profile.sysappend) lines.push(`        SYSAPPEND ${profile.sysappend}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The installed OS: kernel + initramfs from node0 with root= the root partition's label, or the local disk. */
+export function osProfile(plan: Plan): PxeProfile {
+  if (plan.os.bootFrom === 'disk') return { label: plan.os.name, localboot: true };
+  const console = plan.os.serialConsole ? ['console=tty0', `console=${plan.os.serialConsole}`] : [];
+  return {
+    label: plan.os.name,
+    kernel: plan.os.kernel,
+    initrds: [plan.os.initramfs],
+    append: [`root=LABEL=${plan.os.rootLabel}`, 'rw', ...console, ...plan.os.kernelArgs].join(' '),
+  };
+}
+
+export interface PxelinuxTree {
+  /** File name under pxe/pxelinux.cfg/ → contents. */
+  files: Record<string, string>;
+  /** Link name under pxe/pxelinux.cfg/ → relative target. */
+  links: Record<string, string>;
+}
+
+export function renderPxelinuxTree(plan: Plan, profiles: Record<string, PxeProfile>): PxelinuxTree {
+  const files: Record<string, string> = {};
+  for (const name of plan.profiles.all) {
+    const profile = profiles[name];
+    if (!profile) throw new Error(`no boot entry for profile ${name}`);
+    files[name] = renderPxelinuxConfig(profile, { timeout: plan.boot.timeout, serialConsole: plan.os.serialConsole });
+  }
+  const links: Record<string, string> = { default: plan.profiles.default };
+  for (const node of plan.nodes) links[node.pxeFile] = node.profile;
+  return { files, links };
+}
