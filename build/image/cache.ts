@@ -1,0 +1,146 @@
+/**
+ * A content-addressed cache of expensive results (bootstrapped trees, packed tarballs).
+ *
+ * An entry is a directory named by its key and exists only once complete: it is built in a temp dir
+ * beside it and renamed in. A failed build removes its temp dir; a killed one leaves a temp dir named
+ * with its pid, swept by the next run once that pid is gone. Nothing half-made is ever an entry.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Logger } from '../lib/log.ts';
+import { run } from '../lib/run.ts';
+
+/** Stable JSON: object keys sorted, so the same inputs always hash the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + canonicalJson(v)).join(',') + '}';
+  }
+  return JSON.stringify(value);
+}
+
+export function hashInputs(inputs: unknown): string {
+  return createHash('sha256').update(canonicalJson(inputs)).digest('hex');
+}
+
+export async function sha256File(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+const TMP_PREFIX = '.tmp-';
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Mount points at or below `dir`, deepest first (mountinfo field 5, octal escapes decoded). */
+async function mountsBelow(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const base = resolve(dir);
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => Boolean(m))
+    .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m) => m === base || m.startsWith(base + '/'))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removes a tree that a killed bootstrap may have left with /proc, /sys or the host's /dev still
+ * mounted inside: unmount first, then `rm --one-file-system` so that a mount we could not detach is
+ * skipped rather than emptied.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  for (const m of await mountsBelow(dir)) {
+    // --lazy: a busy mount is detached from the tree now and freed when its last user goes.
+    await run(['umount', '--recursive', '--lazy', '--', m], { nothrow: true });
+  }
+  const left = await mountsBelow(dir);
+  if (left.length) throw new Error(`refusing to remove ${dir}: still mounted below it: ${left.join(', ')}`);
+  await run(['rm', '--recursive', '--force', '--one-file-system', '--', dir]);
+}
+
+/** Removes temp dirs of builds whose process is gone (killed, power loss). */
+export async function sweepStale(area: string, log?: Logger): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(area);
+  } catch {
+    return [];
+  }
+  const swept: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(TMP_PREFIX) && !n.startsWith('.old-')) continue;
+    const pid = Number(n.split('-')[1]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
+    log?.info(`removing leftover of an interrupted build: ${join(area, n)}`);
+    await removeTree(join(area, n));
+    swept.push(n);
+  }
+  return swept;
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface CachedBuildOptions {
+  /** The directory holding entries of one kind (e.g. `<cacheDir>/rootfs`). */
+  area: string;
+  key: string;
+  force: boolean;
+  log: Logger;
+  /** Fills `tmpDir` (exists, empty). Throwing discards it. */
+  build: (tmpDir: string) => Promise<void>;
+}
+
+export interface CacheEntry {
+  dir: string;
+  fromCache: boolean;
+}
+
+export async function cachedBuild(opts: CachedBuildOptions): Promise<CacheEntry> {
+  const { area, key, log } = opts;
+  const dir = join(area, key);
+  await mkdir(area, { recursive: true });
+  await sweepStale(area, log);
+  if (!opts.force && (await exists(dir))) return { dir, fromCache: true };
+
+  const tmp = join(area, `${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${key}`);
+  await mkdir(tmp);
+  try {
+    await opts.build(tmp);
+  } catch (e) {
+    await removeTree(tmp);
+    throw e;
+  }
+  if (await exists(dir)) {
+    if (!opts.force) {
+      // Another build of the same key finished first: its result is as good as ours.
+      await removeTree(tmp);
+      return { dir, fromCache: true };
+    }
+    const old = join(area, `.old-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await rename(dir, old);
+    await rename(tmp, dir);
+    await removeTree(old);
+  } else {
+    await rename(tmp, dir);
+  }
+  return { dir, fromCache: false };
+}

@@ -1,0 +1,100 @@
+/** The Debian backend: one mmdebstrap run lays a bootable node OS into an empty directory. */
+import { CommandError, StageError } from '../lib/errors.ts';
+import { capture, run } from '../lib/run.ts';
+import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
+
+/**
+ * What a node booted by the PXE kernel with root= on its local disk needs, and no more: the kernel and
+ * an initramfs generator (the node boots the image's own pair), systemd as init with udev (devices) and
+ * dbus (logind sessions for ssh), e2fsprogs (fsck of the root fs), systemd-networkd (part of systemd)
+ * plus iproute2/netbase for the network, ssh and sudo for the admin, CA certificates for HTTPS.
+ * zstd: initramfs-tools compresses with it by default and falls back to gzip with a warning without.
+ */
+export const DEBIAN_BASE_PACKAGES = [
+  'linux-image-amd64',
+  'initramfs-tools',
+  'zstd',
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'e2fsprogs',
+  'iproute2',
+  'netbase',
+  'openssh-server',
+  'sudo',
+  'ca-certificates',
+] as const;
+
+export function debianPackages(spec: ImageSpec): string[] {
+  return [...new Set([...DEBIAN_BASE_PACKAGES, ...spec.packages])].sort();
+}
+
+export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
+  const components = spec.components?.length ? spec.components : ['main'];
+  return [
+    'mmdebstrap',
+    // We are root (checked before): real chown/mknod, no user-namespace emulation.
+    '--mode=root',
+    // Essential + apt; everything else is listed explicitly so the image stays small and known.
+    '--variant=minbase',
+    '--format=directory',
+    `--components=${components.join(',')}`,
+    `--include=${debianPackages(spec).join(',')}`,
+    // Recommends would pull firmware blobs, apparmor, man-db… into every node.
+    '--aptopt=APT::Install-Recommends "false"',
+    // The build-only options above must not stay in the image's apt/dpkg config.
+    '--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap" "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap"',
+    spec.release,
+    target,
+    spec.mirror,
+  ];
+}
+
+/** apt's own diagnosis ("E: Unable to locate package foo") is the useful part of a failure. */
+function aptErrors(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(E|W): /.test(l) || /^(E|W): /.test(l.replace(/^[^:]*: /, '')))
+    .slice(0, 10);
+}
+
+async function firstLine(argv: string[]): Promise<string> {
+  return (await capture(argv)).split('\n')[0] ?? '';
+}
+
+export const debianBackend: BootstrapBackend = {
+  distro: 'debian',
+  basePackages: DEBIAN_BASE_PACKAGES,
+  tools: [
+    { command: 'mmdebstrap', debianPackage: 'mmdebstrap', archPackage: 'mmdebstrap', why: 'bootstrap a Debian image' },
+    { command: 'dpkg', debianPackage: 'dpkg', archPackage: 'dpkg', why: 'install Debian packages into the image' },
+    { command: 'apt-get', debianPackage: 'apt', archPackage: 'apt', why: 'resolve Debian packages for the image' },
+  ],
+  async keyInputs() {
+    return {
+      mmdebstrap: await firstLine(['mmdebstrap', '--version']),
+      dpkg: await firstLine(['dpkg', '--version']),
+      apt: await firstLine(['apt-get', '--version']),
+    };
+  },
+  async bootstrap(spec: ImageSpec, target: string, _scratch: string, ctx: ImageBuildContext) {
+    const argv = mmdebstrapArgv(spec, target);
+    ctx.log.info(`mmdebstrap ${spec.release} from ${spec.mirror}: ${debianPackages(spec).length} packages beyond minbase`);
+    try {
+      await run(argv, {
+        // mmdebstrap clamps timestamps and makes its own choices reproducible from this.
+        env: { ...process.env, SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
+      });
+    } catch (e) {
+      if (!(e instanceof CommandError)) throw e;
+      const diag = aptErrors(e.stderrTail);
+      throw new StageError(
+        'bootstrap-image',
+        `mmdebstrap could not build Debian ${spec.release} from ${spec.mirror}` +
+          (diag.length ? ':\n  ' + diag.join('\n  ') : '') +
+          `\n${e.message}`,
+      );
+    }
+  },
+};

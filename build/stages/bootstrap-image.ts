@@ -1,0 +1,135 @@
+/**
+ * Stage: bootstrap the golden image's root tree with the distro's own tool, strip per-node identity,
+ * and keep the result in a content-hash cache so an unchanged spec costs seconds.
+ */
+import { createHash } from 'node:crypto';
+import { access, constants, lstat, mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
+import { HostToolError, StageError } from '../lib/errors.ts';
+import { archBackend } from '../image/arch.ts';
+import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { debianBackend } from '../image/debian.ts';
+import { makeGeneric } from '../image/generic.ts';
+import type { BootstrapBackend, BootstrappedImage, HostTool, ImageBuildContext, ImageSpec } from '../image/types.ts';
+
+const STAGE = 'bootstrap-image';
+/** Bump when a backend changes what it produces for the same inputs: old entries stop matching. */
+const RECIPE_VERSION = 1;
+
+export function backendFor(distro: ImageSpec['distro']): BootstrapBackend {
+  switch (distro) {
+    case 'debian':
+      return debianBackend;
+    case 'arch':
+      return archBackend;
+    default:
+      throw new StageError(STAGE, `no bootstrap backend for distro ${JSON.stringify(distro)}`);
+  }
+}
+
+async function onPath(command: string, path: string): Promise<boolean> {
+  for (const dir of path.split(delimiter).filter(Boolean)) {
+    try {
+      await access(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}
+
+/** Every problem at once, before anything is written. */
+export async function checkBootstrapHost(
+  backend: BootstrapBackend,
+  opts: { path?: string; uid?: number } = {},
+): Promise<void> {
+  const problems: string[] = [];
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
+  if (uid !== 0) {
+    problems.push(`${STAGE} must run as root: ${backend.distro} images hold files of many owners and device nodes (run with sudo)`);
+  }
+  const missing: HostTool[] = [];
+  for (const t of backend.tools) if (!(await onPath(t.command, opts.path ?? process.env.PATH ?? ''))) missing.push(t);
+  for (const t of missing) {
+    problems.push(
+      `could not find '${t.command}', which ${STAGE} needs to ${t.why}: install the Debian package '${t.debianPackage}' (Arch: '${t.archPackage}')`,
+    );
+  }
+  if (problems.length) throw new HostToolError(problems.join('\n'));
+}
+
+/** The cache key of a spec: everything that decides the tree, nothing that does not. */
+export async function imageCacheKey(spec: ImageSpec, ctx: Pick<ImageBuildContext, 'sourceDateEpoch'>): Promise<string> {
+  const backend = backendFor(spec.distro);
+  const inputs = {
+    recipe: RECIPE_VERSION,
+    distro: spec.distro,
+    release: spec.release,
+    mirror: spec.mirror,
+    packages: [...new Set([...backend.basePackages, ...spec.packages])].sort(),
+    components: spec.distro === 'debian' ? (spec.components?.length ? spec.components : ['main']) : undefined,
+    repos: spec.distro === 'arch' ? (spec.repos?.length ? spec.repos : ['core', 'extra']) : undefined,
+    sourceDateEpoch: ctx.sourceDateEpoch,
+    tools: await backend.keyInputs(spec),
+  };
+  return `${spec.distro}-${hashInputs(inputs).slice(0, 32)}`;
+}
+
+/**
+ * A prepared tree is used as is, but its key must still change when it does (the packed tarball is
+ * cached by it): a walk over names, types, modes, owners, sizes and mtimes.
+ */
+async function treeFingerprint(root: string): Promise<string> {
+  const h = createHash('sha256');
+  async function walk(rel: string): Promise<void> {
+    const names = (await readdir(join(root, rel))).sort();
+    for (const n of names) {
+      const p = join(rel, n);
+      const st = await lstat(join(root, p), { bigint: true });
+      h.update(`${p}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.rdev}\0${st.ino}\n`);
+      if (st.isSymbolicLink()) h.update(await readlink(join(root, p)));
+      else if (st.isDirectory()) await walk(p);
+    }
+  }
+  await walk('');
+  return h.digest('hex');
+}
+
+export async function bootstrapImage(spec: ImageSpec, ctx: ImageBuildContext): Promise<BootstrappedImage> {
+  if (spec.rootfs) {
+    const rootDir = resolve(spec.rootfs);
+    if (!(await lstat(rootDir).catch(() => null))?.isDirectory()) {
+      throw new StageError(STAGE, `spec.rootfs ${rootDir} is not a directory`);
+    }
+    const key = `rootfs-${hashInputs({ rootDir, tree: await treeFingerprint(rootDir) }).slice(0, 32)}`;
+    ctx.log.info(`using the prepared tree ${rootDir} as is (no bootstrap)`);
+    return { rootDir, cacheKey: key, fromCache: false };
+  }
+
+  const backend = backendFor(spec.distro);
+  await checkBootstrapHost(backend);
+  const cacheKey = await imageCacheKey(spec, ctx);
+  const entry = await ctx.log.step(`bootstrap ${spec.name} (${spec.distro} ${spec.release})`, () =>
+    cachedBuild({
+      area: join(ctx.cacheDir, 'rootfs'),
+      key: cacheKey,
+      force: ctx.force,
+      log: ctx.log,
+      build: async (tmp) => {
+        const scratch = join(tmp, 'scratch');
+        await mkdir(scratch);
+        const target = join(tmp, 'rootfs');
+        await backend.bootstrap(spec, target, scratch, ctx);
+        await removeTree(scratch);
+        const stripped = await makeGeneric(target);
+        await writeFile(
+          join(tmp, 'meta.json'),
+          JSON.stringify({ spec: { ...spec, rootfs: undefined }, cacheKey, stripped }, null, 2) + '\n',
+        );
+      },
+    }),
+  );
+  ctx.log.info(entry.fromCache ? `bootstrap: cache hit ${cacheKey}` : `bootstrap: built ${cacheKey}`);
+  return { rootDir: join(entry.dir, 'rootfs'), cacheKey, fromCache: entry.fromCache };
+}

@@ -1,0 +1,179 @@
+/**
+ * Stage: pack a root tree into the golden tarball — faithful (owners, modes, links, hard links, device
+ * nodes, xattrs incl. file capabilities, ACLs) and deterministic (same tree, same bytes).
+ *
+ * tar's output goes straight into zstd through an OS pipe; only zstd's (smaller) output passes through
+ * Node, which hashes it on its way to disk: no second pass over the file. This is the one stage that does
+ * not use run(): run() collects output into strings and cannot stream a pipeline.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { cachedBuild, hashInputs } from '../image/cache.ts';
+import type { BootstrappedImage, PackedImage } from '../image/types.ts';
+import { CommandError, StageError, tail } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { capture, commandLine } from '../lib/run.ts';
+
+export interface PackOptions {
+  outDir: string;
+  name: string;
+  sourceDateEpoch: number;
+  /** zstd level; 3 packs a 625 MB tree in ~2 s, 19 saves ~1 s per node for ~100 s here (qemu-lab.md). */
+  zstdLevel?: number;
+  log: Logger;
+}
+
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+export function tarArgv(rootDir: string, sourceDateEpoch: number): string[] {
+  return [
+    'tar',
+    '--create',
+    '--file=-',
+    `--directory=${rootDir}`,
+    // pax: the only format that carries xattrs, ACLs, long names and large ids without loss.
+    '--format=pax',
+    // Entries in byte order of their names, not in readdir order (which differs between filesystems).
+    '--sort=name',
+    // Owners as numbers only: the build host's user names mean nothing in the image.
+    '--numeric-owner',
+    // File capabilities (security.capability, e.g. cap_net_raw on ping) and every other xattr.
+    '--xattrs',
+    '--xattrs-include=*',
+    '--acls',
+    // Nothing newer than SOURCE_DATE_EPOCH: files made during the build get the same mtime every time.
+    `--mtime=@${sourceDateEpoch}`,
+    '--clamp-mtime',
+    // atime/ctime change by merely reading; PaxHeaders.%p would put tar's pid in every header name.
+    '--pax-option=exthdr.name=%d/PaxHeaders/%f,globexthdr.name=/tmp/GlobalHead.0,delete=atime,delete=ctime',
+    // A /proc or /dev left mounted in the tree must not end up in the image.
+    '--one-file-system',
+    '.',
+  ];
+}
+
+export function zstdArgv(level: number): string[] {
+  // -T0: one worker per core; zstd's multi-threaded output does not depend on the number of workers.
+  return ['zstd', '-T0', `-${level}`, '--quiet', '--stdout'];
+}
+
+export function imageFileName(name: string, sha256: string): string {
+  return `${name}-${sha256.slice(0, 16)}.tar.zst`;
+}
+
+function collectStderr(p: ChildProcess): () => string {
+  let err = '';
+  p.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-8192);
+  });
+  return () => err;
+}
+
+function exited(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((res, rej) => {
+    p.once('error', rej);
+    p.once('close', (code, signal) => res({ code, signal }));
+  });
+}
+
+export async function packImage(rootDir: string, opts: PackOptions): Promise<PackedImage> {
+  const st = await stat(rootDir).catch(() => null);
+  if (!st?.isDirectory()) throw new StageError('pack-image', `${rootDir} is not a directory`);
+  const level = opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+  await mkdir(opts.outDir, { recursive: true });
+  const tmp = join(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
+  const zstdCmd = zstdArgv(level);
+  const env = { ...process.env, LC_ALL: 'C' };
+
+  const tar = spawn(tarCmd[0]!, tarCmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const zstd = spawn(zstdCmd[0]!, zstdCmd.slice(1), { stdio: [tar.stdout!, 'pipe', 'pipe'], env });
+  const tarErr = collectStderr(tar);
+  const zstdErr = collectStderr(zstd);
+  const tarExit = exited(tar);
+  const zstdExit = exited(zstd);
+
+  const hash = createHash('sha256');
+  let size = 0;
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      opts.log.progress('pack', size);
+      cb(null, chunk);
+    },
+  });
+  try {
+    const [, t, z] = await Promise.all([pipeline(zstd.stdout!, tee, createWriteStream(tmp)), tarExit, zstdExit]);
+    const line = `${commandLine(tarCmd)} | ${commandLine(zstdCmd)}`;
+    if (t.code !== 0 || t.signal) throw new CommandError(line, t.code, tail(tarErr()), t.signal);
+    if (z.code !== 0 || z.signal) throw new CommandError(line, z.code, tail(zstdErr()), z.signal);
+    const sha256 = hash.digest('hex');
+    const fileName = imageFileName(opts.name, sha256);
+    const path = join(opts.outDir, fileName);
+    // The digest file first: a tarball under its final name always has its .sha256 beside it.
+    await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
+    await rename(`${tmp}.sha256`, `${path}.sha256`);
+    await rename(tmp, path);
+    return { path, fileName, sha256, size };
+  } catch (e) {
+    tar.kill();
+    zstd.kill();
+    await rm(tmp, { force: true });
+    await rm(`${tmp}.sha256`, { force: true });
+    throw e;
+  }
+}
+
+export interface PackCachedOptions extends PackOptions {
+  cacheDir: string;
+  force?: boolean;
+}
+
+/** Everything that decides the tarball's bytes, given the tree's own cache key. */
+export async function packCacheKey(image: BootstrappedImage, opts: Pick<PackOptions, 'name' | 'sourceDateEpoch' | 'zstdLevel'>): Promise<string> {
+  const inputs = {
+    tree: image.cacheKey,
+    name: opts.name,
+    epoch: opts.sourceDateEpoch,
+    level: opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL,
+    argv: tarArgv('.', opts.sourceDateEpoch),
+    tar: (await capture(['tar', '--version'])).split('\n')[0],
+    zstd: await capture(['zstd', '--version']),
+  };
+  return `packed-${hashInputs(inputs).slice(0, 32)}`;
+}
+
+/**
+ * packImage behind the content-hash cache: an unchanged tree (same cacheKey) with the same tar, zstd
+ * and options is not packed again; the cached tarball is copied into outDir (a reflink where the
+ * filesystem can: not a hard link, so that nothing done to dist/ can reach into the cache).
+ */
+export async function packImageCached(image: BootstrappedImage, opts: PackCachedOptions): Promise<PackedImage & { fromCache: boolean }> {
+  const key = await packCacheKey(image, opts);
+  const entry = await cachedBuild({
+    area: join(opts.cacheDir, 'packed'),
+    key,
+    force: Boolean(opts.force),
+    log: opts.log,
+    build: async (tmp) => {
+      const packed = await packImage(image.rootDir, { ...opts, outDir: tmp });
+      await writeFile(join(tmp, 'packed.json'), JSON.stringify({ fileName: packed.fileName, sha256: packed.sha256, size: packed.size }) + '\n');
+    },
+  });
+  const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedImage, 'path'>;
+  await mkdir(opts.outDir, { recursive: true });
+  const path = join(opts.outDir, meta.fileName);
+  for (const f of [meta.fileName, `${meta.fileName}.sha256`]) {
+    const tmp = join(opts.outDir, `.${f}.tmp-${process.pid}`);
+    await rm(tmp, { force: true });
+    await copyFile(join(entry.dir, f), tmp, constants.COPYFILE_FICLONE);
+    await rename(tmp, join(opts.outDir, f));
+  }
+  return { ...meta, path, fromCache: entry.fromCache };
+}
