@@ -21,7 +21,8 @@ import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
 import { buildInstallerEnv } from './stages/build-installer-env.ts';
-import { copyBootloaders } from './stages/copy-bootloaders.ts';
+import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
+import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 
@@ -51,7 +52,11 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     plan.installerEnv.type === 'builtin'
       ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
       : { stage: 'extract-iso', needs: ['xorriso'] };
-  return [image, env, { stage: 'copy-bootloaders', needs: ['pxelinux', 'ldlinuxBios', 'syslinuxEfi', 'ldlinuxEfi'] }];
+  return [image, env, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+}
+
+export function usesIpxe(plan: Plan): boolean {
+  return plan.boot.loader === 'ipxe' || plan.nodes.some((n) => n.loader === 'ipxe');
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
@@ -133,11 +138,13 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
     const env = await log.step('installer environment', () => installerEnvironment(plan, staging, o));
-    await log.step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe')));
+    await log.step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
     await log.step('render configs and scripts', async () => {
-      const tree = renderPxelinuxTree(plan, bootProfiles(plan, env));
-      for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `pxe/pxelinux.cfg/${name}`, text);
-      for (const [name, target] of Object.entries(tree.links)) await symlink(target, join(staging, 'pxe/pxelinux.cfg', name));
+      const profiles = bootProfiles(plan, env);
+      for (const [dir, tree] of [['pxe/pxelinux.cfg', renderPxelinuxTree(plan, profiles)], ['pxe/ipxe', renderIpxeTree(plan, profiles)]] as const) {
+        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
+        for (const [name, target] of Object.entries(tree.links)) await symlink(target, join(staging, dir, name));
+      }
       await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
       await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image), 0o755);

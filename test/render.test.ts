@@ -6,6 +6,7 @@ import { validateSpec } from '../build/spec/validate.ts';
 import { renderDnsmasqConf } from '../build/render/dnsmasq.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
 import { osProfile, renderPxelinuxConfig, renderPxelinuxTree, type PxeProfile } from '../build/render/pxelinux.ts';
+import { renderIpxeProfile, renderIpxeTree } from '../build/render/ipxe.ts';
 import { run } from '../build/lib/run.ts';
 import { writeFile } from 'node:fs/promises';
 import { expectGolden } from './helpers/golden.ts';
@@ -106,5 +107,44 @@ describe('nginx.conf', () => {
     expect(conf).toContain('autoindex on;');
     expect(conf).toContain('listen 192.168.10.10:80 default_server;');
     expect(conf).toMatch(/location \/portacluster\/report\/ \{\n\s+proxy_pass http:\/\/127\.0\.0\.1:8077;/);
+  });
+});
+
+describe('iPXE', () => {
+  function mixedPlan() {
+    const spec = baseSpec();
+    spec.boot.loader = 'ipxe';
+    spec.nodes[0].loader = 'pxelinux';
+    return planCluster(validateSpec(spec));
+  }
+
+  it('renders profile scripts, the entry script and per-MAC links from the same profiles (golden)', async () => {
+    const p = mixedPlan();
+    const tree = renderIpxeTree(p, { installer: installerEntry('installer'), rescue: installerEntry('rescue'), 'arch-linux': osProfile(p) });
+    expect(tree.links).toEqual({ 'default.ipxe': 'installer.ipxe', '01-c0-3f-d5-60-e5-a1.ipxe': 'installer.ipxe', '01-c0-3f-d5-60-cd-8b.ipxe': 'arch-linux.ipxe' });
+    for (const [name, text] of Object.entries(tree.files)) await expectGolden(`mixed/pxe/ipxe/${name}`, text);
+    expect(tree.files['installer.ipxe']).toBe(
+      '#!ipxe\n# portacluster: profile installer — generated; do not edit\n' +
+        'kernel http://192.168.10.10/pxe/installer-kernel initrd=installer-initramfs ar_source=http://192.168.10.10/installer/ ar_nowait console=ttyS0,115200 BOOTIF=01-${netX/mac:hexhyp}\n' +
+        'initrd http://192.168.10.10/pxe/installer-initramfs\nboot\n',
+    );
+  });
+
+  it('a disk-booting OS profile exits iPXE to the next boot device', () => {
+    expect(renderIpxeProfile({ label: 'os', localboot: true }, { httpBase: 'http://10.0.0.1' })).toBe('#!ipxe\n# portacluster: profile os — generated; do not edit\nexit\n');
+  });
+
+  it('dnsmasq hands iPXE clients the HTTP script, chainloads iPXE for other firmware, keeps pxelinux nodes on pxelinux', async () => {
+    const conf = renderDnsmasqConf(mixedPlan());
+    await expectGolden('mixed/etc/dnsmasq.conf', conf);
+    const lines = conf.split('\n');
+    expect(lines).toContain('dhcp-host=c0:3f:d5:60:e5:a1,set:pxelinux,node1,192.168.10.11');
+    expect(lines).toContain('dhcp-boot=tag:pxelinux,tag:!efi64,pxelinux.0');
+    expect(lines).toContain('dhcp-boot=tag:!pxelinux,tag:ipxe,http://192.168.10.10/pxe/ipxe/boot.ipxe');
+    expect(lines).toContain('dhcp-boot=tag:!pxelinux,tag:!ipxe,tag:efi64,snponly.efi');
+    const file = join(ws.dir, 'mixed.conf');
+    await writeFile(file, conf);
+    const r = await run(['dnsmasq', '--test', `--conf-file=${file}`]);
+    expect(r.stderr + r.stdout).toMatch(/syntax check OK/);
   });
 });

@@ -51,6 +51,20 @@ export const REQUIREMENTS = {
     debian: 'syslinux-common',
     arch: 'syslinux',
   },
+  ipxeBios: {
+    tool: 'undionly.kpxe',
+    files: ['/usr/lib/ipxe/undionly.kpxe', '/usr/share/ipxe/undionly.kpxe'],
+    why: 'chainload iPXE on BIOS firmware without it',
+    debian: 'ipxe',
+    arch: 'ipxe (AUR)',
+  },
+  ipxeEfi: {
+    tool: 'snponly.efi',
+    files: ['/usr/lib/ipxe/snponly.efi', '/usr/share/ipxe/x86_64/snponly.efi'],
+    why: 'chainload iPXE on UEFI firmware without it',
+    debian: 'ipxe',
+    arch: 'ipxe (AUR)',
+  },
 } satisfies Record<string, Requirement>;
 
 export type RequirementName = keyof typeof REQUIREMENTS;

@@ -19,6 +19,7 @@ export interface PlanHost {
 
 export interface PlanNode extends PlanHost {
   firmware: Firmware;
+  loader: 'pxelinux' | 'ipxe';
   /** The pxelinux.cfg file this node's link points at now. */
   profile: string;
   /** pxelinux's per-MAC file name, 01-aa-bb-cc-dd-ee-ff. */
@@ -49,7 +50,7 @@ export interface Plan {
   appliances: PlanHost[];
   nodes: PlanNode[];
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[] };
-  boot: { timeout: number };
+  boot: { timeout: number; loader: 'pxelinux' | 'ipxe' };
   os: {
     name: string;
     bootFrom: 'network' | 'disk';
@@ -61,7 +62,7 @@ export interface Plan {
     initramfs: string;
   };
   disk: { table: 'gpt' | 'msdos'; target: DiskTargetT; minBytes: number; partitions: PlanPartition[] };
-  image: ImageSpec & { zstdLevel: number };
+  image: Omit<ImageSpec, 'mirror'> & { mirror?: string; zstdLevel: number };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
   phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
@@ -104,12 +105,13 @@ export function planCluster(spec: NormalizedSpec): Plan {
       mac: n.mac,
       ...(n.ip ? { ip: n.ip } : {}),
       firmware: n.firmware,
+      loader: n.loader ?? spec.boot.loader,
       profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
       pxeFile: pxelinuxMacFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
     })),
     profiles: { installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name), all: ['installer', 'rescue', os.name] },
-    boot: { timeout: spec.boot.timeout },
+    boot: { timeout: spec.boot.timeout, loader: spec.boot.loader },
     os: {
       name: os.name,
       bootFrom: os.bootFrom,
@@ -130,7 +132,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       distro: spec.image.distro,
       release: spec.image.release,
       packages: spec.image.packages,
-      mirror: spec.image.mirror,
+      ...(spec.image.mirror ? { mirror: spec.image.mirror } : {}),
       ...(spec.image.distro === 'debian' ? { components: spec.image.components ?? ['main'] } : { repos: spec.image.repos ?? ['core', 'extra'] }),
       ...(spec.image.rootfs ? { rootfs: spec.image.rootfs } : {}),
       zstdLevel: spec.image.zstdLevel,

@@ -45,6 +45,10 @@ export const ApplianceSpec = T.Object(
   { additionalProperties: false, description: 'A device that only gets DHCP (switch, PDU): never boots a profile.' },
 );
 
+export const Loader = T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], {
+  description: 'Network boot loader: pxelinux (TFTP) or iPXE (HTTP for everything after the loader).',
+});
+
 export const NodeSpec = T.Object(
   {
     name: Name,
@@ -52,6 +56,7 @@ export const NodeSpec = T.Object(
     ip: T.Optional(Ipv4),
     firmware: T.Union([T.Literal('bios'), T.Literal('uefi')], { description: 'How the node PXE-boots.', default: 'bios' }),
     profile: T.Optional(ProfileName),
+    loader: T.Optional(Loader),
     reboot: T.Optional(
       T.Array(T.String(), {
         description: 'Command line (argv) that reboots this node, run on node0 by `--reboot`; {name}, {mac}, {ip} are substituted.',
@@ -79,6 +84,7 @@ export const BootSpec = T.Object(
     default: ProfileName,
     os: OsProfileSpec,
     timeout: T.Integer({ description: 'pxelinux TIMEOUT in tenths of a second.', default: 10, minimum: 0 }),
+    loader: T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], { description: 'Cluster-wide network boot loader; nodes may override.', default: 'pxelinux' }),
   },
   { additionalProperties: false, description: 'Boot profiles and which one unknown/unlinked MACs boot.' },
 );

@@ -9,15 +9,23 @@ export interface Bootloaders {
   files: string[];
 }
 
-const LOADERS = [
+const PXELINUX = [
   ['pxelinux', 'pxelinux.0'],
   ['ldlinuxBios', 'ldlinux.c32'],
   ['syslinuxEfi', 'syslinux.efi'],
   ['ldlinuxEfi', 'ldlinux.e64'],
 ] as const;
+const IPXE = [
+  ['ipxeBios', 'undionly.kpxe'],
+  ['ipxeEfi', 'snponly.efi'],
+] as const;
 
-export async function copyBootloaders(pxeDir: string): Promise<Bootloaders> {
+export const bootloaderNeeds = (o: { ipxe: boolean }) => [...PXELINUX, ...(o.ipxe ? IPXE : [])].map(([req]) => req);
+
+/** pxelinux always (the fallback every node can be switched to); iPXE's TFTP chainloaders when a node uses iPXE. */
+export async function copyBootloaders(pxeDir: string, o: { ipxe: boolean }): Promise<Bootloaders> {
   await mkdir(pxeDir, { recursive: true });
+  const LOADERS = [...PXELINUX, ...(o.ipxe ? IPXE : [])];
   for (const [req, name] of LOADERS) {
     const from = await locate(REQUIREMENTS[req]);
     if (!from) throw new StageError('copy-bootloaders', `${name} not found (install ${REQUIREMENTS[req].debian})`);

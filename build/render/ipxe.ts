@@ -1,0 +1,62 @@
+/**
+ * iPXE scripts, from the same profiles as pxelinux.cfg/: boot.ipxe (what dnsmasq hands iPXE clients)
+ * chains the per-MAC script pxe/ipxe/01-<mac>.ipxe, a link to the node's profile script — switched together
+ * with its pxelinux.cfg link, so one operation decides what a node boots. Everything after the loader
+ * travels over HTTP.
+ */
+import type { Plan } from '../plan/plan.ts';
+import type { PxeProfile } from './pxelinux.ts';
+
+const WORD = /^[^\s"'\\$]+$/;
+
+function word(what: string, value: string): string {
+  if (!WORD.test(value)) throw new Error(`iPXE ${what} must be one word without quotes or $: ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }): string {
+  const lines = ['#!ipxe', `# portacluster: profile ${word('label', profile.label)} — generated; do not edit`];
+  if ('localboot' in profile) {
+    // Leave iPXE: the firmware goes on to the next boot device, the local disk.
+    lines.push('exit');
+  } else {
+    if (/[\n\r]/.test(profile.append)) throw new Error('a kernel command line cannot contain a newline');
+    const url = (f: string) => `${o.httpBase}/pxe/${word('file', f)}`;
+    // UEFI kernels find their initrds by name: initrd=<basename> for each.
+    const initrdArgs = profile.initrds.map((i) => `initrd=${i.split('/').pop()}`);
+    const bootif = profile.sysappend && profile.sysappend & 2 ? ['BOOTIF=01-${netX/mac:hexhyp}'] : [];
+    lines.push(`kernel ${url(profile.kernel)} ${[...initrdArgs, profile.append, ...bootif].join(' ')}`);
+    for (const i of profile.initrds) lines.push(`initrd ${url(i)}`);
+    lines.push('boot');
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface IpxeTree {
+  /** File name under pxe/ipxe/ → contents. */
+  files: Record<string, string>;
+  /** Link name under pxe/ipxe/ → relative target. */
+  links: Record<string, string>;
+}
+
+export const ipxeProfileFile = (profile: string) => `${profile}.ipxe`;
+export const ipxeNodeFile = (pxeFile: string) => `${pxeFile}.ipxe`;
+
+export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>): IpxeTree {
+  const files: Record<string, string> = {
+    'boot.ipxe': [
+      '#!ipxe',
+      '# portacluster: entry point handed to iPXE clients by dnsmasq — generated; do not edit',
+      `chain ${plan.admin.httpBase}/pxe/ipxe/01-\${netX/mac:hexhyp}.ipxe || chain ${plan.admin.httpBase}/pxe/ipxe/default.ipxe`,
+      '',
+    ].join('\n'),
+  };
+  for (const name of plan.profiles.all) {
+    const profile = profiles[name];
+    if (!profile) throw new Error(`no boot entry for profile ${name}`);
+    files[ipxeProfileFile(name)] = renderIpxeProfile(profile, { httpBase: plan.admin.httpBase });
+  }
+  const links: Record<string, string> = { 'default.ipxe': ipxeProfileFile(plan.profiles.default) };
+  for (const node of plan.nodes) links[ipxeNodeFile(node.pxeFile)] = ipxeProfileFile(node.profile);
+  return { files, links };
+}

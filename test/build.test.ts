@@ -1,0 +1,195 @@
+/**
+ * The whole build through the real CLI, on small fixtures: a prepared root tree as the golden image and a
+ * SystemRescue-layout ISO built here. Checks the tree with the real tools and the failure modes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, readlink, readdir, rm, writeFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../build/lib/run.ts';
+import { checkHost } from '../build/lib/host.ts';
+import { HostToolError } from '../build/lib/errors.ts';
+import { makeSysrcdIso } from './helpers/make-iso.ts';
+import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
+import { baseSpec } from './fixtures/specs.ts';
+import { listTree } from '../build/stages/checksum-tree.ts';
+
+const CLI = resolve('build/cli/main.ts');
+const KVER = '6.1.0-99-amd64';
+
+let ws: Awaited<ReturnType<typeof workspace>>;
+let specFile: string;
+let cache: string;
+
+function cli(args: string[], o: { env?: NodeJS.ProcessEnv; killWhen?: (stderr: string) => boolean } = {}) {
+  return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXED_EPOCH), ...o.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => {
+      stderr += b;
+      if (o.killWhen?.(stderr)) child.kill('SIGKILL');
+    });
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}
+
+async function rootfs(dir: string, o: { kernel?: boolean } = {}) {
+  await mkdir(join(dir, 'boot'), { recursive: true });
+  await mkdir(join(dir, 'lib/modules', KVER, 'kernel'), { recursive: true });
+  await mkdir(join(dir, 'etc'), { recursive: true });
+  await writeFile(join(dir, 'etc/os-release'), 'ID=debian\n');
+  await writeFile(join(dir, 'lib/modules', KVER, 'modules.dep'), '');
+  if (o.kernel !== false) {
+    await writeFile(join(dir, `boot/vmlinuz-${KVER}`), Buffer.alloc(4096, 1));
+    await writeFile(join(dir, `boot/initrd.img-${KVER}`), Buffer.alloc(2048, 2));
+  }
+}
+
+async function writeSpec(file: string, o: { rootfs: string; iso: { path: string; sha256: string } }) {
+  const spec = baseSpec();
+  spec.image = { name: 'tiny', distro: 'debian', release: 'bookworm', rootfs: o.rootfs };
+  spec.boot.os.name = 'debian';
+  spec.nodes[1].profile = 'os';
+  spec.installerEnv = { type: 'systemrescue', path: o.iso.path, sha256: o.iso.sha256 };
+  await writeFile(file, JSON.stringify(spec, null, 2));
+}
+
+async function snapshot(dir: string): Promise<string> {
+  const t = await listTree(dir);
+  return JSON.stringify(t);
+}
+
+beforeAll(async () => {
+  ws = await workspace('pc-build-');
+  await rootfs(join(ws.dir, 'rootfs'));
+  const iso = await makeSysrcdIso(join(ws.dir, 'iso'), 'modern');
+  specFile = join(ws.dir, 'cluster.json');
+  cache = join(ws.dir, 'cache');
+  await writeSpec(specFile, { rootfs: join(ws.dir, 'rootfs'), iso });
+});
+afterAll(() => ws.cleanup());
+
+describe('portacluster build', () => {
+  let dist: string;
+
+  it('builds a tree that sha256sum -c and portacluster verify accept', async () => {
+    dist = join(ws.dir, 'dist');
+    const r = await cli(['build', '--config', specFile, '--out', dist, '--cache', cache, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    const check = await run(['sha256sum', '--check', '--strict', 'SHA256SUMS'], { cwd: dist });
+    expect(check.stdout).toMatch(/manifest\.json: OK/);
+    expect(check.stdout).not.toMatch(/FAILED/);
+    const v = await cli(['verify', dist]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/files verified/);
+  });
+
+  it('lays out pxe/, the links, the image and the scripts as /srv/public expects', async () => {
+    for (const f of ['pxe/pxelinux.0', 'pxe/ldlinux.c32', 'pxe/syslinux.efi', 'pxe/ldlinux.e64', 'pxe/debian-kernel', 'pxe/debian-initramfs', 'pxe/sysrcd-vmlinuz', 'pxe/sysrcd-sysresccd.img', 'sysrcd/sysresccd/x86_64/airootfs.sfs', 'etc/dnsmasq.conf', 'etc/nginx.conf', 'installer/autorun', 'rescue/autorun', 'rescue/sysrescue.yaml'])
+      expect((await stat(join(dist, f))).isFile(), f).toBe(true);
+    expect(await readlink(join(dist, 'pxe/pxelinux.cfg/default'))).toBe('installer');
+    expect(await readlink(join(dist, 'pxe/pxelinux.cfg/01-c0-3f-d5-60-e5-a1'))).toBe('installer');
+    expect(await readlink(join(dist, 'pxe/pxelinux.cfg/01-c0-3f-d5-60-cd-8b'))).toBe('debian');
+    const images = await readdir(join(dist, 'images'));
+    expect(images.filter((f) => f.endsWith('.tar.zst'))).toHaveLength(1);
+    const manifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
+    expect(manifest.artifacts.os.kernelVersion).toBe(KVER);
+    expect(manifest.artifacts.image.file).toBe(`images/${images.find((f) => f.endsWith('.tar.zst'))}`);
+    expect(manifest.links).toContainEqual({ path: 'pxe/pxelinux.cfg/default', target: 'installer' });
+    const autorun = await readFile(join(dist, 'installer/autorun'), 'utf8');
+    expect(autorun).toContain(`PC_IMAGE_SHA256='${manifest.artifacts.image.sha256}'`);
+    expect(autorun.startsWith('#!/bin/bash\n')).toBe(true);
+    expect((await stat(join(dist, 'installer/autorun'))).mode & 0o777).toBe(0o755);
+    // The installer entry is SystemRescue's modern one, pointing at the admin IP.
+    const installer = await readFile(join(dist, 'pxe/pxelinux.cfg/installer'), 'utf8');
+    expect(installer).toContain('archiso_http_srv=http://192.168.10.10/sysrcd/');
+    expect(installer).toContain('ar_source=http://192.168.10.10/installer/');
+  });
+
+  it('the same spec gives the same SHA256SUMS', async () => {
+    const again = join(ws.dir, 'dist-again');
+    const r = await cli(['build', '--config', specFile, '--out', again, '--cache', cache, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(again, 'SHA256SUMS'), 'utf8')).toBe(await readFile(join(dist, 'SHA256SUMS'), 'utf8'));
+    await rm(again, { recursive: true });
+  });
+
+  it('a stage failing midway leaves the previous dist/ byte-identical', async () => {
+    const before = await snapshot(dist);
+    const broken = join(ws.dir, 'rootfs-nokernel');
+    await rootfs(broken, { kernel: false });
+    const brokenSpec = join(ws.dir, 'broken.json');
+    const spec = JSON.parse(await readFile(specFile, 'utf8'));
+    spec.image.rootfs = broken;
+    await writeFile(brokenSpec, JSON.stringify(spec));
+    const r = await cli(['build', '--config', brokenSpec, '--out', dist, '--cache', cache]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/kernel/i);
+    expect(await snapshot(dist)).toBe(before);
+    expect((await readdir(ws.dir)).filter((e) => e.includes('staging'))).toEqual([]);
+  });
+
+  it('a build killed midway leaves dist/ as it was, and the next build cleans up after it', async () => {
+    const before = await snapshot(dist);
+    const r = await cli(['build', '--config', specFile, '--out', dist, '--cache', cache], { killWhen: (s) => s.includes('==> copy boot loaders') });
+    expect(r.signal).toBe('SIGKILL');
+    expect(await snapshot(dist)).toBe(before);
+    expect((await readdir(ws.dir)).some((e) => e.startsWith('.dist.staging-'))).toBe(true);
+    const again = await cli(['build', '--config', specFile, '--out', dist, '--cache', cache, '-q']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readdir(ws.dir)).filter((e) => e.startsWith('.dist.'))).toEqual([]);
+    expect(await snapshot(dist)).toBe(before);
+  });
+
+  it('an invalid spec exits 2 with every problem and does not touch dist/', async () => {
+    const before = await snapshot(dist);
+    const bad = JSON.parse(await readFile(specFile, 'utf8'));
+    bad.nodes[0].mac = 'c0:3f:d5';
+    bad.nodes[1].ip = '192.168.10.150';
+    const badFile = join(ws.dir, 'bad.json');
+    await writeFile(badFile, JSON.stringify(bad));
+    const r = await cli(['build', '--config', badFile, '--out', dist, '--cache', cache]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('nodes[0].mac: not a MAC address (got "c0:3f:d5")');
+    expect(r.stderr).toContain('nodes[1].ip: 192.168.10.150 is inside the dynamic range');
+    expect(await snapshot(dist)).toBe(before);
+  });
+
+  it('verify catches a changed, a missing and an extra file', async () => {
+    const copy = join(ws.dir, 'tampered');
+    await run(['cp', '-a', dist, copy]);
+    await writeFile(join(copy, 'etc/nginx.conf'), 'tampered\n');
+    await rm(join(copy, 'pxe/ldlinux.c32'));
+    await writeFile(join(copy, 'extra.txt'), 'x');
+    const r = await cli(['verify', copy, '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).problems).toEqual([
+      { path: 'etc/nginx.conf', problem: 'checksum mismatch' },
+      { path: 'extra.txt', problem: 'not listed in SHA256SUMS' },
+      { path: 'pxe/ldlinux.c32', problem: 'missing' },
+    ]);
+  });
+});
+
+describe('host check', () => {
+  it('names every missing tool with the stage that needs it and its packages, before anything is written', async () => {
+    const empty = join(ws.dir, 'empty-path');
+    await mkdir(empty, { recursive: true });
+    const err = await checkHost([{ stage: 'extract-iso', needs: ['xorriso'] }, { stage: 'bootstrap-image', needs: ['mmdebstrap', 'zstd'] }], empty).catch((e) => e);
+    expect(err).toBeInstanceOf(HostToolError);
+    expect(err.message).toContain('xorriso: needed by stage "extract-iso" to extract the SystemRescue ISO without mounting it\n    Debian/Ubuntu: apt-get install xorriso    Arch: pacman -S libisoburn');
+    expect(err.message).toContain('mmdebstrap: needed by stage "bootstrap-image"');
+    expect(err.message).toContain('zstd: needed by stage "bootstrap-image"');
+  });
+
+  it('passes when the tools are there', async () => {
+    const found = await checkHost([{ stage: 'extract-iso', needs: ['xorriso', 'pxelinux'] }]);
+    expect(found.xorriso).toMatch(/xorriso$/);
+    expect(found.pxelinux).toMatch(/pxelinux\.0$/);
+  });
+});
