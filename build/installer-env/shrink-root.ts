@@ -1,0 +1,73 @@
+/**
+ * Turns a bootstrapped Debian tree into the built-in installer environment's root: drops what a RAM-only
+ * installer never reads, puts our init and helpers in place, and removes anything that must differ per
+ * node (ssh host keys, machine-id).
+ */
+import { chmod, copyFile, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** sysrcd/builtin/: the init and the helpers it calls, installed at these paths in the root. */
+export const BUILTIN_DIR = fileURLToPath(new URL('../../sysrcd/builtin/', import.meta.url));
+export const BUILTIN_FILES: Record<string, string> = {
+  init: 'init',
+  'udhcpc.script': 'usr/share/portacluster/udhcpc.script',
+  shutdown: 'usr/local/sbin/portacluster-shutdown',
+  'portacluster-sshd': 'usr/local/sbin/portacluster-sshd',
+};
+
+const DROPPED: readonly string[] = [
+  'boot',
+  'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'usr/share/lintian',
+  'usr/share/bug', 'usr/share/bash-completion', 'usr/share/zsh', 'usr/share/common-licenses',
+  'var/cache/apt', 'var/cache/debconf/templates.dat-old', 'var/cache/debconf/config.dat-old',
+  'var/lib/dpkg/status-old', 'var/lib/dpkg/available-old', 'var/lib/dpkg/diversions-old',
+  // Hardware names for display only; interface naming and disk links do not use it.
+  'usr/lib/udev/hwdb.bin', 'etc/udev/hwdb.bin',
+  // xfsprogs pulls in Python (xfs_scrub_all) and ICU (xfs_scrub): ~90 MB for two tools an installer
+  // never runs. mkfs.xfs and xfs_repair link neither. usrmerge likewise pulls in full Perl.
+  'usr/lib/python3', 'usr/lib/python3.11', 'usr/bin/python3', 'usr/bin/python3.11',
+  'usr/share/python3', 'usr/local/lib/python3.11',
+  'usr/sbin/xfs_scrub', 'usr/sbin/xfs_scrub_all',
+  'usr/share/perl', 'usr/lib/x86_64-linux-gnu/perl',
+  // Never present when bootstrapped right; removed so scripts can rely on "no systemctl → no systemd".
+  'usr/bin/systemctl', 'bin/systemctl',
+  'etc/machine-id',
+];
+
+async function removeMatching(dir: string, test: (name: string) => boolean): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (test(name)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+export async function shrinkRoot(root: string): Promise<void> {
+  for (const p of DROPPED) await rm(join(root, p), { recursive: true, force: true });
+  await removeMatching(join(root, 'var/lib/apt/lists'), (n) => n !== 'partial' && n !== 'lock');
+  await removeMatching(join(root, 'var/log'), () => true);
+  await removeMatching(join(root, 'usr/lib/x86_64-linux-gnu'), (n) => n.startsWith('libicu'));
+  await removeMatching(join(root, 'etc/ssh'), (n) => n.startsWith('ssh_host_'));
+  await mkdir(join(root, 'boot'));
+}
+
+export async function installBuiltinFiles(root: string): Promise<void> {
+  for (const [src, dst] of Object.entries(BUILTIN_FILES)) {
+    await mkdir(join(root, dst, '..'), { recursive: true });
+    await copyFile(join(BUILTIN_DIR, src), join(root, dst));
+    await chmod(join(root, dst), 0o755);
+  }
+  // /usr/local/sbin comes first on PATH: these win over anything a package might add later.
+  for (const name of ['poweroff', 'reboot', 'halt']) {
+    await symlink('portacluster-shutdown', join(root, 'usr/local/sbin', name));
+  }
+  await writeFile(join(root, 'etc/hostname'), 'portacluster-env\n');
+  await writeFile(join(root, 'etc/fstab'), '# the built-in installer environment runs from RAM\n');
+  await writeFile(join(root, 'etc/machine-id'), '');
+  await mkdir(join(root, 'etc/profile.d'), { recursive: true });
+  await writeFile(
+    join(root, 'etc/profile.d/portacluster-env.sh'),
+    "PS1='portacluster-env \\w # '\nexport PS1\n",
+  );
+  await mkdir(join(root, 'var/log'), { recursive: true });
+  await mkdir(join(root, 'var/autorun/log'), { recursive: true });
+}

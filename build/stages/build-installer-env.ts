@@ -1,0 +1,183 @@
+/**
+ * The built-in installer environment: a Debian kernel + an initramfs holding a whole small root (bash,
+ * disk tools, curl, udev, sshd) whose /init follows SystemRescue's autorun contract. Bootstrapped with
+ * mmdebstrap, shrunk, packed reproducibly, cached by a hash of everything that goes into it.
+ */
+import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import type { InstallerEnvArtifact } from '../iso/types.ts';
+import { StageError } from '../lib/errors.ts';
+import { checkHost } from '../lib/host.ts';
+import type { Logger } from '../lib/log.ts';
+import { capture, run } from '../lib/run.ts';
+import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
+import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
+import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
+
+export interface BuildInstallerEnvOptions {
+  mirror: string;
+  suite: string;
+  cacheDir: string;
+  workDir: string;
+  pxeDir: string;
+  force: boolean;
+  sourceDateEpoch: number;
+  log: Logger;
+}
+
+/** What a node's installer or rescue session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
+export const INSTALLER_ENV_PACKAGES: readonly string[] = [
+  'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
+  'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
+  'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
+  'grub-efi-amd64-bin', 'efibootmgr', 'pciutils', 'less', 'rsync',
+];
+
+export const KERNEL_FILE = 'installer-kernel';
+export const INITRAMFS_FILE = 'installer-initramfs';
+
+/** Written beside the two boot files in a cache entry. */
+export interface InstallerEnvMeta {
+  kernelVersion: string;
+  initramfsBytes: number;
+  rootBytes: number;
+  modulesKept: number;
+  buildSeconds: number;
+}
+
+const SOURCES = [
+  fileURLToPath(import.meta.url),
+  ...['pack-initramfs.ts', 'prune-modules.ts', 'shrink-root.ts'].map((f) =>
+    fileURLToPath(new URL(`../installer-env/${f}`, import.meta.url)),
+  ),
+  ...Object.keys(BUILTIN_FILES).map((f) => join(BUILTIN_DIR, f)),
+];
+
+async function cacheKey(o: BuildInstallerEnvOptions): Promise<string> {
+  const sources: Record<string, string> = {};
+  for (const f of SOURCES) sources[relative(BUILTIN_DIR, f)] = await readFile(f, 'utf8');
+  const firstLine = async (argv: string[]) => (await capture(argv)).split('\n')[0] ?? '';
+  return hashInputs({
+    v: 1,
+    suite: o.suite,
+    mirror: o.mirror,
+    packages: INSTALLER_ENV_PACKAGES,
+    modules: KEPT_MODULES,
+    zstd: ZSTD_LEVEL,
+    sourceDateEpoch: o.sourceDateEpoch,
+    sources,
+    tools: {
+      mmdebstrap: await firstLine(['mmdebstrap', '--version']),
+      zstd: await firstLine(['zstd', '--version']),
+      cpio: await firstLine(['cpio', '--version']),
+    },
+  });
+}
+
+async function duBytes(dir: string): Promise<number> {
+  return Number((await capture(['du', '--summarize', '--bytes', '--', dir])).split(/\s/)[0]);
+}
+
+async function bootstrap(root: string, o: BuildInstallerEnvOptions): Promise<void> {
+  await run(
+    [
+      'mmdebstrap',
+      '--mode=root',
+      '--variant=minbase',
+      '--format=directory',
+      `--include=${INSTALLER_ENV_PACKAGES.join(',')}`,
+      // Never unpacked rather than deleted afterwards: less to write, and dpkg knows they are absent.
+      '--dpkgopt=path-exclude=/usr/share/man/*',
+      '--dpkgopt=path-exclude=/usr/share/doc/*',
+      '--dpkgopt=path-exclude=/usr/share/locale/*',
+      '--dpkgopt=path-exclude=/usr/share/info/*',
+      '--aptopt=Acquire::Retries "3"',
+      o.suite,
+      root,
+      o.mirror,
+    ],
+    { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) }, echo: false },
+  );
+}
+
+async function buildInto(entry: string, o: BuildInstallerEnvOptions): Promise<void> {
+  const started = Date.now();
+  await mkdir(o.workDir, { recursive: true });
+  const root = join(o.workDir, `installer-env-root-${process.pid}`);
+  await removeTree(root).catch(() => {});
+  try {
+    await o.log.step('bootstrap installer environment (mmdebstrap)', () => bootstrap(root, o));
+    const kvers = await readdir(join(root, 'usr/lib/modules'));
+    const kver = kvers[0];
+    if (kvers.length !== 1 || !kver) throw new StageError('build-installer-env', `expected one kernel, found: ${kvers.join(', ') || 'none'}`);
+    await copyFile(join(root, 'boot', `vmlinuz-${kver}`), join(entry, KERNEL_FILE));
+    const { kept } = await o.log.step('shrink installer environment', async () => {
+      const r = await pruneModules(root, kver);
+      await shrinkRoot(root);
+      await installBuiltinFiles(root);
+      return r;
+    });
+    const rootBytes = await duBytes(root);
+    await o.log.step(`pack installer initramfs (zstd -${ZSTD_LEVEL})`, () =>
+      packInitramfs(root, join(entry, INITRAMFS_FILE), o.sourceDateEpoch),
+    );
+    const meta: InstallerEnvMeta = {
+      kernelVersion: kver,
+      initramfsBytes: (await stat(join(entry, INITRAMFS_FILE))).size,
+      rootBytes,
+      modulesKept: kept,
+      buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    await writeFile(join(entry, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+  } finally {
+    await removeTree(root).catch(() => {});
+  }
+}
+
+export async function readInstallerEnvMeta(entryDir: string): Promise<InstallerEnvMeta> {
+  return JSON.parse(await readFile(join(entryDir, 'meta.json'), 'utf8')) as InstallerEnvMeta;
+}
+
+/** Copies into place through a temp name, so a reader never sees a half-written boot file. */
+async function publish(src: string, dst: string): Promise<void> {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  await copyFile(src, tmp);
+  await rename(tmp, dst);
+}
+
+export async function buildInstallerEnv(o: BuildInstallerEnvOptions): Promise<InstallerEnvArtifact> {
+  if (process.getuid?.() !== 0) {
+    throw new StageError('build-installer-env', 'must run as root (mmdebstrap --mode=root, device nodes and file owners in the initramfs)');
+  }
+  await checkHost([{ stage: 'build-installer-env', needs: ['mmdebstrap', 'zstd', 'cpio'] }]);
+  const key = await cacheKey(o);
+  const { dir, fromCache } = await cachedBuild({
+    area: join(o.cacheDir, 'installer-env'),
+    key,
+    force: o.force,
+    log: o.log,
+    build: (tmp) => buildInto(tmp, o),
+  });
+  const meta = await readInstallerEnvMeta(dir);
+  o.log.info(
+    `installer environment ${fromCache ? 'reused from cache' : 'built'}: kernel ${meta.kernelVersion}, ` +
+      `initramfs ${(meta.initramfsBytes / 1048576).toFixed(1)} MiB (root ${(meta.rootBytes / 1048576).toFixed(0)} MiB unpacked)`,
+  );
+  await mkdir(o.pxeDir, { recursive: true });
+  for (const f of [KERNEL_FILE, INITRAMFS_FILE]) await publish(join(dir, f), join(o.pxeDir, f));
+  const distDir = dirname(o.pxeDir);
+  return {
+    kind: 'builtin',
+    version: meta.kernelVersion,
+    kernel: KERNEL_FILE,
+    initrds: [INITRAMFS_FILE],
+    files: [KERNEL_FILE, INITRAMFS_FILE].map((f) => relative(distDir, join(o.pxeDir, f))),
+  };
+}
+
+/** The cache entry a build with these options uses (for tests and the benchmark). */
+export async function installerEnvCacheEntry(o: BuildInstallerEnvOptions): Promise<string> {
+  return join(o.cacheDir, 'installer-env', await cacheKey(o));
+}
