@@ -6,16 +6,14 @@
  *   partial/<algo>-<hex>.part            bytes of an interrupted download, kept for resuming
  *   partial/<algo>-<hex>.part.json       validators of that partial (URL, ETag, Last-Modified, length)
  */
-import { createWriteStream } from 'node:fs';
 import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { hashFile, isHexDigest } from './digest.ts';
+import { openHashingSink, SinkError, type HashingSink } from './sink.ts';
 
 export interface DownloadSource {
   url?: string;
@@ -153,8 +151,7 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
   try {
     for (let attempt = 0; ; attempt++) {
       try {
-        const { resumed } = await fetchOnce(url, part, dispatcher, opts.log);
-        const { size, hex } = await hashFile(part, want.all.map((w) => w.algo));
+        const { resumed, size, hex } = await fetchOnce(url, part, want.all.map((w) => w.algo), dispatcher, opts.log);
         const bad = mismatches(want, hex);
         if (bad.length) {
           await discardPartial(part);
@@ -190,7 +187,14 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
   }
 }
 
-async function fetchOnce(url: string, part: string, dispatcher: Dispatcher, log: Logger): Promise<{ resumed: boolean }> {
+interface Fetched {
+  resumed: boolean;
+  size: number;
+  hex: Record<Algo, string>;
+}
+
+/** One HTTP request; the digests are computed while the bytes stream in (plus the kept prefix on a resume). */
+async function fetchOnce(url: string, part: string, algos: Algo[], dispatcher: Dispatcher, log: Logger): Promise<Fetched> {
   let meta = await readMeta(part);
   let have = meta?.url === url ? await partialSize(part) : 0;
   if (have === 0 || !meta || meta.url !== url) {
@@ -199,7 +203,7 @@ async function fetchOnce(url: string, part: string, dispatcher: Dispatcher, log:
     have = 0;
   }
   // Already complete (a crash between the last byte and the rename): just verify it.
-  if (meta?.total !== undefined && have === meta.total) return { resumed: true };
+  if (meta?.total !== undefined && have === meta.total) return { resumed: true, ...(await hashFile(part, algos)) };
 
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (have > 0 && meta) {
@@ -246,27 +250,42 @@ async function fetchOnce(url: string, part: string, dispatcher: Dispatcher, log:
   }
 
   if (offset > 0) log.info(`${url}: resuming at ${mib(offset)} MiB`);
-  const out = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w', highWaterMark: 1 << 20 });
+  let sink: HashingSink;
+  try {
+    sink = await openHashingSink(part, { append: offset > 0, prefixBytes: offset, algos });
+  } catch (err) {
+    dropBody(res);
+    throw new StageError(STAGE, (err as Error).message);
+  }
   let done = offset;
   const label = `download ${basename(new URL(url).pathname) || url}`;
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       done += chunk.length;
-      if (!out.write(chunk)) await once(out, 'drain');
+      const wait = sink.write(chunk);
+      if (wait) await wait;
       log.progress(label, done, total);
     }
   } catch (err) {
-    out.end();
-    await finished(out).catch(() => {});
+    if (err instanceof SinkError) {
+      dropBody(res);
+      throw new StageError(STAGE, err.message);
+    }
+    // Keep what arrived: the next attempt resumes after it.
+    await sink.finish().catch(() => {});
     // undici reports a clean close before Content-Length was reached as UND_ERR_SOCKET "other side closed".
     if (total !== undefined && (err as { code?: string }).code === 'UND_ERR_SOCKET')
       throw new Transient(`truncated body: got ${done} of ${total} bytes (Content-Length mismatch: the server closed the connection early)`);
     throw new Transient(`connection lost after ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB (${describe(err)})`);
   }
-  out.end();
-  await finished(out);
+  let result: { size: number; hex: Record<Algo, string> };
+  try {
+    result = await sink.finish();
+  } catch (err) {
+    throw new StageError(STAGE, (err as Error).message);
+  }
   if (total !== undefined && done !== total) throw new Transient(`truncated body: got ${done} of ${total} bytes (Content-Length mismatch)`);
-  return { resumed: offset > 0 };
+  return { resumed: offset > 0, ...result };
 }
 
 /** Destroying an undici body emits an AbortError: swallow it, the body is unwanted. */
