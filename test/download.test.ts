@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { download, type DownloadOptions } from '../build/fetch/download.ts';
@@ -163,6 +163,20 @@ describe('download from a URL', () => {
     const err = (await download({ url: s.url }, { sha256: SHA256 }, { ...opts, retries: 1, fetchTimeoutMs: 200 }).catch((e: Error) => e)) as Error;
     expect(err.message).toMatch(/failed after 2 attempts: .*(timeout|Timeout)/);
     expect(await cacheStoreIsEmpty()).toBe(true);
+  });
+
+  it('refuses to share a partial file with a live download, and takes over a dead one', async () => {
+    const s = await serve();
+    const partial = join(opts.cacheDir, 'partial');
+    await mkdir(partial, { recursive: true });
+    const lock = join(partial, `sha256-${SHA256}.part.lock`);
+    await writeFile(lock, String(process.pid));
+    await expect(download({ url: s.url }, { sha256: SHA256 }, opts)).rejects.toThrow(`another process (pid ${process.pid}) is downloading the same file`);
+    expect(s.requests).toHaveLength(0);
+    // A pid from a run that died: pid_max is at most 2^22, so this one cannot be alive.
+    await writeFile(lock, String(2 ** 22 + 1));
+    expect((await download({ url: s.url }, { sha256: SHA256 }, opts)).size).toBe(FILE.length);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('re-fetches a cache entry that no longer matches its digest', async () => {

@@ -145,6 +145,7 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
   const partDir = join(opts.cacheDir, 'partial');
   await mkdir(partDir, { recursive: true });
   const part = join(partDir, `${want.key.algo}-${want.key.hex}.part`);
+  await takeLock(`${part}.lock`);
   const agent = new Agent({ connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout });
   const dispatcher = agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   let cleanRetryUsed = false;
@@ -184,6 +185,32 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
     }
   } finally {
     await agent.close();
+    await rm(`${part}.lock`, { force: true });
+  }
+}
+
+/** Two builds appending to one partial file would corrupt it: the second one stops and says who holds it. */
+async function takeLock(lock: string): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+    }
+    const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+      throw new StageError(STAGE, `another process (pid ${pid}) is downloading the same file; wait for it, or remove ${lock} if it is gone`);
+    await rm(lock, { force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
