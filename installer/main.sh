@@ -1,0 +1,37 @@
+# The installer, in order. Every step is a function in installer/lib/; any failure ends in fail_install
+# (reports `failed` with the phase and the log tail, uploads the log).
+mkdir -p /run/portacluster
+log_open
+trap_errors
+trap cleanup_target EXIT
+
+# Reports carry host= and mac=: find out who we are first (an unknown MAC is refused as phase start).
+identify_node
+phase start
+
+phase disk
+# select_disk only reads /sys and /dev/disk: a refusal here has written nothing.
+disk_name="$(select_disk 2>/run/portacluster/select-disk.err)" || die "no target disk: $(cat /run/portacluster/select-disk.err)"
+TARGET_DISK="${PC_DEVFS}/${disk_name}"
+log "target disk ${TARGET_DISK} ($(disk_size_bytes "${disk_name}") bytes)"
+release_disk "${TARGET_DISK}"
+
+phase partition
+wipe_disk "${TARGET_DISK}"
+partition_disk "${TARGET_DISK}"
+make_filesystems
+mount_target
+
+install_image
+
+phase configure
+configure_fstab
+configure_identity
+configure_network
+configure_users
+configure_ssh
+configure_serial_console
+install_bootloader
+
+trap - EXIT
+finish_install
