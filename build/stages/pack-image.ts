@@ -85,6 +85,10 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   const st = await stat(rootDir).catch(() => null);
   if (!st?.isDirectory()) throw new StageError('pack-image', `${rootDir} is not a directory`);
   const level = opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+  // zstd silently clamps a level out of range: the caller would not get what they asked for.
+  if (!Number.isInteger(level) || level < 1 || level > 19) {
+    throw new StageError('pack-image', `zstd level must be an integer from 1 to 19 (got ${level})`);
+  }
   await mkdir(opts.outDir, { recursive: true });
   const tmp = join(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
@@ -93,6 +97,8 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
 
   const tar = spawn(tarCmd[0]!, tarCmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   const zstd = spawn(zstdCmd[0]!, zstdCmd.slice(1), { stdio: [tar.stdout!, 'pipe', 'pipe'], env });
+  // zstd holds its own copy of the pipe's read end; ours would keep tar's stdout (and 'close') open.
+  tar.stdout!.destroy();
   const tarErr = collectStderr(tar);
   const zstdErr = collectStderr(zstd);
   const tarExit = exited(tar);
