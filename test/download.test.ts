@@ -114,6 +114,22 @@ describe('download from a URL', () => {
     expect(s.requests[0]!.range).toMatch(/^bytes=[1-9]\d*-$/);
   });
 
+  it('follows a mirror redirect, and resumes through it', async () => {
+    const s = await serve((n) => (n % 2 === 0 ? { redirectTo: '/mirror/sysrcd.iso' } : n === 1 ? { dropAfter: 1_000_000 } : {}));
+    const r = await download({ url: s.url }, { sha256: SHA256 }, opts);
+    expect((await readFile(r.path)).equals(FILE)).toBe(true);
+    expect(s.requests).toHaveLength(4);
+    expect(s.requests[3]!.range).toMatch(/^bytes=[1-9]\d*-$/);
+  });
+
+  it('catches an early close of a chunked body (no Content-Length) and resumes it', async () => {
+    const s = await serve((n) => (n === 0 ? { noLength: true, truncateAt: 2_000_000 } : { noLength: true }));
+    await expect(download({ url: s.url }, { sha256: SHA256 }, { ...opts, retries: 0 })).rejects.toThrow(/connection lost after 1\.9 MiB \(other side closed/);
+    const r = await download({ url: s.url }, { sha256: SHA256 }, opts);
+    expect((await readFile(r.path)).equals(FILE)).toBe(true);
+    expect(s.requests[1]!.range).toBe('bytes=2000000-');
+  });
+
   it('retries a 503 with backoff', async () => {
     const s = await serve((n) => (n < 2 ? { status: 503 } : {}));
     const r = await download({ url: s.url }, { sha256: SHA256 }, opts);

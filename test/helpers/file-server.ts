@@ -19,6 +19,10 @@ export interface Behaviour {
   stall?: boolean;
   /** Serve these bytes instead of the configured file (a changed or wrong file). */
   body?: Buffer;
+  /** Answer 302 to this path on the same server (mirrors redirect a lot). */
+  redirectTo?: string;
+  /** Leave out Content-Length (chunked transfer): only the digest can tell a short body then. */
+  noLength?: boolean;
   /** ETag to send; null sends none (and no Last-Modified). Default: a fixed strong tag. */
   etag?: string | null;
 }
@@ -67,6 +71,11 @@ function serve(req: IncomingMessage, res: ServerResponse, content: Content, b: B
     res.end(`status ${b.status}\n`);
     return;
   }
+  if (b.redirectTo) {
+    res.writeHead(302, { location: b.redirectTo });
+    res.end();
+    return;
+  }
   const data = b.body ?? content;
   const size = Buffer.isBuffer(data) ? data.length : data.size;
   const etag = b.etag === undefined ? '"v1"' : b.etag;
@@ -88,7 +97,7 @@ function serve(req: IncomingMessage, res: ServerResponse, content: Content, b: B
     }
     headers['content-range'] = `bytes ${start}-${size - 1}/${size}`;
   }
-  headers['content-length'] = size - start;
+  if (!b.noLength) headers['content-length'] = size - start;
   res.writeHead(start > 0 ? 206 : 200, headers);
   if (b.stall) {
     res.flushHeaders();
