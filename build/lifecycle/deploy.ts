@@ -1,0 +1,209 @@
+/**
+ * deploy: publish dist/ to node0's /srv/public (or a local dir) so that no node ever sees a half-updated
+ * tree. `<dest>` is a symlink to `<dest>.releases/<id>`; a deploy
+ *   1. rsyncs dist/ into `<dest>.releases/.incoming-<id>` (--checksum, links as links, --link-dest against
+ *      the live release so unchanged files are hard links and cost nothing),
+ *   2. verifies it with `sha256sum -c SHA256SUMS` on the destination,
+ *   3. carries the nodes' live 01-* links over (the watcher and `reimage` own them, not dist/),
+ *   4. renames it to `<id>` and switches `<dest>` to it with one rename of a new symlink,
+ *   5. re-applies any node link switched in the old tree while 3–4 ran, then prunes old releases.
+ * Steps 2–5 are one sh script run here or with one ssh call on node0. Killed at any point before 4, the
+ * old tree stays served and the next deploy removes the leftover `.incoming-*`.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { StageError, UsageError } from '../lib/errors.ts';
+import { run } from '../lib/run.ts';
+import { shq } from '../render/shell.ts';
+import { parseDest, runScript, sshCommand, type Target } from './target.ts';
+
+export interface DeployOptions {
+  /** The built tree (dist/). */
+  from: string;
+  /** `host:/srv/public` or a local path. */
+  dest: string;
+  dryRun?: boolean;
+  /** Releases to keep, the live one included. */
+  keep?: number;
+  sshConfig?: string;
+  /** Extra rsync flags (tests slow it down with --bwlimit to interrupt it). */
+  rsyncArgs?: string[];
+  now?: Date;
+  log?: (line: string) => void;
+}
+
+export interface DeployResult {
+  dest: string;
+  host: string | null;
+  release: string | null;
+  previous: string | null;
+  /** `<dest>` was a plain directory and is now a symlink; the old directory became a release. */
+  migrated: string | null;
+  keptLinks: string[];
+  lateLinks: string[];
+  checked: number;
+  pruned: string[];
+  dryRun: boolean;
+  changes: string[];
+  seconds: number;
+}
+
+/** Node links are node0's state: never copied from dist/ over live ones, never deleted by --delete. */
+export const NODE_LINK_GLOBS = ['/pxe/pxelinux.cfg/01-*', '/pxe/ipxe/01-*.ipxe'];
+const NODE_LINK_DIRS = ['pxe/pxelinux.cfg', 'pxe/ipxe'];
+
+export function releaseId(now: Date, specHash: string | undefined): string {
+  const ts = now.toISOString().replace(/[-:.]/g, ''); // milliseconds too: two deploys in one second stay apart
+  return `${ts}-${(specHash ?? 'nospec').slice(0, 12)}`;
+}
+
+interface Probe {
+  kind: 'link' | 'dir' | 'none' | 'other';
+  current: string | null;
+  missingTools: string[];
+}
+
+function probeScript(dest: string): string {
+  return [
+    `d=${shq(dest)}`,
+    'for t in rsync sha256sum; do command -v "$t" >/dev/null 2>&1 || printf "missing\\t%s\\n" "$t"; done',
+    'if [ -L "$d" ]; then printf "link\\t%s\\n" "$(readlink -f -- "$d")"',
+    'elif [ -d "$d" ]; then printf "dir\\t%s\\n" "$(cd -- "$d" && pwd -P)"',
+    'elif [ -e "$d" ]; then printf "other\\t\\n"',
+    'else printf "none\\t\\n"; fi',
+  ].join('\n');
+}
+
+function parseProbe(out: string): Probe {
+  const p: Probe = { kind: 'none', current: null, missingTools: [] };
+  for (const line of out.split('\n')) {
+    const [k, v] = line.split('\t');
+    if (k === 'missing' && v) p.missingTools.push(v);
+    else if (k === 'link' || k === 'dir' || k === 'none' || k === 'other') {
+      p.kind = k;
+      p.current = v || null;
+    }
+  }
+  return p;
+}
+
+/** Steps 2–5 as one script; prints `kept|late|pruned|checked <value>` lines. */
+export function publishScript(o: { dest: string; releases: string; id: string; kind: Probe['kind']; keep: number; now: string }): string {
+  const rel = `${basename(o.releases)}/${o.id}`;
+  return [
+    'set -eu',
+    `d=${shq(o.dest)}; r=${shq(o.releases)}; id=${shq(o.id)}; inc="$r/.incoming-$id"; new="$r/$id"`,
+    `tab=$(printf '\\t')`,
+    // 2. verify on the destination, before anything is published
+    'n=$(cd -- "$inc" && sha256sum --quiet --strict -c SHA256SUMS >&2 && wc -l < SHA256SUMS) || { echo "checksum verification failed in $inc" >&2; exit 4; }',
+    'printf "checked\\t%s\\n" "$n"',
+    // 3. carry the live node links over (only for nodes the new tree still has, to profiles it still has)
+    ': > "$inc.links"',
+    `for dir in ${NODE_LINK_DIRS.map(shq).join(' ')}; do`,
+    '  [ -d "$d/$dir" ] && [ -d "$inc/$dir" ] || continue',
+    '  for l in "$d/$dir"/01-*; do',
+    '    [ -L "$l" ] || continue',
+    '    n=${l##*/}; t=$(readlink -- "$l")',
+    '    [ -L "$inc/$dir/$n" ] && [ -e "$inc/$dir/$t" ] || continue',
+    '    ln -sfn -- "$t" "$inc/$dir/$n"; printf "%s/%s\\t%s\\n" "$dir" "$n" "$t" >> "$inc.links"; printf "kept\\t%s/%s\\t%s\\n" "$dir" "$n" "$t"',
+    '  done',
+    'done',
+    // 4. publish: rename into place, then one rename of a new symlink over <dest>
+    'mv -T -- "$inc" "$new"',
+    'prev=',
+    'if [ -L "$d" ]; then prev=$(readlink -f -- "$d"); fi',
+    ...(o.kind === 'dir'
+      ? [
+          // A plain directory cannot be replaced atomically by a symlink: move it aside as the oldest
+          // release (still complete, a rollback target) and put the link in its place right after.
+          `prev="$r/19700101T000000Z-migrated-${o.now}"`,
+          'mv -T -- "$d" "$prev"',
+          'printf "migrated\\t%s\\n" "$prev"',
+        ]
+      : []),
+    `ln -s -- ${shq(rel)} "$d.tmp-$$"`,
+    'mv -fT -- "$d.tmp-$$" "$d"',
+    // 5. a link switched in the old tree between 3 and 4 wins, unless it was switched again in the new one
+    'if [ -n "$prev" ]; then',
+    '  while IFS="$tab" read -r p t; do',
+    '    o=$(readlink -- "$prev/$p" || true); c=$(readlink -- "$new/$p" || true)',
+    '    if [ -n "$o" ] && [ "$o" != "$t" ] && [ "$c" = "$t" ] && [ -e "$new/${p%/*}/$o" ]; then',
+    '      ln -s -- "$o" "$new/$p.tmp-$$"; mv -fT -- "$new/$p.tmp-$$" "$new/$p"; printf "late\\t%s\\t%s\\n" "$p" "$o"',
+    '    fi',
+    '  done < "$r/.incoming-$id.links"',
+    'fi',
+    'rm -f -- "$r/.incoming-$id.links"',
+    // prune: oldest first, never the live release
+    `keep=${o.keep}`,
+    'count=$(ls -1 -- "$r" | wc -l)',
+    'for old in $(ls -1 -- "$r" | sort); do',
+    '  [ "$count" -gt "$keep" ] || break',
+    '  [ "$r/$old" = "$new" ] && continue',
+    '  rm -rf -- "${r:?}/$old"; count=$((count - 1)); printf "pruned\\t%s\\n" "$old"',
+    'done',
+  ].join('\n');
+}
+
+export async function deploy(o: DeployOptions): Promise<DeployResult> {
+  const started = Date.now();
+  const log = o.log ?? (() => {});
+  const from = resolve(o.from);
+  if (!existsSync(join(from, 'SHA256SUMS'))) throw new UsageError(`${o.from} has no SHA256SUMS: not a built tree\n  hint: run \`portacluster build\` first`);
+  const keep = o.keep ?? 3;
+  if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be at least 1');
+  const parsed = parseDest(o.dest);
+  const dest = (parsed.host ? parsed.path : resolve(parsed.path)).replace(/\/+$/, '');
+  if (!dest || dest === '/') throw new UsageError(`refusing to deploy to ${o.dest}`);
+  const target: Target = { ...(parsed.host ? { host: parsed.host } : {}), ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}) };
+  const where = (p: string) => (parsed.host ? `${parsed.host}:${p}` : p);
+  const rsh = parsed.host ? ['--rsh', sshCommand(target).map(shq).join(' ')] : [];
+
+  const probe = parseProbe((await runScript(target, probeScript(dest))).stdout);
+  if (probe.missingTools.length) throw new StageError('deploy', `${parsed.host ?? 'this machine'} lacks ${probe.missingTools.join(', ')}, which deploy needs to receive and verify the tree\n  hint: apt-get install rsync coreutils (or pacman -S rsync coreutils)`);
+  if (probe.kind === 'other') throw new StageError('deploy', `${where(dest)} exists and is neither a directory nor a symlink`);
+  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0 };
+
+  if (o.dryRun) {
+    // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
+    const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_GLOBS.map((g) => `--exclude=${g}`), ...rsh, `${from}/`, where(`${probe.current ?? dest}/`)]);
+    result.changes = r.stdout.split('\n').filter((l) => l && !l.startsWith('.d..t'));
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+
+  const manifest = JSON.parse(await readFile(join(from, 'manifest.json'), 'utf8').catch(() => '{}')) as { specHash?: string };
+  const now = o.now ?? new Date();
+  const id = releaseId(now, manifest.specHash);
+  const releases = `${dest}.releases`;
+  if (probe.kind === 'dir') log(`${where(dest)} is a plain directory: it becomes ${releases}/19700101T000000Z-migrated-… (kept as a rollback release) and ${dest} a symlink to the new release`);
+  await runScript(target, `set -eu\nmkdir -p -- ${shq(releases)}\nrm -rf -- ${shq(releases)}/.incoming-*`);
+
+  log(`rsync ${from}/ → ${where(`${releases}/.incoming-${id}/`)}`);
+  await run([
+    'rsync',
+    '--archive', // links as links, permissions and mtimes (the build clamps them, so --link-dest matches)
+    '--checksum', // decide by content, not by size+mtime
+    '--delete-after',
+    ...(probe.current ? [`--link-dest=${probe.current}`] : []),
+    ...(o.rsyncArgs ?? []),
+    ...rsh,
+    `${from}/`,
+    where(`${releases}/.incoming-${id}/`),
+  ]);
+
+  const out = await runScript(target, publishScript({ dest, releases, id, kind: probe.kind, keep, now: now.toISOString().replace(/[-:.]/g, '') }), { nothrow: true });
+  if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${parsed.host ?? 'this machine'} does not match its SHA256SUMS; nothing was published\n${out.stderr.trim()}`);
+  if (out.exitCode !== 0) throw new StageError('deploy', `publishing on ${parsed.host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
+  for (const line of out.stdout.split('\n')) {
+    const [k, a, b] = line.split('\t');
+    if (k === 'checked') result.checked = Number(a);
+    else if (k === 'kept') result.keptLinks.push(`${a} -> ${b}`);
+    else if (k === 'late') result.lateLinks.push(`${a} -> ${b}`);
+    else if (k === 'pruned' && a) result.pruned.push(a);
+    else if (k === 'migrated' && a) result.migrated = a;
+  }
+  result.release = `${releases}/${id}`;
+  result.seconds = (Date.now() - started) / 1000;
+  return result;
+}

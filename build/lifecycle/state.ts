@@ -1,0 +1,193 @@
+/**
+ * The lifecycle state file: one JSON document, per node {phase, state, since, updated, history, detail}.
+ *
+ * Writers are the watcher (reports, timeouts) and `reimage` (marks nodes requested), i.e. more than one
+ * process, so a single-writer queue inside the watcher is not enough: every update is read-modify-write
+ * under an O_EXCL lock file (`<state>.lock`, holding the owner's pid). Node has no flock(); O_EXCL create
+ * is atomic on local filesystems and needs no native code. A lock whose owner is dead (kill -9) is taken
+ * over by renaming it aside first, so two takers cannot both win. Within the watcher, updates also run
+ * one at a time (the caller's queue), which keeps the lock uncontended.
+ *
+ * The file itself is written as temp file + fsync + rename + fsync of the directory: after a crash at
+ * any instant the file is the old document or the new one, never a mix.
+ */
+import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { StageError } from '../lib/errors.ts';
+
+export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
+
+export interface HistoryEntry {
+  at: string;
+  phase: string;
+  state: NodeStatus;
+}
+
+export interface NodeState {
+  name: string;
+  mac: string;
+  /** Last phase reported (or `requested`, `timeout`). */
+  phase: string;
+  state: NodeStatus;
+  /** When the node entered its current state. */
+  since: string;
+  /** Last report or change. */
+  updated: string;
+  history: HistoryEntry[];
+  detail?: string;
+  /** The last full installer log received, if any. */
+  log?: string;
+}
+
+export interface StateDoc {
+  version: 1;
+  nodes: Record<string, NodeState>;
+}
+
+export const HISTORY_TAIL = 20;
+export const FINISHED: ReadonlySet<NodeStatus> = new Set(['done', 'failed', 'timed-out']);
+
+export const emptyState = (): StateDoc => ({ version: 1, nodes: {} });
+
+export function defaultStateFile(): string {
+  return process.env.PORTACLUSTER_STATE ?? '/var/lib/portacluster/state.json';
+}
+
+export async function readState(file: string): Promise<StateDoc> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw e;
+  }
+  try {
+    const doc = JSON.parse(text) as StateDoc;
+    if (doc.version !== 1 || typeof doc.nodes !== 'object') throw new Error('not a portacluster state document');
+    return doc;
+  } catch (e) {
+    throw new StageError('state', `${file}: ${(e as Error).message}\n  hint: move it aside; the next report recreates it`);
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  // The rename is durable only once the directory is synced.
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Holds `<file>.lock` while fn runs. Waits up to waitMs for another holder; takes over a dead one's lock. */
+export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + waitMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+      // Rename, don't unlink: of two processes taking over the same stale lock only one rename succeeds,
+      // and neither can remove a fresh lock created in between (it would have a live owner).
+      const aside = `${lock}.stale-${process.pid}`;
+      if (await rename(lock, aside).then(() => true, () => false)) {
+        const moved = Number.parseInt(await readFile(aside, 'utf8').catch(() => ''), 10);
+        await unlink(aside).catch(() => {});
+        if (moved !== owner) {
+          // We moved someone's fresh lock: put it back if nobody has taken the name since.
+          await writeFile(lock, `${moved}\n`, { flag: 'wx' }).catch(() => {});
+        }
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw new StageError('state', `${lock} is held by pid ${owner || '?'} for more than ${waitMs / 1000} s`);
+    await sleep(delay);
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(lock).catch(() => {});
+  }
+}
+
+/** Read-modify-write of the state file under the lock; returns what fn returns. */
+export async function updateState<T>(file: string, fn: (doc: StateDoc) => T): Promise<T> {
+  await mkdir(dirname(file), { recursive: true });
+  return withLock(file, async () => {
+    const doc = await readState(file);
+    const result = fn(doc);
+    await writeAtomic(file, JSON.stringify(doc, null, 2) + '\n');
+    return result;
+  });
+}
+
+/** Moves a node to a new phase/state, keeping `since` when the state does not change. */
+export function transition(doc: StateDoc, node: { name: string; mac: string }, phase: string, state: NodeStatus, at: Date, detail?: string): { prev: NodeState | undefined; next: NodeState } {
+  const prev = doc.nodes[node.name];
+  const iso = at.toISOString();
+  const history = [...(prev?.history ?? []), { at: iso, phase, state }].slice(-HISTORY_TAIL);
+  const next: NodeState = {
+    name: node.name,
+    mac: node.mac,
+    phase,
+    state,
+    since: prev && prev.state === state && state !== 'requested' ? prev.since : iso,
+    updated: iso,
+    history,
+    ...(detail !== undefined ? { detail } : {}),
+    ...(prev?.log ? { log: prev.log } : {}),
+  };
+  doc.nodes[node.name] = next;
+  return { prev: prev ? { ...prev } : undefined, next };
+}
+
+/** Marks nodes `requested` (reimage/rescue): the watcher then expects their reports. */
+export async function markRequested(file: string, nodes: readonly { name: string; mac: string }[], profile: string, at = new Date()): Promise<void> {
+  await updateState(file, (doc) => {
+    for (const n of nodes) transition(doc, n, 'requested', 'requested', at, `switched to ${profile}`);
+  });
+}
+
+/** Where the installers' full logs go: `<state dir>/logs/<node>-<time>.log`. */
+export async function storeLog(stateFile: string, node: string, body: Buffer, at = new Date()): Promise<string> {
+  const dir = join(dirname(stateFile), 'logs');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${node}-${at.toISOString().replace(/[:.]/g, '-')}.log`);
+  const fd = openSync(file, 'w', 0o644);
+  try {
+    writeSync(fd, body);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
