@@ -135,6 +135,9 @@ interface PartialMeta {
   total?: number;
 }
 
+/** Growth of the partial file that makes a failed attempt not count as a retry. */
+const PROGRESS_BYTES = 1 << 20;
+
 /** Failures worth another attempt (network, 5xx, truncation); anything else is thrown at once. */
 class Transient extends Error {}
 
@@ -149,6 +152,10 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
   const agent = new Agent({ connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout });
   const dispatcher = agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   let cleanRetryUsed = false;
+  // Retries are counted against attempts that did not grow the partial file: a link that drops every
+  // few hundred MB still gets the ISO, a server that always fails early does not keep us forever.
+  let stalled = 0;
+  let best = await partialSize(part);
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -170,16 +177,20 @@ async function fetchRemote(url: string, finalPath: string, want: Expected, opts:
         return size;
       } catch (err) {
         if (!(err instanceof Transient)) throw err;
-        if (attempt >= retries) {
-          const kept = await partialSize(part);
+        const kept = await partialSize(part);
+        if (kept >= best + PROGRESS_BYTES) {
+          best = kept;
+          stalled = 0;
+        } else stalled++;
+        if (stalled > retries) {
           throw new StageError(
             STAGE,
             `download of ${url} failed after ${attempt + 1} attempt${attempt ? 's' : ''}: ${err.message}` +
               (kept ? `\n  ${mib(kept)} MiB kept in ${part}; the next run resumes from there` : ''),
           );
         }
-        const delay = backoffMs * 2 ** attempt;
-        opts.log.warn(`${url}: ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 2} of ${retries + 1})`);
+        const delay = stalled === 0 ? backoffMs : backoffMs * 2 ** (stalled - 1);
+        opts.log.warn(`${url}: ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s (${stalled ? `retry ${stalled} of ${retries}` : 'it made progress'})`);
         await sleep(delay);
       }
     }

@@ -11,8 +11,10 @@ export interface Behaviour {
   status?: number;
   /** Answer 200 with the whole file even when asked for a range. */
   ignoreRange?: boolean;
-  /** Send this many body bytes, then reset the connection. */
+  /** Send this many body bytes, then close the connection mid-body (they do arrive). */
   dropAfter?: number;
+  /** Send this many body bytes, then reset the connection (TCP RST: unread bytes may be lost). */
+  resetAfter?: number;
   /** Send this many body bytes, then close the connection cleanly (a short body under a full Content-Length). */
   truncateAt?: number;
   /** Send the headers, then nothing. */
@@ -103,11 +105,11 @@ function serve(req: IncomingMessage, res: ServerResponse, content: Content, b: B
     res.flushHeaders();
     return;
   }
-  const cut = b.dropAfter ?? b.truncateAt;
+  const cut = b.dropAfter ?? b.resetAfter ?? b.truncateAt;
   const end = cut !== undefined ? Math.min(size, start + cut) : size;
   const finish = () => {
-    // A reset discards what the peer has not read yet: give the sent bytes a moment to arrive first.
-    if (b.dropAfter !== undefined) setTimeout(() => res.socket?.resetAndDestroy(), 50);
+    if (b.resetAfter !== undefined) setTimeout(() => res.socket?.resetAndDestroy(), 50);
+    else if (b.dropAfter !== undefined) res.socket?.destroy();
     else if (b.truncateAt !== undefined) res.socket?.end();
     else res.end();
   };
