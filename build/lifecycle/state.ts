@@ -170,10 +170,16 @@ export function transition(doc: StateDoc, node: { name: string; mac: string }, p
   return { prev: prev ? { ...prev } : undefined, next };
 }
 
-/** Marks nodes `requested` (reimage/rescue): the watcher then expects their reports. */
-export async function markRequested(file: string, nodes: readonly { name: string; mac: string }[], profile: string, at = new Date()): Promise<void> {
+/**
+ * Records a switch by hand: reimage/rescue mark nodes `requested` (the watcher then expects their reports);
+ * normal marks them `done` with phase `normal`, so nobody waits for an install that will not happen.
+ */
+export async function markSwitched(file: string, nodes: readonly { name: string; mac: string }[], action: 'reimage' | 'rescue' | 'normal', profile: string, at = new Date()): Promise<void> {
   await updateState(file, (doc) => {
-    for (const n of nodes) transition(doc, n, 'requested', 'requested', at, `switched to ${profile}`);
+    for (const n of nodes) {
+      if (action === 'normal') transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);
+      else transition(doc, n, 'requested', 'requested', at, `${action}: switched to ${profile}`);
+    }
   });
 }
 

@@ -1,0 +1,83 @@
+/**
+ * reimage | rescue | normal <node…|--all>: point nodes' per-node links at a profile, in the local served
+ * tree (--root, default the spec's servedRoot) or on node0 (--ssh HOST); optionally reboot them.
+ * reimage and rescue mark the nodes `requested` in the state file so `watch` expects their reports;
+ * normal marks them done.
+ */
+import { UsageError } from '../../lib/errors.ts';
+import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
+import { resolveNodes, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
+import { runArgv, type Target } from '../../lifecycle/target.ts';
+import type { Plan, PlanNode } from '../../plan/plan.ts';
+import { planCluster } from '../../plan/plan.ts';
+import { loadSpec } from '../../spec/load.ts';
+import { emit, parseFlags, type Command } from '../command.ts';
+import { configPath } from '../config-path.ts';
+
+type Action = 'reimage' | 'rescue' | 'normal';
+
+export async function loadPlan(config: string | undefined): Promise<Plan> {
+  return planCluster((await loadSpec(configPath(config))).spec);
+}
+
+/** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
+export function rebootArgv(node: PlanNode): string[] {
+  const fill = (a: string) => a.replace(/\{(name|mac|ip)\}/g, (_m, k: 'name' | 'mac' | 'ip') => node[k] ?? '');
+  return node.reboot?.length ? node.reboot.map(fill) : ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', node.name, 'systemctl', 'reboot'];
+}
+
+function profileFor(action: Action, plan: Plan): string {
+  return action === 'reimage' ? plan.profiles.installer : action === 'rescue' ? plan.profiles.rescue : plan.profiles.os;
+}
+
+function makeCommand(action: Action): Command {
+  return async (argv) => {
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        config: { type: 'string', short: 'c' },
+        all: { type: 'boolean' },
+        root: { type: 'string' },
+        ssh: { type: 'string' },
+        'ssh-config': { type: 'string' },
+        state: { type: 'string' },
+        reboot: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      true,
+    );
+    if (values.root && values.ssh) throw new UsageError('give --root DIR or --ssh HOST, not both');
+    const plan = await loadPlan(values.config);
+    const nodes = resolveNodes(plan.nodes, positionals, !!values.all);
+    const profile = profileFor(action, plan);
+    const target: Target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
+    const root = values.root ?? plan.admin.servedRoot;
+    const started = performance.now();
+    const switched = await switchNodes(nodes, profile, { root, target });
+    const ms = performance.now() - started;
+    // The state file lives where the watcher runs; with --ssh that is node0, which the next report updates.
+    if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(), nodes, action, profile);
+
+    const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
+    if (values.reboot) {
+      for (const node of nodes) {
+        const command = rebootArgv(node);
+        // Runs where node0 is: here, or on node0 through --ssh (the spec's commands are node0 commands).
+        const r = await runArgv(target, command, { nothrow: true, timeoutMs: 60_000 });
+        reboots.push({ node: node.name, command, ok: r.exitCode === 0, ...(r.exitCode === 0 ? {} : { error: `exit ${r.exitCode}: ${r.stderr.trim().split('\n').pop() ?? ''}` }) });
+      }
+    }
+    const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
+    const text = [
+      ...switched.map(line),
+      `${switched.length} node${switched.length === 1 ? '' : 's'} switched to ${profile} in ${values.ssh ? values.ssh + ':' : ''}${root} (${ms.toFixed(1)} ms)`,
+      ...reboots.map((r) => `reboot ${r.node}: ${r.ok ? 'ok' : 'FAILED ' + r.error}`),
+    ].join('\n');
+    emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, reboots, ms }, text);
+    return reboots.every((r) => r.ok) ? 0 : 1;
+  };
+}
+
+export const reimage = makeCommand('reimage');
+export const rescue = makeCommand('rescue');
+export const normal = makeCommand('normal');

@@ -1,0 +1,96 @@
+/**
+ * watch: receive the installers' reports, keep the state file, switch finished nodes to their OS.
+ * Output: a live table on a terminal, one line per event otherwise, JSON lines with --json.
+ */
+import { UsageError } from '../../lib/errors.ts';
+import { readProfiles } from '../../lifecycle/links.ts';
+import { defaultStateFile, readState } from '../../lifecycle/state.ts';
+import { startWatcher, type WatchEvent } from '../../lifecycle/watch.ts';
+import { parseFlags, type Command } from '../command.ts';
+import { ago, table } from './status.ts';
+import { loadPlan } from './switch.ts';
+
+export function parseListen(value: string | undefined, defaultPort: number): { host: string; port: number } | null {
+  if (value === 'off' || value === 'none') return null;
+  const m = /^(?:(\[[0-9a-f:]+\]|[^:]+):)?(\d{1,5})$/i.exec(value ?? String(defaultPort));
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen wants [ADDR:]PORT or off (got ${JSON.stringify(value)})`);
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+}
+
+export function eventLine(e: WatchEvent): string {
+  const what = e.switched ? ` → switched ${e.switched.from ?? '(none)'} -> ${e.switched.to}` : '';
+  const detail = e.error ?? (e.detail ? e.detail.split('\n').pop() : '');
+  return `${e.at.replace(/\.\d+Z$/, 'Z')} ${(e.node ?? '?').padEnd(10)} ${e.state.padEnd(10)} ${e.phase}${what}${detail ? `  (${detail})` : ''}`;
+}
+
+export const command: Command = async (argv) => {
+  const { values } = parseFlags(argv, {
+    config: { type: 'string', short: 'c' },
+    root: { type: 'string' },
+    state: { type: 'string' },
+    listen: { type: 'string' },
+    'access-log': { type: 'string' },
+    'from-start': { type: 'boolean' },
+    'until-done': { type: 'boolean' },
+    timeout: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const plan = await loadPlan(values.config);
+  const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
+  if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
+  const listen = parseListen(values.listen, plan.phoneHome.watcherPort);
+  if (!listen && !values['access-log']) throw new UsageError('with --listen off, give --access-log FILE');
+  const stateFile = values.state ?? defaultStateFile();
+  const root = values.root ?? plan.admin.servedRoot;
+  const out = process.stdout;
+  const live = Boolean(out.isTTY) && !values.json && process.env.GITHUB_ACTIONS !== 'true';
+  const recent: string[] = [];
+
+  async function redraw(): Promise<void> {
+    const doc = await readState(stateFile);
+    const profiles = await readProfiles(plan.nodes, { root }).catch(() => new Map<string, string | null>());
+    const rows = [['NODE', 'MAC', 'PROFILE', 'STATE', 'PHASE', 'SINCE', 'UPDATED']];
+    for (const n of plan.nodes) {
+      const s = doc.nodes[n.name];
+      rows.push([n.name, n.mac, profiles.get(n.name) ?? '(no link)', s?.state ?? '-', s?.phase ?? '-', ago(s?.since), ago(s?.updated)]);
+    }
+    out.write('\x1b[H\x1b[2J' + `portacluster watch — ${listen ? `http://${listen.host}:${listen.port}${plan.phoneHome.path}/` : ''}${values['access-log'] ? ` access log ${values['access-log']}` : ''}\n\n` + table(rows) + '\n\n' + recent.join('\n') + '\n');
+  }
+
+  const watcher = await startWatcher({
+    plan,
+    root,
+    stateFile,
+    listen,
+    ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
+    accessLogFromStart: !!values['from-start'],
+    timeoutMs: timeoutS * 1000,
+    onEvent: (e) => {
+      if (values.json) out.write(JSON.stringify(e) + '\n');
+      else if (!live) out.write(eventLine(e) + '\n');
+      else {
+        recent.push(eventLine(e));
+        if (recent.length > 8) recent.shift();
+        void redraw();
+      }
+    },
+  });
+  const where = [watcher.address ? `http://${watcher.address.address}:${watcher.address.port}${plan.phoneHome.path}/` : null, values['access-log'] ? `access log ${values['access-log']}` : null].filter(Boolean).join(' and ');
+  if (values.json) out.write(JSON.stringify({ event: 'listening', http: watcher.address ? `${watcher.address.address}:${watcher.address.port}` : null, accessLog: values['access-log'] ?? null, watched: [...watcher.watched] }) + '\n');
+  else if (live) await redraw();
+  else out.write(`watching ${where}; ${watcher.watched.size ? `expecting ${[...watcher.watched].join(', ')}` : 'no node requested yet'}\n`);
+  let ticker: NodeJS.Timeout | undefined;
+  if (live) ticker = setInterval(() => void redraw(), 5000);
+
+  const stop = new Promise<number>((resolve) => {
+    const onSignal = () => resolve(130);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', () => resolve(143));
+  });
+  const code = values['until-done'] ? await Promise.race([watcher.finished.then((ok) => (ok ? 0 : 1)), stop]) : await stop;
+  clearInterval(ticker);
+  await watcher.close();
+  if (values['until-done'] && code <= 1 && !values.json) out.write(code === 0 ? 'every watched node is done\n' : 'some nodes failed or timed out\n');
+  return code;
+};

@@ -1,0 +1,52 @@
+/**
+ * A small served tree as the build makes it (pxelinux.cfg and ipxe profiles, per-node links, an image,
+ * SHA256SUMS + manifest.json), written here so the lifecycle tests do not need a full build.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { planCluster, type Plan } from '../../build/plan/plan.ts';
+import { validateSpec } from '../../build/spec/validate.ts';
+import { checksumTree } from '../../build/stages/checksum-tree.ts';
+import { baseSpec } from '../fixtures/specs.ts';
+
+/** A spec with `count` nodes (node1…), written as JSON; returns the file and its plan. */
+export async function writeSpec(dir: string, o: { count?: number; watcherPort?: number; reboot?: (name: string) => string[] } = {}): Promise<{ file: string; plan: Plan }> {
+  const spec = baseSpec();
+  const count = o.count ?? 3;
+  spec.nodes = Array.from({ length: count }, (_, i) => ({
+    name: `node${i + 1}`,
+    mac: `c0:3f:d5:60:00:${(i + 1).toString(16).padStart(2, '0')}`,
+    firmware: 'bios',
+    ...(o.reboot ? { reboot: o.reboot(`node${i + 1}`) } : {}),
+  }));
+  if (o.watcherPort) spec.phoneHome = { watcherPort: o.watcherPort };
+  const file = join(dir, 'spec.json');
+  await writeFile(file, JSON.stringify(spec, null, 2));
+  return { file, plan: planCluster(validateSpec(spec, file)) };
+}
+
+async function put(root: string, path: string, data: string | Buffer) {
+  await mkdir(dirname(join(root, path)), { recursive: true });
+  await writeFile(join(root, path), data);
+}
+
+/** Writes the tree; `imageBytes` sizes images/os.tar.zst (random, so rsync cannot compress it away). */
+export async function writeServedTree(root: string, plan: Plan, o: { imageBytes?: number; version?: string } = {}): Promise<void> {
+  const version = o.version ?? 'v1';
+  await put(root, 'pxe/pxelinux.0', 'pxelinux\n');
+  for (const p of plan.profiles.all) {
+    await put(root, `pxe/pxelinux.cfg/${p}`, `# profile ${p} ${version}\nDEFAULT ${p}\n`);
+    await put(root, `pxe/ipxe/${p}.ipxe`, `#!ipxe\n# profile ${p} ${version}\n`);
+  }
+  await symlink(plan.profiles.default, join(root, 'pxe/pxelinux.cfg/default'));
+  await symlink(`${plan.profiles.default}.ipxe`, join(root, 'pxe/ipxe/default.ipxe'));
+  for (const n of plan.nodes) {
+    await symlink(n.profile, join(root, 'pxe/pxelinux.cfg', n.pxeFile));
+    await symlink(`${n.profile}.ipxe`, join(root, 'pxe/ipxe', `${n.pxeFile}.ipxe`));
+  }
+  await put(root, 'installer/autorun', `#!/bin/bash\necho installer ${version}\n`);
+  await put(root, 'images/os.tar.zst', o.imageBytes ? randomBytes(o.imageBytes) : `image ${version}\n`);
+  await put(root, 'etc/nginx.conf', `# ${version}\n`);
+  await checksumTree(root, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { version } });
+}
