@@ -49,13 +49,20 @@ stream_image() {
   return 0
 }
 
-# download_verified FILE: curl with retries and Range resume into FILE, then the digest over the whole
-# file. Returns 2 on a digest mismatch.
+# download_verified FILE: curl into FILE, resumed with a Range request after each break (curl's own
+# --retry starts over from byte 0), then the digest over the whole file. Returns 2 on a digest mismatch.
 download_verified() {
-  local file="$1" digest
-  run curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 \
-    --retry 10 --retry-delay 1 --retry-all-errors --continue-at - \
-    --output "${file}" -- "${PC_IMAGE_URL}"
+  local file="$1" digest attempt=1 status
+  while :; do
+    status=0
+    curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
+      --output "${file}" -- "${PC_IMAGE_URL}" || status="$?"
+    [ "${status}" = 0 ] && break
+    [ "${attempt}" -lt 10 ] || die "the image download failed 10 times (curl ${status})"
+    warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
+    attempt=$((attempt + 1))
+    sleep 1
+  done
   digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
   if [ "${digest}" != "${PC_IMAGE_SHA256}" ]; then
     warn "sha256 of ${PC_IMAGE_URL} is ${digest}, the plan pins ${PC_IMAGE_SHA256}"
