@@ -13,7 +13,7 @@ import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { hashFile, isHexDigest } from './digest.ts';
-import { openHashingSink, SinkError, type HashingSink } from './sink.ts';
+import { startHashingSink, SinkError, type HashingSink } from './sink.ts';
 
 export interface DownloadSource {
   url?: string;
@@ -233,6 +233,16 @@ interface Fetched {
 
 /** One HTTP request; the digests are computed while the bytes stream in (plus the kept prefix on a resume). */
 async function fetchOnce(url: string, part: string, algos: Algo[], dispatcher: Dispatcher, log: Logger): Promise<Fetched> {
+  // Booting the worker overlaps the request instead of following it.
+  const sink = startHashingSink(algos);
+  try {
+    return await fetchInto(sink, url, part, algos, dispatcher, log);
+  } finally {
+    await sink.close();
+  }
+}
+
+async function fetchInto(sink: HashingSink, url: string, part: string, algos: Algo[], dispatcher: Dispatcher, log: Logger): Promise<Fetched> {
   let meta = await readMeta(part);
   let have = meta?.url === url ? await partialSize(part) : 0;
   if (have === 0 || !meta || meta.url !== url) {
@@ -288,9 +298,8 @@ async function fetchOnce(url: string, part: string, algos: Algo[], dispatcher: D
   }
 
   if (offset > 0) log.info(`${url}: resuming at ${mib(offset)} MiB`);
-  let sink: HashingSink;
   try {
-    sink = await openHashingSink(part, { append: offset > 0, prefixBytes: offset, algos });
+    await sink.open(part, { append: offset > 0, prefixBytes: offset });
   } catch (err) {
     dropBody(res);
     throw new StageError(STAGE, (err as Error).message);

@@ -13,10 +13,14 @@ export class SinkError extends Error {
 }
 
 export interface HashingSink {
+  /** Opens the file (append after `prefixBytes` already there, whose digest is computed first). */
+  open(path: string, o: { append: boolean; prefixBytes: number }): Promise<void>;
   /** Queues bytes; returns a promise only when the worker is behind and the caller should wait. */
   write(chunk: Buffer): Promise<void> | undefined;
   /** Flushes, closes the file and returns the digests of everything in it (prefix included). */
   finish(): Promise<{ size: number; hex: Record<SinkAlgo, string> }>;
+  /** Stops the worker without a result (the response was not a body to keep). */
+  close(): Promise<void>;
 }
 
 // Plain CommonJS so it runs the same under node, tsx and vitest (no TypeScript loader needed in the worker).
@@ -24,12 +28,12 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
-const { path, append, algos, prefixBytes } = workerData;
+const { algos } = workerData;
 const hashes = algos.map((a) => createHash(a));
 let size = 0;
 let out = -1;
 const fail = (e) => parentPort.postMessage({ type: 'error', message: String((e && e.message) || e) });
-try {
+function open({ path, append, prefixBytes }) {
   if (prefixBytes > 0) {
     const fd = fs.openSync(path, 'r');
     const buf = Buffer.allocUnsafe(1 << 20);
@@ -44,10 +48,11 @@ try {
   }
   out = fs.openSync(path, append ? 'a' : 'w');
   parentPort.postMessage({ type: 'ready' });
-} catch (e) { fail(e); }
+}
 parentPort.on('message', (m) => {
   try {
-    if (m.type === 'data') {
+    if (m.type === 'open') open(m);
+    else if (m.type === 'data') {
       const b = Buffer.from(m.buf);
       for (const h of hashes) h.update(b);
       for (let off = 0; off < b.length; ) off += fs.writeSync(out, b, off);
@@ -68,31 +73,44 @@ const BATCH = 1 << 20;
 /** Batches in flight before write() asks the caller to wait: bounds memory on a fast network and slow disk. */
 const MAX_IN_FLIGHT = 16;
 
-export async function openHashingSink(path: string, o: { append: boolean; prefixBytes: number; algos: SinkAlgo[] }): Promise<HashingSink> {
-  const worker = new Worker(WORKER, { eval: true, workerData: { path, append: o.append, algos: o.algos, prefixBytes: o.prefixBytes } });
+interface Deferred<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Starts the worker at once (it takes tens of ms to boot, so callers start it alongside the HTTP request);
+ * nothing is written before open().
+ */
+export function startHashingSink(algos: SinkAlgo[]): HashingSink {
+  // execArgv: [] so the worker does not load the parent's loaders (tsx).
+  const worker = new Worker(WORKER, { eval: true, execArgv: [], workerData: { algos } });
+  let path = '(not opened)';
   let failure: Error | null = null;
+  let finished = false;
   let inFlight = 0;
-  let waiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
-  let done: { resolve: (v: { size: number; hex: Record<SinkAlgo, string> }) => void; reject: (e: Error) => void } | null = null;
-  let ready!: { resolve: () => void; reject: (e: Error) => void };
-  const readyP = new Promise<void>((resolve, reject) => (ready = { resolve, reject }));
+  let ready: Deferred<void> | null = null;
+  let waiter: Deferred<void> | null = null;
+  let done: Deferred<{ size: number; hex: Record<SinkAlgo, string> }> | null = null;
 
   const failAll = (e: Error) => {
+    if (finished) return;
     failure ??= e;
-    ready.reject(e);
-    waiter?.reject(e);
-    done?.reject(e);
-    waiter = done = null;
+    for (const d of [ready, waiter, done]) d?.reject(failure);
+    ready = waiter = done = null;
   };
   worker.on('message', (m: { type: string; message?: string; size?: number; hex?: Record<SinkAlgo, string> }) => {
-    if (m.type === 'ready') ready.resolve();
-    else if (m.type === 'ack') {
+    if (m.type === 'ready') {
+      ready?.resolve();
+      ready = null;
+    } else if (m.type === 'ack') {
       inFlight--;
       if (waiter && inFlight < MAX_IN_FLIGHT) {
         waiter.resolve();
         waiter = null;
       }
     } else if (m.type === 'done') {
+      finished = true;
       done?.resolve({ size: m.size!, hex: m.hex! });
       void worker.terminate();
     } else if (m.type === 'error') {
@@ -102,7 +120,6 @@ export async function openHashingSink(path: string, o: { append: boolean; prefix
   });
   worker.on('error', (e) => failAll(new SinkError(`writing ${path}: ${e.message}`)));
   worker.on('exit', () => failAll(new SinkError(`the worker writing ${path} exited early`)));
-  await readyP;
 
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -118,6 +135,13 @@ export async function openHashingSink(path: string, o: { append: boolean; prefix
   };
 
   return {
+    open(file, o) {
+      path = file;
+      if (failure) return Promise.reject(failure);
+      const p = new Promise<void>((resolve, reject) => (ready = { resolve, reject }));
+      worker.postMessage({ type: 'open', path: file, append: o.append, prefixBytes: o.prefixBytes });
+      return p;
+    },
     write(chunk) {
       if (failure) return Promise.reject(failure);
       pending.push(chunk);
@@ -133,6 +157,10 @@ export async function openHashingSink(path: string, o: { append: boolean; prefix
       const p = new Promise<{ size: number; hex: Record<SinkAlgo, string> }>((resolve, reject) => (done = { resolve, reject }));
       worker.postMessage({ type: 'end' });
       return p;
+    },
+    async close() {
+      finished = true;
+      await worker.terminate();
     },
   };
 }
