@@ -131,7 +131,7 @@ export function switchScript(root: string, list: readonly NodeLink[]): string {
     `cd -- ${shq(root)}`,
     'missing=',
     'check() { if [ ! -d "$1" ] && [ "$3" = optional ]; then return 0; fi; [ -e "$1/$2" ] || missing="$missing $1/$2"; }',
-    ...list.map((l) => `check ${shq(l.dir)} ${shq(l.target)} ${l.required ? 'required' : 'optional'}`),
+    ...new Set(list.map((l) => `check ${shq(l.dir)} ${shq(l.target)} ${l.required ? 'required' : 'optional'}`)),
     'if [ -n "$missing" ]; then echo "no profile file$missing; nothing was switched" >&2; exit 3; fi',
     // GNU mv -T renames onto the link itself (never into a directory it points at), atomically.
     'sw() { [ -d "$1" ] || return 0; old=$(readlink -- "$1/$2" || true); tmp="$1/.$2.tmp-$$"; rm -f -- "$tmp"; ln -s -- "$3" "$tmp"; mv -fT -- "$tmp" "$1/$2"; printf \'%s/%s\\t%s\\n\' "$1" "$2" "$old"; }',
