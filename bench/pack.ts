@@ -1,0 +1,103 @@
+/**
+ * `node --import tsx bench/pack.ts [tree]`: packImage (deterministic, hashed while streaming) against the
+ * floor of plain `tar --numeric-owner --xattrs -cf - … | zstd -T0 -3` on the same tree in the same run,
+ * as a throughput ratio (goal ≥ 0.95), plus tarball size and the cost of a packed-tarball cache hit.
+ * Default tree: a Debian rootfs from the build cache if one exists, else a synthetic tree.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { memoryLogger } from '../build/lib/log.ts';
+import { capture, run } from '../build/lib/run.ts';
+import { DEFAULT_ZSTD_LEVEL, packImage, packImageCached } from '../build/stages/pack-image.ts';
+
+const ROUNDS = 3;
+
+async function findCachedDebianTree(): Promise<string | null> {
+  const caches = [process.env.PORTACLUSTER_CACHE, '.cache/portacluster', '/var/tmp/pc-cache'].filter((c): c is string => Boolean(c));
+  for (const c of caches) {
+    for (const area of [join(c, 'images', 'rootfs'), join(c, 'rootfs')]) {
+      const keys = await readdir(area).catch(() => [] as string[]);
+      const deb = keys.find((k) => k.startsWith('debian-'));
+      if (deb) return resolve(area, deb, 'rootfs');
+    }
+  }
+  return null;
+}
+
+/** 20k files, ~330 MB, half compressible text, half random: roughly the shape of a small OS. */
+async function syntheticTree(dir: string): Promise<string> {
+  const root = join(dir, 'synthetic');
+  for (let d = 0; d < 200; d++) {
+    const sub = join(root, 'usr/lib', `pkg${d}`);
+    await mkdir(sub, { recursive: true });
+    for (let f = 0; f < 100; f++) {
+      const size = f % 10 === 0 ? 150_000 : 2_000;
+      const body = f % 2 ? randomBytes(size) : `line ${d}/${f}\n`.repeat(size / 10);
+      await writeFile(join(sub, `file${f}`), body);
+    }
+    await symlink(`pkg${d}/file0`, join(root, 'usr/lib', `link${d}`));
+  }
+  return root;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mb = (n: number) => (n / 1e6).toFixed(1);
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [(performance.now() - t0) / 1000, r];
+}
+
+async function main(): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'pc-bench-pack-'));
+  try {
+    const arg = process.argv[2];
+    const tree = arg ? resolve(arg) : ((await findCachedDebianTree()) ?? (await syntheticTree(scratch)));
+    const treeBytes = Number((await capture(['du', '--summarize', '--bytes', tree])).split(/\s/)[0]);
+    const log = memoryLogger();
+    const epoch = 1_700_000_000;
+
+    const ours: number[] = [];
+    const plain: number[] = [];
+    let packedSize = 0;
+    let plainSize = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      const out = join(scratch, `o${i}`);
+      const [t, p] = await timed(() => packImage(tree, { outDir: out, name: 'bench', sourceDateEpoch: epoch, log }));
+      ours.push(t);
+      packedSize = p.size;
+      await rm(out, { recursive: true });
+      const file = join(scratch, `plain${i}.tar.zst`);
+      const [tp] = await timed(() =>
+        run(['sh', '-c', 'tar --numeric-owner --xattrs -C "$1" -cf - . | zstd -T0 -"$2" -q -o "$3"', 'sh', tree, String(DEFAULT_ZSTD_LEVEL), file]),
+      );
+      plain.push(tp);
+      plainSize = (await stat(file)).size;
+      await rm(file);
+    }
+
+    const cacheDir = join(scratch, 'cache');
+    const image = { rootDir: tree, cacheKey: 'bench-tree', fromCache: true };
+    const opts = { cacheDir, name: 'bench', sourceDateEpoch: epoch, log, outDir: join(scratch, 'dist') };
+    const [miss] = await timed(() => packImageCached(image, opts));
+    const [hit, hitResult] = await timed(() => packImageCached(image, opts));
+    if (!hitResult.fromCache) throw new Error('second packImageCached was not a cache hit');
+
+    const rows: Array<[string, string]> = [
+      ['tree', `${tree} (${mb(treeBytes)} MB)`],
+      [`packImage, zstd -${DEFAULT_ZSTD_LEVEL} (median of ${ROUNDS})`, `${median(ours).toFixed(2)} s, ${mb(treeBytes / median(ours))} MB/s, ${mb(packedSize)} MB`],
+      ['plain tar | zstd -T0 (median)', `${median(plain).toFixed(2)} s, ${mb(treeBytes / median(plain))} MB/s, ${mb(plainSize)} MB`],
+      ['throughput ratio (goal >= 0.95)', (median(plain) / median(ours)).toFixed(3)],
+      ['packImageCached: miss / hit', `${miss.toFixed(2)} s / ${hit.toFixed(3)} s`],
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
