@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { chmod, chown, link, lchown, mkdir, mkdtemp, readdir, rm, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StageError } from '../build/lib/errors.ts';
+import { HostToolError, StageError } from '../build/lib/errors.ts';
 import { memoryLogger } from '../build/lib/log.ts';
 import { capture, run } from '../build/lib/run.ts';
 import { makeGeneric } from '../build/image/generic.ts';
+import { bootstrapImage } from '../build/stages/bootstrap-image.ts';
 import { packImage, packImageCached } from '../build/stages/pack-image.ts';
 import { diffSnapshots, extractImage, snapshotTree } from './helpers/image-tree.ts';
 import { FIXED_EPOCH, workspace } from './helpers/workspace.ts';
@@ -140,6 +141,34 @@ describe('packImage', () => {
     await expect(packImage(root, { outDir: out, name: 'x', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 99, log })).rejects.toThrow(/zstd level must be .* \(got 99\)/);
     await packImage(root, { outDir: out, name: 'x', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 19, log });
     expect((await readdir(out)).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('names a missing tar or zstd', async () => {
+    const root = join(ws.dir, 'root');
+    await mkdir(root);
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const e = await packImage(root, { outDir: join(ws.dir, 'out'), name: 'x', sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(HostToolError);
+      expect((e as Error).message).toMatch(/could not find '(tar|zstd)', which pack-image needs/);
+    } finally {
+      process.env.PATH = path;
+    }
+    expect((await readdir(join(ws.dir, 'out'))).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('a prepared rootfs is used as is, under a key that follows its content', async () => {
+    const root = join(ws.dir, 'root');
+    await buildTree(root);
+    const ctx = { cacheDir: join(ws.dir, 'cache'), workDir: join(ws.dir, 'work'), force: false, sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() };
+    const spec = { name: 'byo', distro: 'debian' as const, release: 'bookworm', packages: [], mirror: '', rootfs: root };
+    const a = await bootstrapImage(spec, ctx);
+    expect(a.rootDir).toBe(root);
+    expect((await bootstrapImage(spec, ctx)).cacheKey).toBe(a.cacheKey);
+    await writeFile(join(root, 'etc/shadow'), 'changed\n');
+    expect((await bootstrapImage(spec, ctx)).cacheKey).not.toBe(a.cacheKey);
+    await expect(readdir(ctx.cacheDir)).rejects.toThrow(); // nothing bootstrapped, nothing cached
   });
 
   it('packImageCached packs once per tree key and copies from the cache after', async () => {

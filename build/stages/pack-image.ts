@@ -15,7 +15,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cachedBuild, hashInputs } from '../image/cache.ts';
 import type { BootstrappedImage, PackedImage } from '../image/types.ts';
-import { CommandError, StageError, tail } from '../lib/errors.ts';
+import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
 
@@ -74,9 +74,15 @@ function collectStderr(p: ChildProcess): () => string {
   return () => err;
 }
 
-function exited(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function exited(p: ChildProcess, command: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((res, rej) => {
-    p.once('error', rej);
+    p.once('error', (e: NodeJS.ErrnoException) =>
+      rej(
+        e.code === 'ENOENT'
+          ? new HostToolError(`could not find '${command}', which pack-image needs to pack the golden image: install the Debian package '${command}' (Arch: '${command}')`)
+          : e,
+      ),
+    );
     p.once('close', (code, signal) => res({ code, signal }));
   });
 }
@@ -101,8 +107,8 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   tar.stdout!.destroy();
   const tarErr = collectStderr(tar);
   const zstdErr = collectStderr(zstd);
-  const tarExit = exited(tar);
-  const zstdExit = exited(zstd);
+  const tarExit = exited(tar, 'tar');
+  const zstdExit = exited(zstd, 'zstd');
 
   const hash = createHash('sha256');
   let size = 0;
