@@ -238,7 +238,8 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
   }
 
   const tickMs = Math.max(100, Math.min(5000, o.timeoutMs / 4));
-  await checkTimeouts();
+  // Who we wait for is known at once; overdue nodes are reported on the first tick, after the caller's banner.
+  for (const s of Object.values((await readState(o.stateFile)).nodes)) if (s.state === 'requested' || s.state === 'installing') watched.add(s.name);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const loop = () => {
