@@ -84,9 +84,11 @@ async function treeFingerprint(root: string): Promise<string> {
   const h = createHash('sha256');
   async function walk(rel: string): Promise<void> {
     const names = (await readdir(join(root, rel))).sort();
-    for (const n of names) {
+    // One directory's entries at once: a sequential walk of a 17k-entry Debian tree takes ~4 s.
+    const stats = await Promise.all(names.map((n) => lstat(join(root, rel, n), { bigint: true })));
+    for (const [i, n] of names.entries()) {
       const p = join(rel, n);
-      const st = await lstat(join(root, p), { bigint: true });
+      const st = stats[i]!;
       h.update(`${p}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.rdev}\0${st.ino}\n`);
       if (st.isSymbolicLink()) h.update(await readlink(join(root, p)));
       else if (st.isDirectory()) await walk(p);
