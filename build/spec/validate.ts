@@ -168,7 +168,7 @@ export function validateSpec(input: unknown, source = 'spec'): NormalizedSpec {
   if (!validateShape(data)) throw new SpecError(shapeIssues(validateShape.errors ?? [], data), source);
   const issues: SpecIssue[] = [];
   const spec = normalize(data, issues);
-  if (issues.length === 0) issues.push(...checkRules(spec));
+  issues.push(...checkRules(spec));
   if (issues.length) throw new SpecError(issues, source);
   return spec;
 }
