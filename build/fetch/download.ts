@@ -299,7 +299,7 @@ async function fetchInto(sink: HashingSink, url: string, part: string, algos: Al
 
   if (offset > 0) log.info(`${url}: resuming at ${mib(offset)} MiB`);
   try {
-    await sink.open(part, { append: offset > 0, prefixBytes: offset });
+    await sink.open(part, { prefixBytes: offset });
   } catch (err) {
     dropBody(res);
     throw new StageError(STAGE, (err as Error).message);

@@ -1,8 +1,10 @@
 /**
- * Writes a download to disk and hashes it on a worker thread. On one thread, reading the socket, hashing
- * and writing run one after the other (~0.4× curl's throughput, measured by bench/download.ts); with the
- * worker the main thread only reads the socket.
+ * Writes a download to disk while a worker thread hashes it. Reading the socket, hashing and writing one
+ * after the other on one thread gives ~0.4× curl's throughput (bench/download.ts); here the main thread
+ * only reads the socket and copies into shared batches, a worker hashes them, and libuv's thread pool
+ * writes them at their offsets.
  */
+import { open, type FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 
 export type SinkAlgo = 'sha256' | 'sha512';
@@ -13,153 +15,167 @@ export class SinkError extends Error {
 }
 
 export interface HashingSink {
-  /** Opens the file (append after `prefixBytes` already there, whose digest is computed first). */
-  open(path: string, o: { append: boolean; prefixBytes: number }): Promise<void>;
-  /** Queues bytes; returns a promise only when the worker is behind and the caller should wait. */
+  /** Opens the file: keeps its first `prefixBytes` (hashed first) and writes after them. */
+  open(path: string, o: { prefixBytes: number }): Promise<void>;
+  /** Queues bytes; returns a promise only when every batch is busy and the caller should wait. */
   write(chunk: Buffer): Promise<void> | undefined;
-  /** Flushes, closes the file and returns the digests of everything in it (prefix included). */
+  /** Writes what is queued, closes the file and returns the digests of all of it (prefix included). */
   finish(): Promise<{ size: number; hex: Record<SinkAlgo, string> }>;
-  /** Stops the worker without a result (the response was not a body to keep). */
+  /** Stops without a result; safe to call after finish(). */
   close(): Promise<void>;
 }
 
-// Plain CommonJS so it runs the same under node, tsx and vitest (no TypeScript loader needed in the worker).
+/** Batches are 1 MiB of shared memory, reused: no copy to the worker and no garbage per chunk. */
+const BATCH = 1 << 20;
+const BATCHES = 16;
+
+// Plain CommonJS so it runs the same under node, tsx and vitest (no TypeScript loader in the worker).
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
-const { algos } = workerData;
+const { algos, batches } = workerData;
 const hashes = algos.map((a) => createHash(a));
-let size = 0;
-let out = -1;
-const fail = (e) => parentPort.postMessage({ type: 'error', message: String((e && e.message) || e) });
-function open({ path, append, prefixBytes }) {
-  if (prefixBytes > 0) {
-    const fd = fs.openSync(path, 'r');
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let left = prefixBytes; left > 0; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
-      if (n === 0) throw new Error(path + ' is shorter than the ' + prefixBytes + ' bytes to resume from');
-      for (const h of hashes) h.update(buf.subarray(0, n));
-      left -= n;
-    }
-    fs.closeSync(fd);
-    size = prefixBytes;
-  }
-  out = fs.openSync(path, append ? 'a' : 'w');
-  parentPort.postMessage({ type: 'ready' });
-}
 parentPort.on('message', (m) => {
   try {
-    if (m.type === 'open') open(m);
-    else if (m.type === 'data') {
-      const b = Buffer.from(m.buf);
-      for (const h of hashes) h.update(b);
-      for (let off = 0; off < b.length; ) off += fs.writeSync(out, b, off);
-      size += b.length;
-      parentPort.postMessage({ type: 'ack' });
+    if (m.type === 'prefix') {
+      const fd = fs.openSync(m.path, 'r');
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let left = m.bytes; left > 0; ) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
+        if (n === 0) throw new Error(m.path + ' is shorter than the ' + m.bytes + ' bytes to resume from');
+        for (const h of hashes) h.update(buf.subarray(0, n));
+        left -= n;
+      }
+      fs.closeSync(fd);
+    } else if (m.type === 'data') {
+      const view = new Uint8Array(batches[m.i], 0, m.len);
+      for (const h of hashes) h.update(view);
+      parentPort.postMessage({ type: 'hashed', i: m.i });
     } else if (m.type === 'end') {
-      fs.closeSync(out);
       const hex = {};
       algos.forEach((a, i) => (hex[a] = hashes[i].digest('hex')));
-      parentPort.postMessage({ type: 'done', hex, size });
+      parentPort.postMessage({ type: 'done', hex });
     }
-  } catch (e) { fail(e); }
+  } catch (e) {
+    parentPort.postMessage({ type: 'error', message: String((e && e.message) || e) });
+  }
 });
 `;
-
-/** Batches of this size go to the worker: fewer messages, and each batch owns its memory to transfer. */
-const BATCH = 1 << 20;
-/** Batches in flight before write() asks the caller to wait: bounds memory on a fast network and slow disk. */
-const MAX_IN_FLIGHT = 16;
 
 interface Deferred<T> {
   resolve: (v: T) => void;
   reject: (e: Error) => void;
 }
 
-/**
- * Starts the worker at once (it takes tens of ms to boot, so callers start it alongside the HTTP request);
- * nothing is written before open().
- */
+/** Starts the worker at once (it takes tens of ms to boot: callers start it alongside the HTTP request). */
 export function startHashingSink(algos: SinkAlgo[]): HashingSink {
+  const shared = Array.from({ length: BATCHES }, () => new SharedArrayBuffer(BATCH));
   // execArgv: [] so the worker does not load the parent's loaders (tsx).
-  const worker = new Worker(WORKER, { eval: true, execArgv: [], workerData: { algos } });
+  const worker = new Worker(WORKER, { eval: true, execArgv: [], workerData: { algos, batches: shared } });
+  const views = shared.map((sab) => Buffer.from(sab));
+  /** Per batch: how many of {hashed, written} are still outstanding. */
+  const busy = new Array<number>(BATCHES).fill(0);
+  const free: number[] = views.map((_, i) => i);
+
   let path = '(not opened)';
+  let fh: FileHandle | null = null;
+  let position = 0;
+  let current = -1;
+  let fill = 0;
   let failure: Error | null = null;
-  let finished = false;
-  let inFlight = 0;
-  let ready: Deferred<void> | null = null;
+  let closed = false;
   let waiter: Deferred<void> | null = null;
-  let done: Deferred<{ size: number; hex: Record<SinkAlgo, string> }> | null = null;
+  let idle: Deferred<void> | null = null;
+  let digests: Deferred<Record<SinkAlgo, string>> | null = null;
 
-  const failAll = (e: Error) => {
-    if (finished) return;
-    failure ??= e;
-    for (const d of [ready, waiter, done]) d?.reject(failure);
-    ready = waiter = done = null;
+  const fail = (e: Error) => {
+    if (closed) return;
+    failure ??= e instanceof SinkError ? e : new SinkError(`writing ${path}: ${e.message}`);
+    for (const d of [waiter, idle, digests]) d?.reject(failure);
+    waiter = idle = digests = null;
   };
-  worker.on('message', (m: { type: string; message?: string; size?: number; hex?: Record<SinkAlgo, string> }) => {
-    if (m.type === 'ready') {
-      ready?.resolve();
-      ready = null;
-    } else if (m.type === 'ack') {
-      inFlight--;
-      if (waiter && inFlight < MAX_IN_FLIGHT) {
-        waiter.resolve();
-        waiter = null;
-      }
-    } else if (m.type === 'done') {
-      finished = true;
-      done?.resolve({ size: m.size!, hex: m.hex! });
-      void worker.terminate();
-    } else if (m.type === 'error') {
-      failAll(new SinkError(`writing ${path}: ${m.message}`));
-      void worker.terminate();
+  const release = (i: number) => {
+    if (--busy[i]! > 0) return;
+    free.push(i);
+    waiter?.resolve();
+    waiter = null;
+    if (free.length === BATCHES) {
+      idle?.resolve();
+      idle = null;
     }
+  };
+  worker.on('message', (m: { type: string; i?: number; message?: string; hex?: Record<SinkAlgo, string> }) => {
+    if (m.type === 'hashed') release(m.i!);
+    else if (m.type === 'done') digests?.resolve(m.hex!);
+    else if (m.type === 'error') fail(new SinkError(`hashing ${path}: ${m.message}`));
   });
-  worker.on('error', (e) => failAll(new SinkError(`writing ${path}: ${e.message}`)));
-  worker.on('exit', () => failAll(new SinkError(`the worker writing ${path} exited early`)));
+  worker.on('error', (e) => fail(e));
+  worker.on('exit', () => fail(new SinkError(`the worker hashing ${path} exited early`)));
 
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
   const flush = () => {
-    if (pendingBytes === 0) return;
-    const joined = pending.length === 1 ? Buffer.from(pending[0]!) : Buffer.concat(pending, pendingBytes);
-    // Transfer, not copy: only possible when the batch owns its whole ArrayBuffer.
-    const ab = joined.byteOffset === 0 && joined.buffer.byteLength === joined.length ? joined.buffer : new Uint8Array(joined).buffer;
-    worker.postMessage({ type: 'data', buf: ab }, [ab as ArrayBuffer]);
-    inFlight++;
-    pending = [];
-    pendingBytes = 0;
+    if (current < 0 || fill === 0) return;
+    const i = current;
+    const len = fill;
+    busy[i] = 2;
+    worker.postMessage({ type: 'data', i, len });
+    // Positional writes: completion order does not matter.
+    fh!.write(views[i]!, 0, len, position).then(
+      ({ bytesWritten }) => (bytesWritten === len ? release(i) : fail(new Error(`short write (${bytesWritten} of ${len} bytes)`))),
+      (e: Error) => fail(e),
+    );
+    position += fill;
+    current = -1;
+    fill = 0;
   };
 
   return {
-    open(file, o) {
+    async open(file, o) {
       path = file;
-      if (failure) return Promise.reject(failure);
-      const p = new Promise<void>((resolve, reject) => (ready = { resolve, reject }));
-      worker.postMessage({ type: 'open', path: file, append: o.append, prefixBytes: o.prefixBytes });
-      return p;
+      try {
+        fh = await open(file, o.prefixBytes > 0 ? 'r+' : 'w');
+        // Anything past the prefix is from an attempt that is being replaced.
+        await fh.truncate(o.prefixBytes);
+      } catch (e) {
+        fail(e as Error);
+        throw failure;
+      }
+      position = o.prefixBytes;
+      if (o.prefixBytes > 0) worker.postMessage({ type: 'prefix', path: file, bytes: o.prefixBytes });
     },
     write(chunk) {
       if (failure) return Promise.reject(failure);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes < BATCH) return undefined;
-      flush();
-      if (inFlight < MAX_IN_FLIGHT) return undefined;
-      return new Promise<void>((resolve, reject) => (waiter = { resolve, reject }));
+      for (let off = 0; off < chunk.length; ) {
+        if (current < 0) {
+          if (free.length === 0) {
+            // Every batch is being hashed or written: wait, then take the rest of this chunk.
+            return new Promise<void>((resolve, reject) => (waiter = { resolve, reject })).then(() => this.write(chunk.subarray(off)));
+          }
+          current = free.shift()!;
+        }
+        const n = chunk.copy(views[current]!, fill, off);
+        fill += n;
+        off += n;
+        if (fill === BATCH) flush();
+      }
+      return undefined;
     },
-    finish() {
-      if (failure) return Promise.reject(failure);
+    async finish() {
+      if (failure) throw failure;
       flush();
-      const p = new Promise<{ size: number; hex: Record<SinkAlgo, string> }>((resolve, reject) => (done = { resolve, reject }));
-      worker.postMessage({ type: 'end' });
-      return p;
+      if (free.length < BATCHES) await new Promise<void>((resolve, reject) => (idle = { resolve, reject }));
+      const hex = await new Promise<Record<SinkAlgo, string>>((resolve, reject) => {
+        digests = { resolve, reject };
+        worker.postMessage({ type: 'end' });
+      });
+      await fh!.close();
+      fh = null;
+      return { size: position, hex };
     },
     async close() {
-      finished = true;
+      closed = true;
+      await fh?.close().catch(() => {});
+      fh = null;
       await worker.terminate();
     },
   };

@@ -25,6 +25,8 @@ export interface Behaviour {
   redirectTo?: string;
   /** Leave out Content-Length (chunked transfer): only the digest can tell a short body then. */
   noLength?: boolean;
+  /** Pace the body to this many bytes per second (a real link, e.g. 117e6 for 1 GbE). */
+  rate?: number;
   /** ETag to send; null sends none (and no Last-Modified). Default: a fixed strong tag. */
   etag?: string | null;
 }
@@ -117,11 +119,18 @@ function serve(req: IncomingMessage, res: ServerResponse, content: Content, b: B
     res.write(data.subarray(start, end), finish);
     return;
   }
-  const stream = createReadStream(data.path, { start, end: end - 1, highWaterMark: 1 << 20 });
+  const stream = createReadStream(data.path, { start, end: end - 1, highWaterMark: b.rate ? 64 << 10 : 1 << 20 });
+  const began = Date.now();
+  let sent = 0;
   stream.on('data', (chunk) => {
-    if (!res.write(chunk)) {
+    sent += chunk.length;
+    const ahead = b.rate ? (sent / b.rate) * 1000 - (Date.now() - began) : 0;
+    const written = res.write(chunk);
+    if (!written || ahead > 1) {
       stream.pause();
-      res.once('drain', () => stream.resume());
+      const resume = () => (ahead > 1 ? setTimeout(() => stream.resume(), ahead) : stream.resume());
+      if (written) resume();
+      else res.once('drain', resume);
     }
   });
   stream.on('end', finish);
