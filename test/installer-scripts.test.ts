@@ -348,7 +348,7 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
     const img = await tarball(dir);
     const { url, events } = await serve(join(dir, 'srv'), 0);
     await mkdir(join(dir, 't'));
-    const r = await runLibs(await examplePlan('test/e2e/fixtures/lab.config.ts'), `${stubs(dir)}PC_IMAGE_URL=${url}; PC_IMAGE_SHA256=${img.sha256}; PC_IMAGE_SIZE=${img.size}; install_image; echo OK`, {
+    const r = await runLibs(await examplePlan('test/e2e/fixtures/lab.config.ts'), `${stubs(dir)}PC_IMAGE_URL=${url}; PC_IMAGE_SHA256=${img.sha256}; PC_IMAGE_SIZE=${img.size}; trap_errors; install_image; echo OK`, {
       PC_TARGET: join(dir, 't'),
       PC_DOWNLOAD_DIR: join(dir, 'dl'),
     });
@@ -364,7 +364,7 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
     await mkdir(join(dir, 't'));
     const env = { PC_TARGET: join(dir, 't'), PC_DOWNLOAD_DIR: join(dir, 'dl') };
     const plan = await examplePlan('test/e2e/fixtures/lab.config.ts');
-    const r = await runLibs(plan, `${stubs(dir)}PC_IMAGE_URL=${bad.url}; PC_IMAGE_SHA256=${'0'.repeat(64)}; PC_IMAGE_SIZE=${img.size}; install_image; echo OK`, env);
+    const r = await runLibs(plan, `${stubs(dir)}PC_IMAGE_URL=${bad.url}; PC_IMAGE_SHA256=${'0'.repeat(64)}; PC_IMAGE_SIZE=${img.size}; trap_errors; install_image; echo OK`, env);
     expect(r.code).toBe(1);
     expect(await readFile(join(dir, 'calls'), 'utf8')).toMatch(/WIPE\nFAIL the golden image does not match its sha256/);
 
@@ -372,7 +372,7 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
     const img2 = await tarball(dir2);
     const flaky = await serve(join(dir2, 'srv'), 2);
     await mkdir(join(dir2, 't'));
-    const ok = await runLibs(plan, `${stubs(dir2)}PC_IMAGE_URL=${flaky.url}; PC_IMAGE_SHA256=${img2.sha256}; PC_IMAGE_SIZE=${img2.size}; install_image; echo OK`, {
+    const ok = await runLibs(plan, `${stubs(dir2)}PC_IMAGE_URL=${flaky.url}; PC_IMAGE_SHA256=${img2.sha256}; PC_IMAGE_SIZE=${img2.size}; trap_errors; install_image; echo OK`, {
       PC_TARGET: join(dir2, 't'),
       PC_DOWNLOAD_DIR: join(dir2, 'dl'),
     });

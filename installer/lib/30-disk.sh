@@ -155,13 +155,13 @@ release_disk() {
   done < <(tail -n +2 /proc/swaps)
   if command -v vgchange >/dev/null; then
     while read -r vg dev; do
-      case "${dev}" in "${disk}" | "${disk}"[0-9p]*) [ -n "${vg}" ] && run vgchange -an -- "${vg}" ;; esac
+      case "${dev}" in "${disk}" | "${disk}"[0-9p]*) if [ -n "${vg}" ]; then run vgchange -an -- "${vg}"; fi ;; esac
     done < <(pvs --noheadings -o vg_name,pv_name 2>/dev/null)
   fi
   for holder in $(holders_of "${disk}"); do
     case "${holder}" in
-      md*) command -v mdadm >/dev/null && run mdadm --stop -- "${PC_DEVFS}/${holder}" ;;
-      dm-*) command -v dmsetup >/dev/null && run dmsetup remove --retry -- "$(cat -- "${PC_SYSFS}/block/${holder}/dm/name")" ;;
+      md*) run mdadm --stop -- "${PC_DEVFS}/${holder}" ;;
+      dm-*) run dmsetup remove --retry -- "$(cat -- "${PC_SYSFS}/block/${holder}/dm/name")" ;;
     esac
   done
 }
@@ -171,7 +171,7 @@ release_disk() {
 wipe_disk() {
   local disk="$1" part
   for part in $(partitions_of "${disk}"); do
-    command -v mdadm >/dev/null && mdadm --zero-superblock --force -- "${part}" 2>/dev/null
+    if command -v mdadm >/dev/null; then mdadm --zero-superblock --force -- "${part}" 2>/dev/null || true; fi
     run wipefs -a -q -- "${part}" || true
   done
   run wipefs -a -q -- "${disk}"
@@ -180,7 +180,7 @@ wipe_disk() {
 # wait_for_dev PATH: partitions appear asynchronously (udev); waits up to 10 s.
 wait_for_dev() {
   local dev="$1" tries=0
-  command -v udevadm >/dev/null && udevadm settle --timeout=10 2>/dev/null
+  if command -v udevadm >/dev/null; then udevadm settle --timeout=10 2>/dev/null || true; fi
   while [ ! -b "${dev}" ]; do
     tries=$((tries + 1))
     [ "${tries}" -le 100 ] || { printf 'device %s did not appear\n' "${dev}" >&2; return 1; }

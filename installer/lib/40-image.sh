@@ -27,12 +27,14 @@ stream_image() {
   mkfifo -- "${fifo}"
   sha256sum < "${fifo}" > "${digest_file}" &
   sha_pid="$!"
-  set +e
-  curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${PC_IMAGE_URL}" \
-    | tee -- "${fifo}" | zstd -d -q -c | tar_extract
-  statuses=("${PIPESTATUS[@]}")
+  # An `if` keeps a broken stream from firing the ERR trap; PIPESTATUS still holds every stage's status.
+  if curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${PC_IMAGE_URL}" \
+    | tee -- "${fifo}" | zstd -d -q -c | tar_extract; then
+    statuses=("${PIPESTATUS[@]}")
+  else
+    statuses=("${PIPESTATUS[@]}")
+  fi
   wait "${sha_pid}"
-  set -e
   rm -f -- "${fifo}"
   digest="$(cut -d ' ' -f 1 < "${digest_file}")"
   if [ "${statuses[0]}" != 0 ]; then

@@ -173,6 +173,5 @@ UNIT
 configure_serial_console() {
   local tty="${PC_SERIAL_CONSOLE%%,*}"
   [ -n "${tty}" ] || return 0
-  enable_unit serial-getty@.service getty.target "${tty}"
-  log "serial console: getty on ${tty}"
+  if enable_unit serial-getty@.service getty.target "${tty}"; then log "serial console: getty on ${tty}"; fi
 }

@@ -194,6 +194,12 @@ describe('arch image from a local pacman repo', () => {
     expect(await mountedBelow()).toEqual([]);
   });
 
+  it('refuses an Arch spec without a mirror before writing anything', async () => {
+    const fresh = { ...ctx, cacheDir: join(ws.dir, 'fresh-cache') };
+    await expect(bootstrapImage({ ...spec, mirror: '' }, fresh)).rejects.toThrow(/an Arch image needs image\.mirror/);
+    await expect(stat(fresh.cacheDir)).rejects.toThrow();
+  });
+
   it('names the missing tool, the stage and the package; refuses non-root', async () => {
     const e = await checkBootstrapHost(archBackend, { path: '/nonexistent', uid: 1000 }).then(() => null, (x: unknown) => x as Error);
     expect(e).toBeInstanceOf(HostToolError);

@@ -27,6 +27,8 @@ async function boot(name: string, server: AutorunServer, extraAppend: string, ma
   const append = [
     'console=ttyS0,115200',
     'loglevel=4',
+    // A panic reboots at once, which -no-reboot turns into qemu exiting: no waiting for the timeout.
+    'panic=1',
     `BOOTIF=01-${BOOT_MAC.replace(/:/g, '-')}`,
     `ar_source=${server.guestUrl('installer').replace(/\/$/, '')}`, // the init adds the trailing /
     extraAppend,

@@ -1,0 +1,266 @@
+/**
+ * The reimaging lab: dist/ built by the CLI from test/e2e/fixtures/lab.config.ts (with ssh keys made
+ * per run), served by dnsmasq and nginx started in a network namespace from the *generated*
+ * dist/etc/dnsmasq.conf and dist/etc/nginx.conf (only the interface, paths and pid/lease/log files
+ * rewritten), and the phone-home listener nginx proxies to. Nodes are VMs (vm.ts) on taps.
+ */
+import { chmod, copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../../build/lib/run.ts';
+import { switchNodes } from '../../../build/lifecycle/links.ts';
+import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
+import type { ImageRef } from '../../../build/render/autorun.ts';
+import { renderInstallerScript } from '../../../build/render/scripts.ts';
+import { loadSpec, readSpecFile } from '../../../build/spec/load.ts';
+import { adaptNginxConf } from '../../helpers/nginx.ts';
+import { createNetns, type Netns } from './netns.ts';
+import { createDisk, startVm, type Vm } from './vm.ts';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const LAB_SPEC = join(REPO, 'test/e2e/fixtures/lab.config.ts');
+export const FLAKY_PORT = 8081;
+/** Persistent between runs: the golden image and installer environment are built once. */
+export const E2E_CACHE = process.env.PORTACLUSTER_E2E_CACHE ?? join(REPO, '.cache', 'e2e');
+
+export interface Report {
+  kind: 'report';
+  method: string;
+  phase: string;
+  host: string;
+  mac: string;
+  failedPhase: string | null;
+  body: string;
+  at: number;
+}
+
+export interface Keys {
+  admin: string;
+  rescue: string;
+}
+
+export interface BuiltDist {
+  dir: string;
+  dist: string;
+  plan: Plan;
+  image: ImageRef;
+  keys: Keys;
+  buildSeconds: number;
+}
+
+/** Builds dist/ with the CLI (`build --config --out --cache`) from the lab spec and per-run keys. */
+export async function buildLabDist(dir: string): Promise<BuiltDist> {
+  await mkdir(join(dir, 'keys'), { recursive: true });
+  // dnsmasq (TFTP) and nginx workers run as nobody: every directory on the served path must be searchable.
+  await chmod(dir, 0o755);
+  const keys: Keys = { admin: join(dir, 'keys/admin'), rescue: join(dir, 'keys/rescue') };
+  for (const k of Object.values(keys)) await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `e2e-${k.split('/').at(-1)}`, '-f', k]);
+  const raw = structuredClone((await readSpecFile(LAB_SPEC)) as Record<string, any>);
+  raw.users[0].sshKeys = [(await readFile(`${keys.admin}.pub`, 'utf8')).trim()];
+  raw.rescue.sshKeys = [(await readFile(`${keys.rescue}.pub`, 'utf8')).trim()];
+  const specFile = join(dir, 'lab.json');
+  await writeFile(specFile, JSON.stringify(raw, null, 2));
+  const dist = join(dir, 'dist');
+  const t0 = Date.now();
+  await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'build', '--config', specFile, '--out', dist, '--cache', E2E_CACHE], {
+    cwd: REPO,
+    echo: true,
+    env: { ...process.env, SOURCE_DATE_EPOCH: '1704067200' },
+  });
+  const plan = planCluster((await loadSpec(specFile)).spec);
+  const manifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
+  const img = manifest.artifacts.image as { file: string; sha256: string; size: number };
+  return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, buildSeconds: (Date.now() - t0) / 1000 };
+}
+
+export interface Lab extends BuiltDist {
+  ns: Netns;
+  reports: Report[];
+  /** Resolves with the first report of `host` in `phase`; rejects early on a `failed` report when waiting for another phase. */
+  waitReport(host: string, phase: string, timeoutMs: number): Promise<Report>;
+  node(name: string): PlanNode;
+  startNode(name: string, o: { disk: string; freshDisk?: boolean }): Promise<Vm>;
+  /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
+  switchTo(name: string, profile: string): Promise<void>;
+  /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
+  addInstallerVariant(name: string, plan: Plan, image: ImageRef): Promise<void>;
+  ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
+  diagnose(vms: Vm[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function adaptDnsmasqConf(conf: string, o: { dir: string; dist: string; bridge: string }): Promise<string> {
+  const adapted = conf
+    .replace(/^interface=.*$/m, `interface=${o.bridge}`)
+    .replace(/^tftp-root=.*$/m, `tftp-root=${join(o.dist, 'pxe')}`)
+    .concat(
+      [
+        '# e2e: files of this run',
+        `dhcp-leasefile=${join(o.dir, 'dnsmasq.leases')}`,
+        `pid-file=${join(o.dir, 'dnsmasq.pid')}`,
+        `log-facility=${join(o.dir, 'dnsmasq.log')}`,
+        'log-dhcp',
+        '',
+      ].join('\n'),
+    );
+  const file = join(o.dir, 'dnsmasq.conf');
+  await writeFile(file, adapted);
+  return file;
+}
+
+async function tailFile(file: string, lines: number): Promise<string> {
+  return (await readFile(file, 'utf8').catch(() => '(none)')).split('\n').slice(-lines).join('\n');
+}
+
+export async function startLab(built: BuiltDist): Promise<Lab> {
+  const { dir, dist, plan } = built;
+  const ns = await createNetns(`pc-e2e-${process.pid}`, `${plan.admin.ip}/${plan.admin.prefix}`);
+  const reports: Report[] = [];
+  const waiters = new Set<() => void>();
+  const vms: Vm[] = [];
+  let taps = 0;
+  try {
+    const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, 'etc/dnsmasq.conf'), 'utf8'), { dir, dist, bridge: ns.bridge });
+    await run(ns.exec(['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]));
+    const dnsmasq = ns.spawn(['dnsmasq', '--keep-in-foreground', `--conf-file=${dnsmasqConf}`]);
+    const nginxConf = await adaptNginxConf(await readFile(join(dist, 'etc/nginx.conf'), 'utf8'), {
+      prefix: join(dir, 'nginx'),
+      listen: `${plan.admin.ip}:80`,
+      root: dist,
+    });
+    await run(ns.exec(['nginx', '-t', '-q', '-c', nginxConf]));
+    ns.spawn(['nginx', '-c', nginxConf, '-g', 'daemon off;']);
+    const server = ns.spawn(
+      ['node', '--import', 'tsx', join(REPO, 'test/e2e/harness/lab-server.ts'), String(plan.phoneHome.watcherPort), plan.admin.ip, String(FLAKY_PORT), dist, '2'],
+      { stdout: 'pipe' },
+    );
+    let listening = 0;
+    const ready = new Promise<void>((resolve, reject) => {
+      server.once('exit', (c) => reject(new Error(`lab-server exited ${c}`)));
+      dnsmasq.once('exit', (c) => reject(new Error(`dnsmasq exited ${c}`)));
+      createInterface({ input: server.stdout! }).on('line', (line) => {
+        const e = JSON.parse(line) as Report | { kind: string };
+        if (e.kind === 'listening' && ++listening === 2) resolve();
+        if (e.kind === 'report') reports.push(e as Report);
+        if (e.kind === 'flaky') void writeFile(join(dir, 'flaky.log'), line + '\n', { flag: 'a' });
+        for (const w of waiters) w();
+      });
+    });
+    await ready;
+    // nginx is up when node0's own URL answers (the lab has no other way to know).
+    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', `${plan.admin.httpBase}/installer/autorun`]));
+  } catch (e) {
+    await ns.stop();
+    throw e;
+  }
+
+  const lab: Lab = {
+    ...built,
+    ns,
+    reports,
+    waitReport(host, phase, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = reports.find((r) => r.host === host && r.phase === phase);
+          const failed = phase !== 'failed' && reports.find((r) => r.host === host && r.phase === 'failed');
+          if (hit || failed) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            if (hit) resolve(hit);
+            else reject(new Error(`${host} reported failed in phase ${failed && failed.failedPhase}:\n${failed && failed.body}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no ${phase} report from ${host} within ${timeoutMs / 1000} s (reports: ${reports.filter((r) => r.host === host).map((r) => r.phase).join(', ') || 'none'})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    node(name) {
+      const n = plan.nodes.find((x) => x.name === name);
+      if (!n) throw new Error(`no node ${name} in the lab spec`);
+      return n;
+    },
+    async startNode(name, o) {
+      const n = lab.node(name);
+      if (o.freshDisk) await createDisk(o.disk);
+      const tap = `pctap${taps++}`;
+      await ns.addTap(tap);
+      const vm = await startVm(ns, { name: `${name}-${taps}`, mac: n.mac, firmware: n.firmware, disk: o.disk, tap, dir });
+      vms.push(vm);
+      return vm;
+    },
+    async switchTo(name, profile) {
+      await switchNodes([lab.node(name)], profile, { root: dist });
+    },
+    async addInstallerVariant(name, variantPlan, image) {
+      await mkdir(join(dist, name), { recursive: true });
+      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image), { mode: 0o755 });
+      const swap = (text: string) => text.replaceAll(`${plan.admin.httpBase}/installer/`, `${plan.admin.httpBase}/${name}/`);
+      await writeFile(join(dist, 'pxe/pxelinux.cfg', name), swap(await readFile(join(dist, 'pxe/pxelinux.cfg/installer'), 'utf8')));
+      const ipxe = await stat(join(dist, 'pxe/ipxe/installer.ipxe')).catch(() => null);
+      if (ipxe) await writeFile(join(dist, 'pxe/ipxe', `${name}.ipxe`), swap(await readFile(join(dist, 'pxe/ipxe/installer.ipxe'), 'utf8')));
+    },
+    async ssh(keyFile, user, ip, command, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      const argv = ns.exec([
+        'ssh', '-i', keyFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
+        '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `${user}@${ip}`, command,
+      ]);
+      for (;;) {
+        const r = await run(argv, { nothrow: true, timeoutMs: 30_000 });
+        if (r.exitCode === 0) return r.stdout;
+        // 255: ssh itself (connection refused while sshd starts); anything else is the command's answer.
+        if (r.exitCode !== 255 || Date.now() > deadline) throw new Error(`ssh ${user}@${ip} ${command}: exit ${r.exitCode}: ${r.stderr}`);
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    },
+    async diagnose(list) {
+      const parts: string[] = [];
+      for (const vm of list) parts.push(`---- serial ${vm.name} (last lines) ----\n${await vm.serialTail(60)}`);
+      parts.push(`---- reports ----\n${reports.map((r) => `${r.host} ${r.phase}${r.failedPhase ? ` (${r.failedPhase})` : ''}`).join('\n')}`);
+      for (const f of reports.filter((r) => r.phase === 'failed')) parts.push(`---- failed report of ${f.host} ----\n${f.body}`);
+      parts.push(`---- dnsmasq.log ----\n${await tailFile(join(dir, 'dnsmasq.log'), 30)}`);
+      parts.push(`---- nginx access.log ----\n${await tailFile(join(dir, 'nginx/logs/access.log'), 30)}`);
+      parts.push(`---- nginx error.log ----\n${await tailFile(join(dir, 'nginx/logs/error.log'), 15)}`);
+      return parts.join('\n');
+    },
+    async stop() {
+      for (const vm of vms) await vm.quit().catch(() => {});
+      await ns.stop();
+    },
+  };
+  return lab;
+}
+
+/** A copy of the golden tarball with 4 KiB of garbage in its middle, under another name. */
+export async function corruptCopy(dist: string, image: ImageRef): Promise<ImageRef> {
+  const fileName = `corrupt-${image.fileName}`;
+  await copyFile(join(dist, 'images', image.fileName), join(dist, 'images', fileName));
+  const fh = await open(join(dist, 'images', fileName), 'r+');
+  await fh.write(Buffer.alloc(4096, 0x5a), 0, 4096, Math.floor(image.size / 2));
+  await fh.close();
+  return { ...image, fileName };
+}
+
+/** Filesystem signatures on a qcow2 disk's partitions (empty when wiped), read from a raw copy. */
+export async function diskSignatures(qcow2: string, scratch: string): Promise<string[]> {
+  const raw = join(scratch, 'inspect.raw');
+  await run(['qemu-img', 'convert', '-O', 'raw', qcow2, raw]);
+  try {
+    const table = await run(['sfdisk', '--json', raw], { nothrow: true });
+    if (table.exitCode !== 0) return [];
+    const parts = (JSON.parse(table.stdout).partitiontable.partitions ?? []) as { start: number }[];
+    const found: string[] = [];
+    for (const p of parts) {
+      const r = await run(['blkid', '-p', '-o', 'value', '-s', 'TYPE', '-O', String(p.start * 512), raw], { nothrow: true });
+      if (r.stdout.trim()) found.push(r.stdout.trim());
+    }
+    return found;
+  } finally {
+    await rm(raw, { force: true });
+  }
+}

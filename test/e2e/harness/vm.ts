@@ -1,0 +1,104 @@
+/**
+ * A node VM: qemu (TCG only) on a tap of the lab bridge, PXE first (bootindex=1), a qcow2 disk on
+ * virtio-blk, virtio-rng (entropy for mke2fs and sshd), a serial log file and a monitor socket.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { copyFile, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { run } from '../../../build/lib/run.ts';
+import type { Netns } from './netns.ts';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+export interface VmOptions {
+  name: string;
+  mac: string;
+  firmware: 'bios' | 'uefi';
+  disk: string;
+  tap: string;
+  dir: string;
+}
+
+export interface Vm {
+  name: string;
+  serialLog: string;
+  started: number;
+  child: ChildProcess;
+  /** Resolves with the exit code when qemu ends (power-off with -no-reboot). */
+  exited: Promise<number | null>;
+  /** Polls the serial log until `re` matches; rejects after timeoutMs or when qemu exits first. */
+  waitSerial(re: RegExp, timeoutMs: number): Promise<number>;
+  serialTail(lines?: number): Promise<string>;
+  quit(): Promise<void>;
+}
+
+export async function createDisk(path: string, size = '4G'): Promise<void> {
+  await run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, size]);
+}
+
+export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
+  const serialLog = join(o.dir, `${o.name}.serial.log`);
+  const monitor = join(o.dir, `${o.name}.monitor`);
+  const argv = [
+    'qemu-system-x86_64',
+    '-accel', 'tcg',
+    '-m', '1024',
+    '-smp', '1',
+    '-display', 'none',
+    '-serial', `file:${serialLog}`,
+    '-no-reboot',
+    '-monitor', `unix:${monitor},server,nowait`,
+    '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1`,
+    '-drive', `file=${o.disk},if=none,id=d0,format=qcow2,cache=unsafe`,
+    '-device', 'virtio-blk-pci,drive=d0',
+    '-device', 'virtio-rng-pci',
+  ];
+  if (o.firmware === 'uefi') {
+    const vars = join(o.dir, `${o.name}.OVMF_VARS.fd`);
+    await copyFile(OVMF_VARS, vars);
+    argv.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${vars}`);
+  }
+  const started = Date.now();
+  const child = ns.spawn(argv);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const read = () => readFile(serialLog, 'utf8').catch(() => '');
+  const vm: Vm = {
+    name: o.name,
+    serialLog,
+    started,
+    child,
+    exited,
+    async waitSerial(re, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (re.test(await read())) return (Date.now() - started) / 1000;
+        if (done) throw new Error(`${o.name}: qemu exited before the serial console showed ${re} ${stderr}`);
+        if (Date.now() > deadline) throw new Error(`${o.name}: no ${re} on the serial console within ${timeoutMs / 1000} s`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    },
+    async serialTail(lines = 40) {
+      // syslinux.efi prints with bare carriage returns: make them lines.
+      return (await read()).replace(/\r\n?/g, '\n').split('\n').slice(-lines).join('\n');
+    },
+    async quit() {
+      if (done) return;
+      await new Promise<void>((resolve) => {
+        const s = connect(monitor, () => s.end('quit\n'));
+        s.on('error', () => resolve());
+        s.on('close', () => resolve());
+      });
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  return vm;
+}

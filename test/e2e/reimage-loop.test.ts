@@ -1,0 +1,154 @@
+/**
+ * The reimaging loop, for real: nodes PXE-boot in QEMU through the generated dnsmasq and nginx configs,
+ * run the generated installer in the built-in environment, phone home, get switched to the OS profile and
+ * boot the installed golden image from their own disk; rescue; and the four faults. Every wait is for a
+ * deterministic signal (a phone-home report, a serial-console line, qemu exiting on power-off); the
+ * timeouts only bound a hang.
+ */
+import { copyFile, mkdtemp, readlink, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../build/lib/run.ts';
+import { buildLabDist, corruptCopy, diskSignatures, startLab, FLAKY_PORT, type Lab } from './harness/lab.ts';
+import type { Vm } from './harness/vm.ts';
+
+const MIN = 60_000;
+let lab: Lab;
+let dir: string;
+const figures: string[] = [];
+
+/** Runs `fn`; on failure prints the serial tails and server logs first, so a red run says why. */
+async function withDiagnosis<T>(vms: Vm[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    console.error(await lab.diagnose(vms));
+    throw e;
+  }
+}
+
+async function exitedWithin(vm: Vm, ms: number): Promise<number | null> {
+  return Promise.race([vm.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${vm.name} did not power off within ${ms / 1000} s`)), ms))]);
+}
+
+/** Boots `name` into the installer on `disk`; resolves when it reported done and powered off. */
+async function install(name: string, disk: string, fresh: boolean): Promise<{ vm: Vm; seconds: number }> {
+  const vm = await lab.startNode(name, { disk, freshDisk: fresh });
+  const since = lab.reports.length;
+  await lab.waitReport(name, 'done', 12 * MIN);
+  await exitedWithin(vm, 2 * MIN);
+  const mine = lab.reports.slice(since).filter((r) => r.host === name);
+  const at = (p: string) => ((mine.find((r) => r.phase === p)?.at ?? NaN) - vm.started) / 1000;
+  figures.push(`${name}: start ${at('start').toFixed(1)} s, partition ${at('partition').toFixed(1)}, download ${at('download').toFixed(1)}, configure ${at('configure').toFixed(1)}, done ${at('done').toFixed(1)}, powered off ${((Date.now() - vm.started) / 1000).toFixed(1)} s`);
+  return { vm, seconds: (Date.now() - vm.started) / 1000 };
+}
+
+/** Boots the installed OS from the network and checks hostname, key login and sudo over ssh. */
+async function bootInstalled(name: string, disk: string): Promise<Vm> {
+  const node = lab.node(name);
+  const vm = await lab.startNode(name, { disk });
+  const seconds = await vm.waitSerial(new RegExp(`^${name} login:`, 'm'), 8 * MIN);
+  figures.push(`${name}: installed OS power-on → login: ${seconds.toFixed(1)} s`);
+  const out = await lab.ssh(lab.keys.admin, lab.plan.users[0]!.name, node.ip!, 'hostname; sudo -n id -u; test -s /etc/machine-id && echo machine-id; findmnt -no FSTYPE /', 3 * MIN);
+  expect(out.split('\n').slice(0, 4)).toEqual([name, '0', 'machine-id', 'ext4']);
+  return vm;
+}
+
+describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and nginx)', () => {
+  beforeAll(async () => {
+    dir = await mkdtemp('/var/tmp/pc-e2e-');
+    const built = await buildLabDist(dir);
+    figures.push(`dist build (cached): ${built.buildSeconds.toFixed(1)} s`);
+    lab = await startLab(built);
+  }, 60 * MIN);
+
+  afterAll(async () => {
+    await lab?.stop();
+    console.log(`figures:\n  ${figures.join('\n  ')}`);
+    if (dir && !process.env.PORTACLUSTER_E2E_KEEP) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('BIOS and UEFI nodes install, report done, are switched, and boot the installed OS with the spec hostname and key', async () => {
+    const disks = { labbios: join(dir, 'labbios.qcow2'), labuefi: join(dir, 'labuefi.qcow2') };
+    const vms: Vm[] = [];
+    await withDiagnosis(vms, async () => {
+      const results = await Promise.all(
+        (['labbios', 'labuefi'] as const).map(async (name) => {
+          const r = await install(name, disks[name], true);
+          vms.push(r.vm);
+          return r;
+        }),
+      );
+      for (const name of ['labbios', 'labuefi']) {
+        // The installer never switches a node itself: that is node0's business.
+        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe('installer');
+        await lab.switchTo(name, lab.plan.os.name);
+      }
+      const booted = await Promise.all((['labbios', 'labuefi'] as const).map((name) => bootInstalled(name, disks[name])));
+      vms.push(...booted);
+      for (const vm of booted) await vm.quit();
+      expect(results.length).toBe(2);
+    });
+  }, 40 * MIN);
+
+  it('rescue: the node is reachable over ssh with the rescue key; a corrupt golden tarball is refused and reported failed', async () => {
+    const vms: Vm[] = [];
+    await withDiagnosis(vms, async () => {
+      const corrupt = await corruptCopy(lab.dist, lab.image);
+      await lab.addInstallerVariant('fault-corrupt', lab.plan, corrupt);
+      await lab.switchTo('labcorrupt', 'fault-corrupt');
+      const corruptDisk = join(dir, 'labcorrupt.qcow2');
+      const rescueVm = await lab.startNode('labrescue', { disk: join(dir, 'labrescue.qcow2'), freshDisk: true });
+      const corruptVm = await lab.startNode('labcorrupt', { disk: corruptDisk, freshDisk: true });
+      vms.push(rescueVm, corruptVm);
+
+      await lab.waitReport('labrescue', 'rescue-ready', 6 * MIN);
+      const who = await lab.ssh(lab.keys.rescue, lab.plan.rescue.user, lab.node('labrescue').ip!, 'id -un; cat /run/portacluster-env', 2 * MIN);
+      expect(who.split('\n').slice(0, 2)).toEqual([lab.plan.rescue.user, 'builtin']);
+      await rescueVm.quit();
+
+      const failed = await lab.waitReport('labcorrupt', 'failed', 10 * MIN);
+      expect(failed.failedPhase).toBe('download');
+      expect(failed.body).toContain('does not match its sha256');
+      expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'done')).toBe(false);
+      expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log')).toBe(true);
+      expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node('labcorrupt').pxeFile))).toBe('fault-corrupt');
+      await corruptVm.quit();
+      // Nothing mountable (let alone bootable) is left of the unverified bytes.
+      expect(await diskSignatures(corruptDisk, dir)).toEqual([]);
+    });
+  }, 30 * MIN);
+
+  it('a selector matching no disk writes nothing; a dropped download on an installed disk is resumed and the reinstall succeeds', async () => {
+    const vms: Vm[] = [];
+    await withDiagnosis(vms, async () => {
+      const installed = join(dir, 'labbios.qcow2');
+      const nodiskDisk = join(dir, 'labnodisk.qcow2');
+      const dropDisk = join(dir, 'labdrop.qcow2');
+      await copyFile(installed, nodiskDisk);
+      await copyFile(installed, dropDisk);
+      await lab.addInstallerVariant('fault-nodisk', { ...lab.plan, disk: { ...lab.plan.disk, target: { byId: 'virtio-no-such-disk' } } }, lab.image);
+      await lab.addInstallerVariant('fault-drop', { ...lab.plan, admin: { ...lab.plan.admin, httpBase: `http://${lab.plan.admin.ip}:${FLAKY_PORT}` } }, lab.image);
+      await lab.switchTo('labnodisk', 'fault-nodisk');
+      await lab.switchTo('labdrop', 'fault-drop');
+
+      const nodiskVm = await lab.startNode('labnodisk', { disk: nodiskDisk });
+      vms.push(nodiskVm);
+      const dropRun = install('labdrop', dropDisk, false).then((r) => (vms.push(r.vm), r));
+
+      const failed = await lab.waitReport('labnodisk', 'failed', 10 * MIN);
+      expect(failed.failedPhase).toBe('disk');
+      expect(failed.body).toContain('no disk at /dev/disk/by-id/virtio-no-such-disk');
+      await nodiskVm.quit();
+      const same = await run(['qemu-img', 'compare', '-q', installed, nodiskDisk], { nothrow: true });
+      expect(same.exitCode, 'the disk of the refused install changed').toBe(0);
+
+      await dropRun;
+      const flaky = await run(['cat', join(dir, 'flaky.log')]);
+      const downloads = flaky.stdout.trim().split('\n').map((l) => JSON.parse(l) as { range: string | null; dropped: boolean });
+      expect(downloads.filter((d) => d.dropped).length).toBe(2);
+      expect(downloads.at(-1)).toMatchObject({ dropped: false });
+      expect(downloads.at(-1)!.range).toMatch(/^bytes=\d+-$/);
+    });
+  }, 30 * MIN);
+});
