@@ -8,6 +8,7 @@ import { run } from '../build/lib/run.ts';
 import { installerBootEntry } from '../build/render/installer-append.ts';
 import { extractIso } from '../build/stages/extract-iso.ts';
 import { fetchIso } from '../build/stages/fetch-iso.ts';
+import { startFileServer } from './helpers/file-server.ts';
 import { makeSysrcdIso, type MadeIso } from './helpers/make-iso.ts';
 import { workspace } from './helpers/workspace.ts';
 
@@ -174,6 +175,23 @@ describe('extraction', () => {
       append: 'archisobasedir=sysresccd ip=dhcp archiso_http_srv=http://192.168.10.10/sysrcd/ checksum setkmap=us ar_source=http://192.168.10.10/installer/ ar_nowait',
       sysappend: 3,
     });
+  });
+
+  it('fetch over HTTP → extract → boot entry, end to end for legacy', async () => {
+    const server = await startFileServer(await readFile(legacy.path));
+    try {
+      const log = memoryLogger();
+      const cached = await fetchIso({ url: server.url, sha256: legacy.sha256 }, { cacheDir: join(ws.dir, 'http-cache'), log });
+      const { artifact } = await extractTo('http-legacy', cached);
+      expect(installerBootEntry(artifact, { adminIp: '10.0.0.1', httpBase: 'http://10.0.0.1', keymap: 'de', profile: 'rescue', serialConsole: 'ttyS1,9600' })).toEqual({
+        kernel: 'sysrcd-kernel',
+        initrds: ['sysrcd-initram.igz'],
+        append: 'docache dodhcp setkmap=de netboot=http://10.0.0.1/sysrcd/sysrcd.dat ar_source=http://10.0.0.1/rescue/ ar_nowait console=tty0 console=ttyS1,9600',
+      });
+      expect(log.lines.join('\n')).toContain(`ISO verified and cached: ${cached} (sha256:${legacy.sha256})`);
+    } finally {
+      await server.close();
+    }
   });
 
   it('the helper builds the same ISO twice (reproducible for golden tests)', async () => {
