@@ -117,6 +117,9 @@ export const archBackend: BootstrapBackend = {
     { command: 'pacman', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'install Arch packages into the image' },
     { command: 'pacman-key', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'verify Arch packages' },
   ],
+  problems(spec: ImageSpec) {
+    return spec.mirror ? [] : ['an Arch image needs image.mirror: a Server= URL with $repo/$arch, or file:///path of a local repository'];
+  },
   async keyInputs(spec: ImageSpec) {
     const inputs: Record<string, unknown> = {
       pacman: (await capture(['pacman', '--version'])).match(/Pacman v(\S+)/)?.[1] ?? 'unknown',

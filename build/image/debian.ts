@@ -46,7 +46,8 @@ export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
     '--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap" "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap"',
     spec.release,
     target,
-    spec.mirror,
+    // No mirror: mmdebstrap's default, deb.debian.org plus -updates and -security for a stable suite.
+    ...(spec.mirror ? [spec.mirror] : []),
   ];
 }
 
@@ -80,7 +81,7 @@ export const debianBackend: BootstrapBackend = {
   },
   async bootstrap(spec: ImageSpec, target: string, _scratch: string, ctx: ImageBuildContext) {
     const argv = mmdebstrapArgv(spec, target);
-    ctx.log.info(`mmdebstrap ${spec.release} from ${spec.mirror}: ${debianPackages(spec).length} packages beyond minbase`);
+    ctx.log.info(`mmdebstrap ${spec.release} from ${spec.mirror || 'its default mirrors'}: ${debianPackages(spec).length} packages beyond minbase`);
     try {
       await run(argv, {
         // mmdebstrap clamps timestamps and makes its own choices reproducible from this.
@@ -91,7 +92,7 @@ export const debianBackend: BootstrapBackend = {
       const diag = aptErrors(e.stderrTail);
       throw new StageError(
         'bootstrap-image',
-        `mmdebstrap could not build Debian ${spec.release} from ${spec.mirror}` +
+        `mmdebstrap could not build Debian ${spec.release} from ${spec.mirror || 'its default mirrors'}` +
           (diag.length ? ':\n  ' + diag.join('\n  ') : '') +
           `\n${e.message}`,
       );

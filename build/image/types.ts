@@ -62,6 +62,8 @@ export interface BootstrapBackend {
   tools: HostTool[];
   /** The packages always installed, before the spec's extras. */
   basePackages: readonly string[];
+  /** What is wrong with the spec for this backend, found before anything is written. */
+  problems?(spec: ImageSpec): string[];
   /** Everything besides the spec that decides the tree: tool versions, local repo databases. */
   keyInputs(spec: ImageSpec): Promise<Record<string, unknown>>;
   /** Fills `target` (absent on entry); `scratch` is a private dir removed afterwards with the rest. */

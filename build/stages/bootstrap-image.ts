@@ -110,6 +110,8 @@ export async function bootstrapImage(spec: ImageSpec, ctx: ImageBuildContext): P
   }
 
   const backend = backendFor(spec.distro);
+  const problems = backend.problems?.(spec) ?? [];
+  if (problems.length) throw new StageError(STAGE, problems.join('\n'));
   await checkBootstrapHost(backend);
   const cacheKey = await imageCacheKey(spec, ctx);
   const entry = await ctx.log.step(`bootstrap ${spec.name} (${spec.distro} ${spec.release})`, () =>
