@@ -1,10 +1,10 @@
 /**
  * reimage | rescue | normal <node…|--all>: point nodes' per-node links at a profile, in the local served
- * tree (--root, default the spec's servedRoot) or on node0 (--ssh HOST); optionally reboot them.
+ * tree (--root, default the spec's servedRoot) or on node0 (--ssh HOST, --root then names the path
+ * there); optionally reboot them.
  * reimage and rescue mark the nodes `requested` in the state file so `watch` expects their reports;
  * normal marks them done.
  */
-import { UsageError } from '../../lib/errors.ts';
 import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
 import { resolveNodes, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
 import { runArgv, type Target } from '../../lifecycle/target.ts';
@@ -46,7 +46,6 @@ function makeCommand(action: Action): Command {
       },
       true,
     );
-    if (values.root && values.ssh) throw new UsageError('give --root DIR or --ssh HOST, not both');
     const plan = await loadPlan(values.config);
     const nodes = resolveNodes(plan.nodes, positionals, !!values.all);
     const profile = profileFor(action, plan);
