@@ -13,7 +13,7 @@ export const KEPT_MODULES: readonly string[] = [
   'drivers/net/virtio_net', 'drivers/net/net_failover', 'drivers/net/vmxnet3', 'drivers/net/hyperv',
   'drivers/net/ethernet/intel', 'drivers/net/ethernet/realtek', 'drivers/net/ethernet/broadcom',
   'drivers/net/ethernet/mellanox/mlx4', 'drivers/net/ethernet/mellanox/mlx5', 'drivers/net/ethernet/amazon',
-  'drivers/net/ethernet/aquantia', 'drivers/net/ethernet/qlogic', 'drivers/net/ethernet/emulex',
+  'drivers/net/ethernet/aquantia', 'drivers/net/ethernet/emulex',
   'drivers/net/ethernet/marvell', 'drivers/net/ethernet/atheros', 'drivers/net/ethernet/amd',
   'drivers/net/phy', 'drivers/net/mdio', 'drivers/net/mii', 'drivers/net/usb',
   // Storage.

@@ -30,6 +30,11 @@ const DROPPED: readonly string[] = [
   'usr/share/python3', 'usr/local/lib/python3.11',
   'usr/sbin/xfs_scrub', 'usr/sbin/xfs_scrub_all',
   'usr/share/perl', 'usr/lib/x86_64-linux-gnu/perl',
+  // Character set conversion and time zones are the installed system's business, not the installer's.
+  'usr/lib/x86_64-linux-gnu/gconv', 'usr/share/zoneinfo',
+  // GRUB's image/font/debug tools: grub-install, grub-mkimage, grub-probe and grub-mkconfig stay.
+  ...['file', 'fstest', 'glue-efi', 'kbdcomp', 'menulst2cfg', 'mkfont', 'mklayout', 'mknetdir',
+    'mkrescue', 'mkstandalone', 'mount', 'render-label', 'syslinux2cfg'].map((t) => `usr/bin/grub-${t}`),
   // Never present when bootstrapped right; removed so scripts can rely on "no systemctl → no systemd".
   'usr/bin/systemctl', 'bin/systemctl',
   'etc/machine-id',
@@ -45,7 +50,8 @@ export async function shrinkRoot(root: string): Promise<void> {
   for (const p of DROPPED) await rm(join(root, p), { recursive: true, force: true });
   await removeMatching(join(root, 'var/lib/apt/lists'), (n) => n !== 'partial' && n !== 'lock');
   await removeMatching(join(root, 'var/log'), () => true);
-  await removeMatching(join(root, 'usr/lib/x86_64-linux-gnu'), (n) => n.startsWith('libicu'));
+  await removeMatching(join(root, 'usr/lib/x86_64-linux-gnu'), (n) => n.startsWith('libicu') || n.startsWith('libperl.so'));
+  await removeMatching(join(root, 'var/lib/dpkg/info'), (n) => n.endsWith('.md5sums'));
   await removeMatching(join(root, 'etc/ssh'), (n) => n.startsWith('ssh_host_'));
   await mkdir(join(root, 'boot'));
 }

@@ -32,7 +32,7 @@ export const INSTALLER_ENV_PACKAGES: readonly string[] = [
   'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
   'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
   'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
-  'grub-efi-amd64-bin', 'efibootmgr', 'pciutils', 'less', 'rsync',
+  'grub-efi-amd64-bin', 'grub2-common', 'efibootmgr', 'pciutils', 'less', 'rsync',
 ];
 
 export const KERNEL_FILE = 'installer-kernel';

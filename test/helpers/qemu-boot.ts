@@ -17,6 +17,10 @@ export interface ServedRequest {
 
 export interface AutorunServer {
   port: number;
+  /** Date.now() when the server started listening; `requests[].at` counts from it. */
+  startedAt: number;
+  /** The served table: add or replace entries while the server runs. */
+  files: Record<string, string | { file: string }>;
   /** The guest's view of `prefix`: `http://10.0.2.2:<port>/<prefix>/`. */
   guestUrl: (prefix: string) => string;
   requests: ServedRequest[];
@@ -59,6 +63,8 @@ export async function serveFiles(files: Record<string, string | { file: string }
   const port = (server.address() as AddressInfo).port;
   return {
     port,
+    startedAt: started,
+    files,
     guestUrl: (prefix) => `http://10.0.2.2:${port}/${prefix.replace(/^\/|\/$/g, '')}/`,
     requests,
     requested: (path) => {
@@ -74,9 +80,13 @@ export async function serveFiles(files: Record<string, string | { file: string }
 }
 
 export interface BootOptions {
-  kernel: string;
-  initramfs: string;
-  append: string;
+  /** Direct kernel boot; without it the NIC's iPXE ROM boots from the network (see `tftpDir`). */
+  kernel?: string;
+  initramfs?: string;
+  append?: string;
+  /** Network boot: qemu's built-in TFTP server root and the boot file its DHCP hands out. */
+  tftpDir?: string;
+  bootfile?: string;
   serialLog: string;
   memoryMiB?: number;
   timeoutMs: number;
@@ -104,10 +114,12 @@ export function qemuArgs(o: BootOptions): string[] {
     '-serial', `file:${o.serialLog}`,
     // The guest's poweroff and reboot both end qemu: the test's "done" signal.
     '-no-reboot',
-    '-kernel', o.kernel,
-    '-initrd', o.initramfs,
-    '-append', o.append,
-    ...macs.flatMap((mac, i) => ['-netdev', `user,id=n${i}`, '-device', `virtio-net-pci,netdev=n${i},mac=${mac}`]),
+    ...(o.kernel ? ['-kernel', o.kernel, '-initrd', o.initramfs ?? '', '-append', o.append ?? ''] : []),
+    ...macs.flatMap((mac, i) => {
+      const tftp = i === 0 && o.tftpDir ? `,tftp=${o.tftpDir},bootfile=${o.bootfile ?? ''}` : '';
+      const boot = i === 0 && !o.kernel ? ',bootindex=1' : '';
+      return ['-netdev', `user,id=n${i}${tftp}`, '-device', `virtio-net-pci,netdev=n${i},mac=${mac}${boot}`];
+    }),
     // Without it the guest's entropy arrives ~36 s late.
     '-device', 'virtio-rng-pci',
   ];
