@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../build/lib/run.ts';
 
@@ -41,7 +42,8 @@ export interface Sshd {
 
 export async function startSshd(dir: string): Promise<Sshd> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await mkdir('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir
+  // sshd started by root insists on its privilege separation dir; as a plain user it logs in only that user.
+  if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const hostKey = join(dir, 'host_ed25519');
   const userKey = join(dir, 'id_ed25519');
   await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
@@ -71,7 +73,7 @@ export async function startSshd(dir: string): Promise<Sshd> {
   const sshConfig = join(dir, 'ssh_config');
   await writeFile(
     sshConfig,
-    ['Host node0', '  HostName 127.0.0.1', `  Port ${port}`, '  User root', `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
+    ['Host node0', '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
   );
   const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
