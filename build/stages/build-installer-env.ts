@@ -96,7 +96,8 @@ async function bootstrap(root: string, o: BuildInstallerEnvOptions): Promise<voi
       '--aptopt=Acquire::Retries "3"',
       o.suite,
       root,
-      o.mirror,
+      // No mirror: mmdebstrap picks its default for the suite.
+      ...(o.mirror ? [o.mirror] : []),
     ],
     { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) }, echo: false },
   );
