@@ -201,7 +201,8 @@ describe('watch from nginx access log', () => {
     const port = await freePort();
     const conf = await adaptNginxConf(renderNginxConf(plan), { prefix, listen: `127.0.0.1:${port}`, root });
     const nginx: ChildProcess = spawn('nginx', ['-p', prefix, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    cleanups.push(() => killed(nginx));
+    // SIGTERM, not SIGKILL: the master takes its workers down with it.
+    cleanups.push(() => killed(nginx, 'SIGTERM'));
     await waitForPort(port);
     const accessLog = join(prefix, 'logs/access.log');
     await markSwitched(stateFile, [plan.nodes[2]!], 'reimage', 'installer');
@@ -227,17 +228,18 @@ describe('watch from nginx access log', () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function killed(c: ChildProcess): Promise<void> {
+function killed(c: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   return new Promise((r) => {
     if (c.exitCode !== null || c.signalCode !== null) return r();
     c.once('exit', () => r());
-    c.kill('SIGKILL');
+    c.kill(signal);
   });
 }
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const c = spawn(process.execPath, ['--import', 'tsx', resolve('build/cli/main.ts'), ...args]);
+    cleanups.push(() => killed(c));
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (b) => (stdout += b));
