@@ -29,17 +29,21 @@ export const KEPT_MODULES: readonly string[] = [
   // Filesystems the installer makes or reads.
   'fs/ext4', 'fs/jbd2', 'fs/mbcache', 'fs/xfs', 'fs/fat', 'fs/btrfs', 'fs/isofs', 'fs/squashfs',
   'fs/overlayfs', 'fs/efivarfs', 'fs/nls/nls_cp437', 'fs/nls/nls_iso8859-1', 'fs/nls/nls_utf8',
-  // Loaded by name at run time (crypto API, raid), not through modules.dep.
-  'crypto', 'arch/x86/crypto', 'lib',
+  // Loaded by name at run time (checksums through the crypto API), not through modules.dep; lib/ comes
+  // in as dependencies.
+  'crypto', 'arch/x86/crypto',
   'net/packet',
 ];
 
+/** Never kept, even below a kept directory: self-tests and what only clusters of hosts use. */
+export const EXCLUDED_MODULES: readonly string[] = ['drivers/md/bcache', 'drivers/md/md-cluster', 'crypto/tcrypt'];
 const MODULE_RE = /\.ko(\.xz|\.zst|\.gz)?$/;
 
 /** `kernel/a/b/name.ko` → true when a kept prefix matches it. */
-export function isKept(path: string, kept: readonly string[] = KEPT_MODULES): boolean {
+export function isKept(path: string, kept: readonly string[] = KEPT_MODULES, excluded: readonly string[] = EXCLUDED_MODULES): boolean {
   const rel = path.replace(/^kernel\//, '').replace(MODULE_RE, '');
-  return kept.some((p) => rel === p || rel.startsWith(p + '/'));
+  const under = (p: string) => rel === p || rel.startsWith(p + '/');
+  return kept.some(under) && !excluded.some(under) && !/(^|\/)test_[^/]*$/.test(rel);
 }
 
 /** Parses modules.dep into module → its dependencies (paths relative to the modules dir). */

@@ -11,7 +11,8 @@ import type { InstallerEnvArtifact } from '../iso/types.ts';
 import { StageError } from '../lib/errors.ts';
 import { checkHost } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';
-import { capture, run } from '../lib/run.ts';
+import { capture } from '../lib/run.ts';
+import { bootstrapInstallerRoot, INSTALLER_ENV_PACKAGES } from '../installer-env/bootstrap.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
@@ -27,14 +28,6 @@ export interface BuildInstallerEnvOptions {
   log: Logger;
 }
 
-/** What a node's installer or rescue session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
-export const INSTALLER_ENV_PACKAGES: readonly string[] = [
-  'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
-  'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
-  'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
-  'grub-efi-amd64-bin', 'grub2-common', 'efibootmgr', 'pciutils', 'less', 'rsync',
-];
-
 export const KERNEL_FILE = 'installer-kernel';
 export const INITRAMFS_FILE = 'installer-initramfs';
 
@@ -47,9 +40,10 @@ export interface InstallerEnvMeta {
   buildSeconds: number;
 }
 
+// Everything that decides the bytes of the result; this file only orchestrates and is left out, so a
+// change to logging or cache handling does not cost a rebuild.
 const SOURCES = [
-  fileURLToPath(import.meta.url),
-  ...['pack-initramfs.ts', 'prune-modules.ts', 'shrink-root.ts'].map((f) =>
+  ...['bootstrap.ts', 'pack-initramfs.ts', 'prune-modules.ts', 'shrink-root.ts'].map((f) =>
     fileURLToPath(new URL(`../installer-env/${f}`, import.meta.url)),
   ),
   ...Object.keys(BUILTIN_FILES).map((f) => join(BUILTIN_DIR, f)),
@@ -80,36 +74,33 @@ async function duBytes(dir: string): Promise<number> {
   return Number((await capture(['du', '--summarize', '--bytes', '--', dir])).split(/\s/)[0]);
 }
 
-async function bootstrap(root: string, o: BuildInstallerEnvOptions): Promise<void> {
-  await run(
-    [
-      'mmdebstrap',
-      '--mode=root',
-      '--variant=minbase',
-      '--format=directory',
-      `--include=${INSTALLER_ENV_PACKAGES.join(',')}`,
-      // Never unpacked rather than deleted afterwards: less to write, and dpkg knows they are absent.
-      '--dpkgopt=path-exclude=/usr/share/man/*',
-      '--dpkgopt=path-exclude=/usr/share/doc/*',
-      '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--dpkgopt=path-exclude=/usr/share/info/*',
-      '--aptopt=Acquire::Retries "3"',
-      o.suite,
-      root,
-      // No mirror: mmdebstrap picks its default for the suite.
-      ...(o.mirror ? [o.mirror] : []),
-    ],
-    { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) }, echo: false },
-  );
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Work roots of killed builds: mmdebstrap may have left /proc, /sys and /dev mounted inside them. */
+async function sweepWorkRoots(workDir: string, log: Logger): Promise<void> {
+  for (const name of await readdir(workDir)) {
+    const pid = Number(/^installer-env-root-(\d+)$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || pidAlive(pid)) continue;
+    log.info(`removing the work root of an interrupted build: ${join(workDir, name)}`);
+    await removeTree(join(workDir, name));
+  }
 }
 
 async function buildInto(entry: string, o: BuildInstallerEnvOptions): Promise<void> {
   const started = Date.now();
   await mkdir(o.workDir, { recursive: true });
+  await sweepWorkRoots(o.workDir, o.log);
   const root = join(o.workDir, `installer-env-root-${process.pid}`);
   await removeTree(root).catch(() => {});
   try {
-    await o.log.step('bootstrap installer environment (mmdebstrap)', () => bootstrap(root, o));
+    await o.log.step('bootstrap installer environment (mmdebstrap)', () => bootstrapInstallerRoot(root, o));
     const kvers = await readdir(join(root, 'usr/lib/modules'));
     const kver = kvers[0];
     if (kvers.length !== 1 || !kver) throw new StageError('build-installer-env', `expected one kernel, found: ${kvers.join(', ') || 'none'}`);

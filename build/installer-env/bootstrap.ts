@@ -1,0 +1,38 @@
+/** The Debian bootstrap of the built-in installer environment: which packages, fetched how. */
+import { run } from '../lib/run.ts';
+
+/** What a node's installer or rescue session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
+export const INSTALLER_ENV_PACKAGES: readonly string[] = [
+  'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
+  'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
+  'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
+  'grub-efi-amd64-bin', 'grub2-common', 'efibootmgr', 'pciutils', 'less', 'rsync',
+];
+
+export interface BootstrapOptions {
+  suite: string;
+  mirror: string;
+  sourceDateEpoch: number;
+}
+
+export async function bootstrapInstallerRoot(root: string, o: BootstrapOptions): Promise<void> {
+  await run(
+    [
+      'mmdebstrap',
+      '--mode=root',
+      '--variant=minbase',
+      '--format=directory',
+      `--include=${INSTALLER_ENV_PACKAGES.join(',')}`,
+      // Never unpacked rather than deleted afterwards: less to write, and dpkg knows they are absent.
+      '--dpkgopt=path-exclude=/usr/share/man/*',
+      '--dpkgopt=path-exclude=/usr/share/doc/*',
+      '--dpkgopt=path-exclude=/usr/share/locale/*',
+      '--dpkgopt=path-exclude=/usr/share/info/*',
+      '--aptopt=Acquire::Retries "3"',
+      o.suite,
+      root,
+      o.mirror,
+    ],
+    { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) } },
+  );
+}
