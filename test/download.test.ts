@@ -140,6 +140,17 @@ describe('download from a URL', () => {
     expect(s.requests[2]!.range).toBe('bytes=2000000-');
   });
 
+  it('is byte-exact through many reused write batches, across a resume', async () => {
+    // 40 MiB: more than the sink's 16 x 1 MiB batches, so batches are reused while others are in flight.
+    const big = randomBytes(40 << 20);
+    const sha = createHash('sha256').update(big).digest('hex');
+    server = await startFileServer(big, (n) => (n === 0 ? { dropAfter: (17 << 20) + 12345 } : {}));
+    const r = await download({ url: server.url }, { sha256: sha }, opts);
+    expect(r.size).toBe(big.length);
+    expect((await readFile(r.path)).equals(big)).toBe(true);
+    expect(server.requests[1]!.range).toMatch(/^bytes=[1-9]\d*-$/);
+  });
+
   it('retries a 503 with backoff', async () => {
     const s = await serve((n) => (n < 2 ? { status: 503 } : {}));
     const r = await download({ url: s.url }, { sha256: SHA256 }, opts);
