@@ -15,7 +15,7 @@ import { DEFAULT_ZSTD_LEVEL, packImage, packImageCached } from '../build/stages/
 const ROUNDS = 3;
 
 async function findCachedDebianTree(): Promise<string | null> {
-  const caches = [process.env.PORTACLUSTER_CACHE, '.cache/portacluster', '/var/tmp/pc-cache'].filter((c): c is string => Boolean(c));
+  const caches = [process.env.PORTACLUSTER_CACHE, '.cache/portacluster'].filter((c): c is string => Boolean(c));
   for (const c of caches) {
     for (const area of [join(c, 'images', 'rootfs'), join(c, 'rootfs')]) {
       const keys = await readdir(area).catch(() => [] as string[]);

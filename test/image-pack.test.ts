@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, chown, link, lchown, mkdir, mkdtemp, readdir, rm, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostToolError, StageError } from '../build/lib/errors.ts';
 import { memoryLogger } from '../build/lib/log.ts';
 import { capture, run } from '../build/lib/run.ts';
+import { sweepStale } from '../build/image/cache.ts';
 import { makeGeneric } from '../build/image/generic.ts';
 import { bootstrapImage } from '../build/stages/bootstrap-image.ts';
 import { packImage, packImageCached } from '../build/stages/pack-image.ts';
@@ -188,6 +190,31 @@ describe('packImage', () => {
     const other = await packImageCached({ ...image, cacheKey: 'tree-b' }, { ...opts, outDir: join(ws.dir, 'd3') });
     expect(other.fromCache).toBe(false);
     expect((await readdir(join(ws.dir, 'cache/packed'))).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+});
+
+describe('cache sweeping', () => {
+  it('removes what a dead build left, but not while an orphaned tool still works on it', async () => {
+    const ws = await workspace('pc-sweep-');
+    try {
+      const area = join(ws.dir, 'rootfs');
+      const left = join(area, '.tmp-999999999-abcd-debian-key');
+      await mkdir(join(left, 'rootfs/etc'), { recursive: true });
+      // Stands for an orphaned mmdebstrap: a live process naming the dir on its command line.
+      const orphan = spawn('sh', ['-c', 'sleep 30', left], { stdio: 'ignore' });
+      const gone = new Promise((r) => orphan.once('exit', r));
+      await new Promise((r) => orphan.once('spawn', r));
+      try {
+        expect(await sweepStale(area)).toEqual([]);
+      } finally {
+        orphan.kill();
+        await gone;
+      }
+      expect(await sweepStale(area)).toEqual(['.tmp-999999999-abcd-debian-key']);
+      expect(await readdir(area)).toEqual([]);
+    } finally {
+      await ws.cleanup();
+    }
   });
 });
 

@@ -6,7 +6,7 @@
  * with its pid, swept by the next run once that pid is gone. Nothing half-made is ever an entry.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
@@ -70,6 +70,27 @@ export async function removeTree(dir: string): Promise<void> {
   await run(['rm', '--recursive', '--force', '--one-file-system', '--', dir]);
 }
 
+/**
+ * Whether some process still works on `dir`: its command line names it (mmdebstrap and pacstrap take the
+ * target as an argument) or its root or cwd is inside it (dpkg, pacman scriptlets in the chroot). When
+ * our process is killed alone, its bootstrap tool runs on as an orphan: its dir must not be swept yet.
+ */
+async function inUse(dir: string): Promise<boolean> {
+  const base = resolve(dir);
+  const inside = (p: string) => p === base || p.startsWith(base + '/');
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      if (cmdline.some((a) => a.includes(base))) return true;
+      for (const link of ['root', 'cwd']) if (inside(await readlink(`/proc/${pid}/${link}`).catch(() => '/'))) return true;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return false;
+}
+
 /** Removes temp dirs of builds whose process is gone (killed, power loss). */
 export async function sweepStale(area: string, log?: Logger): Promise<string[]> {
   let names: string[];
@@ -83,6 +104,10 @@ export async function sweepStale(area: string, log?: Logger): Promise<string[]> 
     if (!n.startsWith(TMP_PREFIX) && !n.startsWith('.old-')) continue;
     const pid = Number(n.split('-')[1]);
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
+    if (await inUse(join(area, n))) {
+      log?.warn(`leaving ${join(area, n)}: a process of an interrupted build still works on it`);
+      continue;
+    }
     log?.info(`removing leftover of an interrupted build: ${join(area, n)}`);
     await removeTree(join(area, n));
     swept.push(n);
