@@ -16,7 +16,7 @@ import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
-import { packImage } from './stages/pack-image.ts';
+import { packImageCached } from './stages/pack-image.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
@@ -131,8 +131,17 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const imageSpec = { ...plan.image, mirror: plan.image.mirror ?? '' };
     const ctx = { cacheDir: join(o.cacheDir, 'images'), workDir: join(o.cacheDir, 'work'), force: o.force, sourceDateEpoch: o.sourceDateEpoch, log };
     const root = await log.step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
+    // An unchanged tree is not packed again: the cached tarball is copied (a reflink where possible).
     const image = await log.step('pack image', () =>
-      packImage(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+      packImageCached(root, {
+        outDir: join(staging, 'images'),
+        cacheDir: join(o.cacheDir, 'images'),
+        force: o.force,
+        name: plan.image.name,
+        sourceDateEpoch: o.sourceDateEpoch,
+        zstdLevel: plan.image.zstdLevel,
+        log,
+      }),
     );
     const boot = await log.step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),

@@ -6,13 +6,12 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, readlink, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../build/lib/run.ts';
+import { capture, run } from '../build/lib/run.ts';
 import { checkHost } from '../build/lib/host.ts';
 import { HostToolError } from '../build/lib/errors.ts';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
-import { listTree } from '../build/stages/checksum-tree.ts';
 
 const CLI = resolve('build/cli/main.ts');
 const KVER = '6.1.0-99-amd64';
@@ -56,9 +55,11 @@ async function writeSpec(file: string, o: { rootfs: string; iso: { path: string;
   await writeFile(file, JSON.stringify(spec, null, 2));
 }
 
+/** Every entry with its type, mode, size, link target and (for files) sha256, SHA256SUMS and manifest.json included. */
 async function snapshot(dir: string): Promise<string> {
-  const t = await listTree(dir);
-  return JSON.stringify(t);
+  const entries = await capture(['find', dir, '-printf', '%P %y %m %s %l\\n']);
+  const sums = await capture(['bash', '-c', 'cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum', 'snapshot', dir]);
+  return entries.split('\n').sort().join('\n') + sums;
 }
 
 beforeAll(async () => {
@@ -113,7 +114,8 @@ describe('portacluster build', () => {
 
   it('the same spec gives the same SHA256SUMS', async () => {
     const again = join(ws.dir, 'dist-again');
-    const r = await cli(['build', '--config', specFile, '--out', again, '--cache', cache, '-q']);
+    // A cache of its own: the tarball is really packed again, not copied from the first build's cache.
+    const r = await cli(['build', '--config', specFile, '--out', again, '--cache', join(ws.dir, 'cache-again'), '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(join(again, 'SHA256SUMS'), 'utf8')).toBe(await readFile(join(dist, 'SHA256SUMS'), 'utf8'));
     await rm(again, { recursive: true });
@@ -158,6 +160,9 @@ describe('portacluster build', () => {
     expect(r.stderr).toContain('nodes[0].mac: not a MAC address (got "c0:3f:d5")');
     expect(r.stderr).toContain('nodes[1].ip: 192.168.10.150 is inside the dynamic range');
     expect(await snapshot(dist)).toBe(before);
+    const j = await cli(['build', '--config', badFile, '--out', dist, '--cache', cache, '--json']);
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: false, exitCode: 2, error: { kind: 'SpecError', issues: [{ path: 'nodes[0].mac' }, { path: 'nodes[1].ip' }] } });
   });
 
   it('verify catches a changed, a missing and an extra file', async () => {

@@ -109,6 +109,15 @@ describe('invalid specs: every problem, with its exact path', () => {
     expect(found).toHaveLength(2);
   });
 
+  it('reports shape errors together with value and rule problems', () => {
+    const found = problems((s) => {
+      s.nodes[0].firmware = 'efi';
+      s.nodes[1].mac = 'c0:3f:d5';
+      s.nodes[1].name = s.nodes[0].name;
+    });
+    expect(found.map((l) => l.split(':')[0])).toEqual(['nodes[0].firmware', 'nodes[1].mac', 'nodes[1].name']);
+  });
+
   it('formats the error with the file name and a count', () => {
     const spec = baseSpec();
     spec.nodes[0].mac = 'c0:3f:d5';

@@ -80,9 +80,10 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
         }),
       );
       for (const name of ['labbios', 'labuefi']) {
-        // The installer never switches a node itself: that is node0's business.
-        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe('installer');
-        await lab.switchTo(name, lab.plan.os.name);
+        // The watcher (`portacluster watch`, reading nginx's access log) flips the link on `done`.
+        const e = await lab.waitSwitched(name, 2 * MIN);
+        expect(e.switched).toMatchObject({ from: 'installer', to: lab.plan.os.name });
+        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe(lab.plan.os.name);
       }
       const booted = await Promise.all((['labbios', 'labuefi'] as const).map((name) => bootInstalled(name, disks[name])));
       vms.push(...booted);
@@ -144,6 +145,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(same.exitCode, 'the disk of the refused install changed').toBe(0);
 
       await dropRun;
+      await lab.waitSwitched('labdrop', 2 * MIN);
       const flaky = await run(['cat', join(dir, 'flaky.log')]);
       const downloads = flaky.stdout.trim().split('\n').map((l) => JSON.parse(l) as { range: string | null; dropped: boolean });
       expect(downloads.filter((d) => d.dropped).length).toBe(2);

@@ -4,6 +4,7 @@
  * dist/etc/dnsmasq.conf and dist/etc/nginx.conf (only the interface, paths and pid/lease/log files
  * rewritten), and the phone-home listener nginx proxies to. Nodes are VMs (vm.ts) on taps.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +32,7 @@ export interface Report {
   host: string;
   mac: string;
   failedPhase: string | null;
+  query: Record<string, string>;
   body: string;
   at: number;
 }
@@ -74,9 +76,21 @@ export async function buildLabDist(dir: string): Promise<BuiltDist> {
   return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, buildSeconds: (Date.now() - t0) / 1000 };
 }
 
+/** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
+export interface WatcherEvent {
+  node: string | null;
+  phase: string;
+  state: string;
+  switched?: { from: string | null; to: string };
+  error?: string;
+}
+
 export interface Lab extends BuiltDist {
   ns: Netns;
   reports: Report[];
+  watcherEvents: WatcherEvent[];
+  /** Resolves when the watcher switched `host`'s link after its done report. */
+  waitSwitched(host: string, timeoutMs: number): Promise<WatcherEvent>;
   /** Resolves with the first report of `host` in `phase`; rejects early on a `failed` report when waiting for another phase. */
   waitReport(host: string, phase: string, timeoutMs: number): Promise<Report>;
   node(name: string): PlanNode;
@@ -119,7 +133,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   const reports: Report[] = [];
   const waiters = new Set<() => void>();
   const vms: Vm[] = [];
+  const watcherEvents: WatcherEvent[] = [];
   let taps = 0;
+  let watcher: ChildProcess | undefined;
   try {
     const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, 'etc/dnsmasq.conf'), 'utf8'), { dir, dist, bridge: ns.bridge });
     await run(ns.exec(['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]));
@@ -150,7 +166,33 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     await ready;
     // nginx is up when node0's own URL answers (the lab has no other way to know).
     await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', `${plan.admin.httpBase}/installer/autorun`]));
+    // The watcher, as node0 would run it beside nginx: it reads the access log (the listener above takes the
+    // proxied reports) and switches a node's link to its OS when the node reports done.
+    const accessLog = join(dir, 'nginx/logs/access.log');
+    watcher = spawn(
+      'node',
+      ['--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'watch', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'), '--listen', 'off', '--access-log', accessLog, '--json'],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let watcherErr = '';
+    watcher.stderr!.on('data', (d: Buffer) => (watcherErr = (watcherErr + d.toString()).slice(-4000)));
+    await new Promise<void>((resolve, reject) => {
+      watcher!.once('exit', (c) => reject(new Error(`portacluster watch exited ${c}: ${watcherErr}`)));
+      createInterface({ input: watcher!.stdout! }).on('line', (line) => {
+        void writeFile(join(dir, 'watch.log'), line + '\n', { flag: 'a' });
+        let e: WatcherEvent & { event?: string };
+        try {
+          e = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (e.event === 'listening') resolve();
+        else watcherEvents.push(e);
+        for (const w of waiters) w();
+      });
+    });
   } catch (e) {
+    if (watcher && watcher.exitCode === null) watcher.kill();
     await ns.stop();
     throw e;
   }
@@ -159,6 +201,25 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     ...built,
     ns,
     reports,
+    watcherEvents,
+    waitSwitched(host, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = watcherEvents.find((e) => e.node === host && e.switched);
+          if (hit) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(hit);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`the watcher did not switch ${host} within ${timeoutMs / 1000} s (its events: ${JSON.stringify(watcherEvents.filter((e) => e.node === host))})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
     waitReport(host, phase, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -223,6 +284,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       for (const vm of list) parts.push(`---- serial ${vm.name} (last lines) ----\n${await vm.serialTail(60)}`);
       parts.push(`---- reports ----\n${reports.map((r) => `${r.host} ${r.phase}${r.failedPhase ? ` (${r.failedPhase})` : ''}`).join('\n')}`);
       for (const f of reports.filter((r) => r.phase === 'failed')) parts.push(`---- failed report of ${f.host} ----\n${f.body}`);
+      parts.push(`---- watcher ----\n${await tailFile(join(dir, 'watch.log'), 20)}`);
       parts.push(`---- dnsmasq.log ----\n${await tailFile(join(dir, 'dnsmasq.log'), 30)}`);
       parts.push(`---- nginx access.log ----\n${await tailFile(join(dir, 'nginx/logs/access.log'), 30)}`);
       parts.push(`---- nginx error.log ----\n${await tailFile(join(dir, 'nginx/logs/error.log'), 15)}`);
@@ -230,6 +292,11 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     },
     async stop() {
       for (const vm of vms) await vm.quit().catch(() => {});
+      if (watcher && watcher.exitCode === null && watcher.signalCode === null) {
+        const gone = new Promise((r) => watcher!.once('exit', r));
+        watcher.kill('SIGTERM');
+        await gone;
+      }
       await ns.stop();
     },
   };
