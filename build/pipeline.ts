@@ -25,6 +25,7 @@ import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
+import { SERVED_SPEC } from './cli/config-path.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -32,6 +33,8 @@ export interface BuildOptions {
   force: boolean;
   sourceDateEpoch: number;
   log: Logger;
+  /** The spec as written; shipped as etc/portacluster.json so the lifecycle commands on node0 find it. */
+  spec?: unknown;
 }
 
 export interface BuildResult {
@@ -156,6 +159,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       }
       await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
+      if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
       await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image), 0o755);
       await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));

@@ -10,6 +10,7 @@ import { capture, run } from '../build/lib/run.ts';
 import { checkHost } from '../build/lib/host.ts';
 import { HostToolError } from '../build/lib/errors.ts';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
+import { startFileServer } from './helpers/file-server.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
 
@@ -20,9 +21,9 @@ let ws: Awaited<ReturnType<typeof workspace>>;
 let specFile: string;
 let cache: string;
 
-function cli(args: string[], o: { env?: NodeJS.ProcessEnv; killWhen?: (stderr: string) => boolean } = {}) {
+function cli(args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; killWhen?: (stderr: string) => boolean } = {}) {
   return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXED_EPOCH), ...o.env } });
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CLI, ...args], { cwd: o.cwd, env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXED_EPOCH), ...o.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
@@ -88,6 +89,14 @@ describe('portacluster build', () => {
     const v = await cli(['verify', dist]);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/files verified/);
+  });
+
+  it('ships the spec in etc/, where the lifecycle commands on node0 find it without --config', async () => {
+    expect(JSON.parse(await readFile(join(dist, 'etc/portacluster.json'), 'utf8'))).toEqual(JSON.parse(await readFile(specFile, 'utf8')));
+    // From a directory without a spec, as on node0: --root names the served tree and the spec in it.
+    const r = await cli(['status', '--root', dist, '--state', join(ws.dir, 'state.json'), '--json'], { cwd: ws.dir, env: { PORTACLUSTER_CONFIG: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).nodes.map((n: { name: string; profile: string }) => `${n.name}=${n.profile}`)).toEqual(['node1=installer', 'node2=debian']);
   });
 
   it('lays out pxe/, the links, the image and the scripts as /srv/public expects', async () => {
@@ -178,6 +187,35 @@ describe('portacluster build', () => {
       { path: 'extra.txt', problem: 'not listed in SHA256SUMS' },
       { path: 'pxe/ldlinux.c32', problem: 'missing' },
     ]);
+  });
+});
+
+describe('portacluster build with a legacy SystemRescueCd ISO fetched by URL', () => {
+  it('downloads, verifies and extracts it, and the profiles boot it with netboot=', async () => {
+    const iso = await makeSysrcdIso(join(ws.dir, 'legacy-iso'), 'legacy');
+    const server = await startFileServer(await readFile(iso.path));
+    try {
+      const spec = JSON.parse(await readFile(specFile, 'utf8'));
+      spec.installerEnv = { type: 'systemrescue', url: server.url, sha256: iso.sha256, keymap: 'de' };
+      const file = join(ws.dir, 'legacy.json');
+      await writeFile(file, JSON.stringify(spec));
+      const out = join(ws.dir, 'dist-legacy');
+      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(ws.dir, 'cache-legacy'), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).artifacts.installerEnv).toMatchObject({ kind: 'sysrcd-legacy' });
+      for (const f of ['pxe/sysrcd-kernel', 'pxe/sysrcd-initram.igz', 'sysrcd/sysrcd.dat']) expect((await stat(join(out, f))).isFile(), f).toBe(true);
+      const installer = await readFile(join(out, 'pxe/pxelinux.cfg/installer'), 'utf8');
+      expect(installer).toContain('LINUX /sysrcd-kernel\n        INITRD /sysrcd-initram.igz\n');
+      expect(installer).toContain('APPEND docache dodhcp setkmap=de netboot=http://192.168.10.10/sysrcd/sysrcd.dat ar_source=http://192.168.10.10/installer/ ar_nowait');
+      expect(await readFile(join(out, 'pxe/pxelinux.cfg/rescue'), 'utf8')).toContain('ar_source=http://192.168.10.10/rescue/ ar_nowait');
+      await run(['sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], { cwd: out });
+      // The ISO came over HTTP once; a second build takes it from the cache by digest.
+      const again = await cli(['build', '--config', file, '--out', out, '--cache', join(ws.dir, 'cache-legacy'), '-q']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
   });
 });
 
