@@ -2,7 +2,8 @@
  * The build, as a table of contents: spec → plan → host check → stages into a staging dir → checksums →
  * atomic publish. Each stage takes typed inputs and returns a typed artifact.
  */
-import { chmod, lutimes, mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lutimes, mkdir, readdir, statfs, symlink, utimes, writeFile } from 'node:fs/promises';
+import { StageError } from './lib/errors.ts';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from './lib/log.ts';
 import { checkHost, type StageNeeds } from './lib/host.ts';
@@ -128,14 +129,19 @@ async function clampTimes(dir: string, epoch: number): Promise<void> {
 export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const outDir = resolve(o.outDir);
-  await log.step('check host tools', () => checkHost(stageNeeds(plan)));
+  let current = 'check host tools';
+  const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    current = name;
+    return log.step(name, fn);
+  };
+  await step('check host tools', () => checkHost(stageNeeds(plan)));
   const staging = await createStaging(outDir);
   try {
     const imageSpec = { ...plan.image, mirror: plan.image.mirror ?? '' };
     const ctx = { cacheDir: join(o.cacheDir, 'images'), workDir: join(o.cacheDir, 'work'), force: o.force, sourceDateEpoch: o.sourceDateEpoch, log };
-    const root = await log.step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
+    const root = await step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
     // An unchanged tree is not packed again: the cached tarball is copied (a reflink where possible).
-    const image = await log.step('pack image', () =>
+    const image = await step('pack image', () =>
       packImageCached(root, {
         outDir: join(staging, 'images'),
         cacheDir: join(o.cacheDir, 'images'),
@@ -146,12 +152,12 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         log,
       }),
     );
-    const boot = await log.step('extract kernel and initramfs from the image', () =>
+    const boot = await step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
-    const env = await log.step('installer environment', () => installerEnvironment(plan, staging, o));
-    await log.step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
-    await log.step('render configs and scripts', async () => {
+    const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
+    await step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
+    await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
       for (const [dir, tree] of [['pxe/pxelinux.cfg', renderPxelinuxTree(plan, profiles)], ['pxe/ipxe', renderIpxeTree(plan, profiles)]] as const) {
         for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
@@ -165,7 +171,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
-    const manifest = await log.step('checksum', async () =>
+    const manifest = await step('checksum', async () =>
       checksumTree(staging, {
         portacluster: '1',
         specHash: plan.specHash,
@@ -181,10 +187,30 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     await utimes(join(staging, 'manifest.json'), o.sourceDateEpoch, o.sourceDateEpoch);
     await utimes(join(staging, 'SHA256SUMS'), o.sourceDateEpoch, o.sourceDateEpoch);
     await chmod(staging, 0o755);
-    await log.step('publish', () => publishDist(staging, outDir));
+    await step('publish', () => publishDist(staging, outDir));
     return { outDir, manifest };
   } catch (e) {
+    const full = isDiskFull(e) ? await diskFullError(e, current, [staging, o.cacheDir]) : null;
     await discardStaging(staging);
-    throw e;
+    throw full ?? e;
   }
+}
+
+function isDiskFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || /no space left on device|disk quota exceeded/i.test(e instanceof Error ? e.message : '');
+}
+
+/** Which filesystem filled up, measured before the failed build's files are removed. */
+async function diskFullError(e: unknown, stage: string, dirs: string[]): Promise<StageError> {
+  const lines: string[] = [];
+  for (const dir of dirs) {
+    const s = await statfs(dir).catch(() => null);
+    if (s) lines.push(`  ${dir}: ${((s.bavail * s.bsize) / 1048576).toFixed(1)} MiB free of ${((s.blocks * s.bsize) / 1048576).toFixed(1)} MiB`);
+  }
+  const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  return new StageError(
+    stage,
+    `no space left on device (${why})\n${lines.join('\n')}\n  nothing was published; the previous dist/ and the cache are as they were\n  hint: free space there, or build with --out/--cache on a larger filesystem`,
+  );
 }

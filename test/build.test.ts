@@ -3,6 +3,7 @@
  * SystemRescue-layout ISO built here. Checks the tree with the real tools and the failure modes.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readlink, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -215,6 +216,38 @@ describe('portacluster build with a legacy SystemRescueCd ISO fetched by URL', (
       expect(server.requests).toHaveLength(1);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('a full disk', () => {
+  it('fails the build with the path and ENOSPC, leaves dist/ as it was and nothing half-made in the cache', async () => {
+    const full = join(ws.dir, 'full');
+    await mkdir(full, { recursive: true });
+    // 3 MiB of tmpfs for the cache, the staging dir and dist/; the image alone needs more.
+    await run(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'portacluster-test-full', full]);
+    try {
+      const big = join(ws.dir, 'rootfs-big');
+      await rootfs(big);
+      await writeFile(join(big, 'etc/blob'), randomBytes(6 << 20));
+      const spec = JSON.parse(await readFile(specFile, 'utf8'));
+      spec.image.rootfs = big;
+      const file = join(ws.dir, 'big.json');
+      await writeFile(file, JSON.stringify(spec));
+      const out = join(full, 'dist');
+      await mkdir(out);
+      await writeFile(join(out, 'previous'), 'the previous dist/\n');
+      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(full, 'cache')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no space left on device/i);
+      expect(r.stderr).toContain(full);
+      expect(await readdir(full)).toEqual(['cache', 'dist']);
+      expect(await readdir(out)).toEqual(['previous']);
+      // No cache entry, finished or half-made (work dirs of the failed build are gone too).
+      const { stdout } = await run(['find', join(full, 'cache'), '-type', 'f']);
+      expect(stdout.trim()).toBe('');
+    } finally {
+      await run(['umount', full]);
     }
   });
 });

@@ -94,6 +94,8 @@ export interface Lab extends BuiltDist {
   /** Resolves with the first report of `host` in `phase`; rejects early on a `failed` report when waiting for another phase. */
   waitReport(host: string, phase: string, timeoutMs: number): Promise<Report>;
   node(name: string): PlanNode;
+  /** Runs the portacluster CLI as node0 would, on the lab's spec, served tree and watcher state. */
+  cli(args: string[]): Promise<string>;
   startNode(name: string, o: { disk: string; freshDisk?: boolean }): Promise<Vm>;
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
   switchTo(name: string, profile: string): Promise<void>;
@@ -253,6 +255,10 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       const vm = await startVm(ns, { name: `${name}-${taps}`, mac: n.mac, firmware: n.firmware, disk: o.disk, tap, dir });
       vms.push(vm);
       return vm;
+    },
+    async cli(args) {
+      const r = await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args, '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json')], { cwd: REPO });
+      return r.stdout;
     },
     async switchTo(name, profile) {
       await switchNodes([lab.node(name)], profile, { root: dist });
