@@ -425,7 +425,7 @@ describe('image mode: the filesystem image written onto the root partition', () 
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
 PC_FSIMAGE_URL=${base}/${img.fileName}; PC_FSIMAGE_SHA256=${sha}; PC_FSIMAGE_SIZE=${img.size}; PC_FSIMAGE_BYTES=${img.imageBytes}
 PART_DEVS=(${dir}/esp.part ${dir}/root.part); PART_UUIDS=(ESP-UUID '')
-trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"`;
+trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios; fstab_lines`;
   const envFor = (dir: string) => ({ PC_TARGET: join(dir, 't'), PC_DOWNLOAD_DIR: join(dir, 'dl') });
 
   async function expectInstalled(dir: string, stdout: string, root: string) {
@@ -433,6 +433,8 @@ trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"`;
     expect(uuid, stdout).toBeDefined();
     expect(uuid).not.toBe(derivedUuid(KEY_OF_TREE, 'fs-uuid'));
     expect((await exec('blkid', ['-c', '/dev/null', '-s', 'UUID', '-o', 'value', root])).stdout.trim()).toBe(uuid);
+    // fstab mounts the root by the node's own UUID, not the image's.
+    expect(stdout).toContain(`UUID=ESP-UUID /boot/efi vfat umask=0077 0 0\nUUID=${uuid} / ext4 defaults 0 1\n`);
     await exec('e2fsck', ['-fn', root]);
     const info = (await exec('dumpe2fs', ['-h', root])).stdout;
     const blocks = Number(/^Block count:\s+(\d+)$/m.exec(info)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(info)?.[1]);
