@@ -82,6 +82,8 @@ interface TreeStats {
   inodes: number;
   /** Paths (from the root, with a leading /) whose mtime is newer than the epoch. */
   newer: string[];
+  /** Paths of sockets: tar leaves them out of the tarball, mke2fs -d copies them. */
+  sockets: string[];
 }
 
 const blocks = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
@@ -90,7 +92,7 @@ const blocks = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 async function measureTree(root: string, epoch: number): Promise<TreeStats> {
   const rootDev = (await stat(root)).dev;
   const seen = new Set<number>();
-  const stats: TreeStats = { dataBytes: BLOCK, inodes: 0, newer: [] };
+  const stats: TreeStats = { dataBytes: BLOCK, inodes: 0, newer: [], sockets: [] };
   async function walk(rel: string): Promise<void> {
     const names = await readdir(join(root, rel));
     stats.dataBytes += blocks(names.reduce((sum, n) => sum + 16 + n.length, 24));
@@ -100,6 +102,7 @@ async function measureTree(root: string, epoch: number): Promise<TreeStats> {
       // mke2fs -d would copy a mounted /proc or /dev into the image (tar has --one-file-system).
       if (st.dev !== rootDev) throw new StageError(STAGE, `${join(root, p)} is a mount point inside the tree`);
       if (st.mtimeMs / 1000 > epoch) stats.newer.push(p);
+      if (st.isSocket()) stats.sockets.push(p);
       if (st.nlink > 1 && !st.isDirectory()) {
         if (seen.has(st.ino)) continue;
         seen.add(st.ino);
@@ -140,15 +143,23 @@ export function usedInodes(dumpe2fs: string): number[] {
   return used;
 }
 
-/** debugfs commands that pin atime and ctime of every used inode and clamp mtimes to the epoch. */
-export function timeCommands(inodes: number[], newer: string[], epoch: number, log: Logger): string {
+/**
+ * debugfs commands that pin atime and ctime of every used inode, clamp mtimes to the epoch and remove
+ * sockets, so the image holds what the tarball holds.
+ */
+export function debugfsCommands(inodes: number[], tree: Pick<TreeStats, 'newer' | 'sockets'>, epoch: number, log: Logger): string {
   const lines: string[] = [];
   // Inodes 1 and 3–10 are reserved (bad blocks, journal, resize): mke2fs dates them from FAKE_TIME.
   for (const i of inodes.filter((n) => n === 2 || n >= 11)) lines.push(`sif <${i}> atime @${epoch}`, `sif <${i}> ctime @${epoch}`);
-  for (const p of newer) {
-    // debugfs reads one command per line and doubles a quote inside quotes.
-    if (p.includes('\n')) log.warn(`${STAGE}: ${JSON.stringify(p)} has a newline in its name: its mtime is kept`);
-    else lines.push(`sif "${p.replace(/"/g, '""')}" mtime @${epoch}`);
+  // debugfs reads one command per line and doubles a quote inside quotes.
+  const quoted = (p: string) => (p.includes('\n') ? null : `"${p.replace(/"/g, '""')}"`);
+  for (const p of tree.newer) {
+    if (quoted(p) === null) log.warn(`${STAGE}: ${JSON.stringify(p)} has a newline in its name: its mtime is kept`);
+    else lines.push(`sif ${quoted(p)} mtime @${epoch}`);
+  }
+  for (const p of tree.sockets) {
+    if (quoted(p) === null) log.warn(`${STAGE}: ${JSON.stringify(p)} has a newline in its name: the socket is kept`);
+    else lines.push(`rm ${quoted(p)}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -191,8 +202,8 @@ export async function packFsImage(rootDir: string, opts: FsImageOptions): Promis
     const fix = await run(['e2fsck', '-f', '-y', '--', raw], { env, nothrow: true });
     if (fix.exitCode !== 0 && fix.exitCode !== 1) throw new CommandError(commandLine(['e2fsck', '-f', '-y', '--', raw]), fix.exitCode, tail(fix.stdout + fix.stderr));
     const used = usedInodes(await run(['dumpe2fs', '--', raw], { env }).then((r) => r.stdout));
-    const cmds = join(tmp, 'times.debugfs');
-    await writeFile(cmds, timeCommands(used, tree.newer, epoch, opts.log));
+    const cmds = join(tmp, 'normalize.debugfs');
+    await writeFile(cmds, debugfsCommands(used, tree, epoch, opts.log));
     const dbg = await run(['debugfs', '-w', '-f', cmds, '--', raw], { env });
     // debugfs exits 0 whatever its commands did: anything on stderr but its banner is a failure.
     const complaints = dbg.stderr.split('\n').filter((l) => l.trim() && !/^debugfs \d/.test(l));
