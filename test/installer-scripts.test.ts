@@ -474,6 +474,9 @@ trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios;
     expect(await readFile(join(dir, 'calls'), 'utf8')).toContain('FAIL the filesystem image does not match its sha256: refused, and the root partition wiped\n');
     expect((await exec('wipefs', ['--no-act', img.root])).stdout).toBe('');
     await expect(exec('blkid', ['-c', '/dev/null', '-p', img.root])).rejects.toMatchObject({ code: 2 });
+    // Superblock, group descriptors and the first inode tables are zeroes, not just the magic.
+    const start = (await readFile(img.root)).subarray(0, 64 * 1024 * 1024);
+    expect(start.equals(Buffer.alloc(start.length))).toBe(true);
     await expect(exec('e2fsck', ['-n', img.root])).rejects.toThrow();
 
     // Bytes flipped in transit: zstd stops the stream, the resumed download's digest refuses it.
