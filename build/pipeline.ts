@@ -18,6 +18,7 @@ import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
 import { packImageCached } from './stages/pack-image.ts';
+import { packFsImage } from './stages/pack-fsimage.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
@@ -56,7 +57,8 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     plan.installerEnv.type === 'builtin'
       ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
       : { stage: 'extract-iso', needs: ['xorriso'] };
-  return [image, env, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  const fsImage: StageNeeds[] = plan.image.installMode === 'image' ? [{ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }] : [];
+  return [image, ...fsImage, env, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
 }
 
 export function usesIpxe(plan: Plan): boolean {
@@ -64,7 +66,7 @@ export function usesIpxe(plan: Plan): boolean {
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
-  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio'];
+  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'e2fsprogs'];
   const out: Record<string, string> = {};
   for (const p of packages) {
     const v = await capture(['dpkg-query', '--showformat=${Version}', '--show', p], { nothrow: true }).catch(() => '');
@@ -152,6 +154,13 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         log,
       }),
     );
+    // The tarball is the canonical artifact; the filesystem image is made beside it for image mode only.
+    const fsImage =
+      plan.image.installMode === 'image'
+        ? await step('pack filesystem image', () =>
+            packFsImage(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+          )
+        : undefined;
     const boot = await step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
@@ -166,7 +175,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
       if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
-      await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image), 0o755);
+      await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image, fsImage), 0o755);
       await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
@@ -179,6 +188,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         tools: await toolVersions(),
         artifacts: {
           image: { file: `images/${image.fileName}`, sha256: image.sha256, size: image.size, cacheKey: root.cacheKey },
+          ...(fsImage ? { fsImage: { file: `images/${fsImage.fileName}`, sha256: fsImage.sha256, size: fsImage.size, imageBytes: fsImage.imageBytes } } : {}),
           os: { kernel: `pxe/${plan.os.kernel}`, initramfs: `pxe/${plan.os.initramfs}`, kernelVersion: boot.kernelVersion },
           installerEnv: env,
         },

@@ -14,6 +14,9 @@ import { makeSysrcdIso } from './helpers/make-iso.ts';
 import { startFileServer } from './helpers/file-server.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
+import { stageNeeds } from '../build/pipeline.ts';
+import { planCluster } from '../build/plan/plan.ts';
+import { validateSpec } from '../build/spec/validate.ts';
 
 const CLI = resolve('build/cli/main.ts');
 const KVER = '6.1.0-99-amd64';
@@ -129,6 +132,34 @@ describe('portacluster build', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(join(again, 'SHA256SUMS'), 'utf8')).toBe(await readFile(join(dist, 'SHA256SUMS'), 'utf8'));
     await rm(again, { recursive: true });
+  });
+
+  it('image mode: the filesystem image beside the tarball, in the manifest and the installer', async () => {
+    const spec = JSON.parse(await readFile(specFile, 'utf8'));
+    spec.image.installMode = 'image';
+    const imageSpec = join(ws.dir, 'image-mode.json');
+    await writeFile(imageSpec, JSON.stringify(spec));
+    const out = join(ws.dir, 'dist-image');
+    const r = await cli(['build', '--config', imageSpec, '--out', out, '--cache', cache, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const images = (await readdir(join(out, 'images'))).sort((x, y) => (x.includes('.ext4.') ? 0 : 1) - (y.includes('.ext4.') ? 0 : 1) || (x < y ? -1 : 1));
+    expect(images).toEqual([expect.stringMatching(/^tiny-[0-9a-f]{16}\.ext4\.zst$/), expect.stringMatching(/\.ext4\.zst\.sha256$/), expect.stringMatching(/^tiny-[0-9a-f]{16}\.tar\.zst$/), expect.stringMatching(/\.tar\.zst\.sha256$/)]);
+    await run(['sha256sum', '--check', '--strict', 'SHA256SUMS'], { cwd: out });
+    await run(['sha256sum', '--check', '--strict', `${images[0]}.sha256`], { cwd: join(out, 'images') });
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
+    const fs = manifest.artifacts.fsImage;
+    expect(fs).toMatchObject({ file: `images/${images[0]}`, size: (await stat(join(out, 'images', images[0]!))).size });
+    expect(fs.imageBytes % 4096).toBe(0);
+    const autorun = await readFile(join(out, 'installer/autorun'), 'utf8');
+    expect(autorun).toContain(`PC_INSTALL_MODE='image'`);
+    expect(autorun).toContain(`PC_FSIMAGE_URL='http://192.168.10.10/${fs.file}'`);
+    expect(autorun).toContain(`PC_FSIMAGE_SHA256='${fs.sha256}'`);
+    expect(autorun).toContain(`PC_FSIMAGE_BYTES='${fs.imageBytes}'`);
+    // The tarball is the same artifact in both modes.
+    const tarballManifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
+    expect(manifest.artifacts.image.sha256).toBe(tarballManifest.artifacts.image.sha256);
+    expect(tarballManifest.artifacts.fsImage).toBeUndefined();
+    await rm(out, { recursive: true });
   });
 
   it('a stage failing midway leaves the previous dist/ byte-identical', async () => {
@@ -261,6 +292,16 @@ describe('host check', () => {
     expect(err.message).toContain('xorriso: needed by stage "extract-iso" to extract the SystemRescue ISO without mounting it\n    Debian/Ubuntu: apt-get install xorriso    Arch: pacman -S libisoburn');
     expect(err.message).toContain('mmdebstrap: needed by stage "bootstrap-image"');
     expect(err.message).toContain('zstd: needed by stage "bootstrap-image"');
+  });
+
+  it('image mode needs e2fsprogs', async () => {
+    const s = baseSpec();
+    s.image.installMode = 'image';
+    const needs = stageNeeds(planCluster(validateSpec(s)));
+    expect(needs).toContainEqual({ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] });
+    expect(stageNeeds(planCluster(validateSpec(baseSpec()))).map((n) => n.stage)).not.toContain('pack-fsimage');
+    const err = await checkHost(needs, join(ws.dir, 'empty-path')).catch((e) => e);
+    expect(err.message).toContain('mke2fs: needed by stage "pack-fsimage" to make the golden image as an ext4 filesystem image (image.installMode "image")\n    Debian/Ubuntu: apt-get install e2fsprogs');
   });
 
   it('passes when the tools are there', async () => {

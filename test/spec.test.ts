@@ -34,6 +34,14 @@ describe('valid specs', () => {
     ]);
     expect(plan.admin.httpBase).toBe('http://192.168.10.10');
     expect(plan.os.rootLabel).toBe('root');
+    expect(plan.image.installMode).toBe('tarball');
+  });
+
+  it('image mode accepts an ext4 root beside the ESP and swap', () => {
+    const s = baseSpec();
+    s.image.installMode = 'image';
+    s.disk.partitions.splice(1, 0, { size: '1G', type: 'swap' });
+    expect(planCluster(validateSpec(s)).image.installMode).toBe('image');
   });
 
   it.each(['examples/portacluster.config.ts', 'examples/arch.config.ts'])('%s loads', async (file) => {
@@ -92,6 +100,9 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['bios_grub on msdos', (s) => ((s.disk.table = 'msdos'), s.disk.partitions.unshift({ size: '1M', type: 'bios_grub' })), ['disk.partitions[0].type: bios_grub partitions exist only on GPT | hint: use table: "gpt" or drop the partition']],
   ['interface name with a newline', (s) => (s.admin.interface = 'eno1\ndhcp-range=0.0.0.0'), ['admin.interface: not an interface name (got "eno1\\ndhcp-range=0.0.0.0")']],
   ['kernel arg with a space', (s) => (s.boot.os.kernelArgs = ['quiet splash']), ['boot.os.kernelArgs[0]: not a single kernel command-line word (got "quiet splash")']],
+  ['image mode with an xfs root', (s) => ((s.image.installMode = 'image'), (s.disk.partitions[1].filesystem = 'xfs')), ['disk.partitions[1].filesystem: image.installMode "image" writes an ext4 image onto the root partition (got "xfs") | hint: use filesystem "ext4", or image.installMode "tarball"']],
+  ['image mode with a partition mounted inside the root', (s) => ((s.image.installMode = 'image'), s.disk.partitions.splice(1, 0, { size: '2G', type: 'linux', mountpoint: '/srv' })), ['disk.partitions[1].mountpoint: image.installMode "image" allows no mountpoint but / and the ESP\'s: /srv would hide the image\'s files there | hint: drop the mountpoint, or use image.installMode "tarball"']],
+  ['unknown install mode', (s) => (s.image.installMode = 'squashfs'), ['image.installMode: must be one of "tarball" | "image" (got "squashfs")']],
   ['arch image without a mirror', (s) => delete s.image.mirror, ['image.mirror: is required for arch images | hint: a Server= URL such as https://geo.mirror.pkgbuild.com/$repo/os/$arch, or file:///path/to/repo']],
 ];
 
