@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../../build/lib/run.ts';
 import { switchNodes } from '../../../build/lifecycle/links.ts';
 import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
-import type { ImageRef } from '../../../build/render/autorun.ts';
+import type { FsImageRef, ImageRef } from '../../../build/render/autorun.ts';
 import { renderInstallerScript } from '../../../build/render/scripts.ts';
 import { loadSpec, readSpecFile } from '../../../build/spec/load.ts';
 import { adaptNginxConf } from '../../helpers/nginx.ts';
@@ -47,6 +47,8 @@ export interface BuiltDist {
   dist: string;
   plan: Plan;
   image: ImageRef;
+  /** The ext4 image of image mode (the lab's spec installs in image mode). */
+  fsImage?: FsImageRef;
   keys: Keys;
   buildSeconds: number;
 }
@@ -73,7 +75,8 @@ export async function buildLabDist(dir: string): Promise<BuiltDist> {
   const plan = planCluster((await loadSpec(specFile)).spec);
   const manifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
   const img = manifest.artifacts.image as { file: string; sha256: string; size: number };
-  return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, buildSeconds: (Date.now() - t0) / 1000 };
+  const fs = manifest.artifacts.fsImage as { file: string; sha256: string; size: number; imageBytes: number } | undefined;
+  return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, ...(fs ? { fsImage: { fileName: fs.file.replace(/^images\//, ''), sha256: fs.sha256, size: fs.size, imageBytes: fs.imageBytes } } : {}), buildSeconds: (Date.now() - t0) / 1000 };
 }
 
 /** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
@@ -100,7 +103,7 @@ export interface Lab extends BuiltDist {
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
   switchTo(name: string, profile: string): Promise<void>;
   /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
-  addInstallerVariant(name: string, plan: Plan, image: ImageRef): Promise<void>;
+  addInstallerVariant(name: string, plan: Plan, image: ImageRef, fsImage?: FsImageRef): Promise<void>;
   ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
   diagnose(vms: Vm[]): Promise<string>;
   stop(): Promise<void>;
@@ -263,9 +266,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     async switchTo(name, profile) {
       await switchNodes([lab.node(name)], profile, { root: dist });
     },
-    async addInstallerVariant(name, variantPlan, image) {
+    async addInstallerVariant(name, variantPlan, image, fsImage) {
       await mkdir(join(dist, name), { recursive: true });
-      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image), { mode: 0o755 });
+      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image, fsImage), { mode: 0o755 });
       const swap = (text: string) => text.replaceAll(`${plan.admin.httpBase}/installer/`, `${plan.admin.httpBase}/${name}/`);
       await writeFile(join(dist, 'pxe/pxelinux.cfg', name), swap(await readFile(join(dist, 'pxe/pxelinux.cfg/installer'), 'utf8')));
       const ipxe = await stat(join(dist, 'pxe/ipxe/installer.ipxe')).catch(() => null);
@@ -310,7 +313,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
 }
 
 /** A copy of the golden tarball with 4 KiB of garbage in its middle, under another name. */
-export async function corruptCopy(dist: string, image: ImageRef): Promise<ImageRef> {
+export async function corruptCopy<T extends ImageRef>(dist: string, image: T): Promise<T> {
   const fileName = `corrupt-${image.fileName}`;
   await copyFile(join(dist, 'images', image.fileName), join(dist, 'images', fileName));
   const fh = await open(join(dist, 'images', fileName), 'r+');
