@@ -104,7 +104,7 @@ async function tmp(): Promise<string> {
 describe('generated scripts (golden)', () => {
   it('installer/autorun and rescue/autorun of the example match their golden files', async () => {
     const p = await examplePlan('examples/portacluster.config.ts');
-    await expectGolden('example/installer/autorun', await renderInstallerScript(p, IMAGE));
+    await expectGolden('example/installer/autorun', await renderInstallerScript(p, IMAGE, FSIMAGE));
     await expectGolden('example/rescue/autorun', await renderRescueScript(p));
   });
 });
