@@ -101,6 +101,15 @@ describe('portacluster build', () => {
     const r = await cli(['status', '--root', dist, '--state', join(ws.dir, 'state.json'), '--json'], { cwd: ws.dir, env: { PORTACLUSTER_CONFIG: '' } });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).nodes.map((n: { name: string; profile: string }) => `${n.name}=${n.profile}`)).toEqual(['node1=installer', 'node2=debian']);
+    // The table a person reads: one line per node, its MAC and what it boots now.
+    const t = await cli(['status', '--root', dist, '--state', join(ws.dir, 'state.json')], { cwd: ws.dir, env: { PORTACLUSTER_CONFIG: '' } });
+    expect(t.stdout.split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' '))).toEqual([
+      'NODE MAC PROFILE STATE PHASE',
+      // MACs in their canonical spelling, whatever the spec wrote.
+      'node1 c0:3f:d5:60:e5:a1 installer - -',
+      'node2 c0:3f:d5:60:cd:8b debian - -',
+      '',
+    ]);
   });
 
   it('lays out pxe/, the links, the image and the scripts as /srv/public expects', async () => {
