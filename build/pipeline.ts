@@ -18,7 +18,7 @@ import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
 import { packImageCached } from './stages/pack-image.ts';
-import { packFsImage } from './stages/pack-fsimage.ts';
+import { packFsImageCached } from './stages/pack-fsimage.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
@@ -158,7 +158,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const fsImage =
       plan.image.installMode === 'image'
         ? await step('pack filesystem image', () =>
-            packFsImage(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+            packFsImageCached(root.rootDir, { outDir: join(staging, 'images'), cacheDir: join(o.cacheDir, 'images'), force: o.force, name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
           )
         : undefined;
     const boot = await step('extract kernel and initramfs from the image', () =>

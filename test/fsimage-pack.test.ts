@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CommandError, StageError } from '../build/lib/errors.ts';
 import { memoryLogger } from '../build/lib/log.ts';
 import { capture, run } from '../build/lib/run.ts';
-import { derivedUuid, fsGeometry, packFsImage, usedInodes } from '../build/stages/pack-fsimage.ts';
+import { derivedUuid, fsGeometry, packFsImage, packFsImageCached, usedInodes } from '../build/stages/pack-fsimage.ts';
 import { buildTree, diffSnapshots, OLD, snapshotTree } from './helpers/image-tree.ts';
 import { FIXED_EPOCH, workspace } from './helpers/workspace.ts';
 
@@ -22,6 +22,21 @@ describe('packFsImage', () => {
     ws = await workspace('pc-fsimage-');
   });
   afterEach(async () => ws.cleanup());
+
+  it('an unchanged tree is not packed again: the cache hands back the same image; another label misses', async () => {
+    const a = join(ws.dir, 'a');
+    await buildTree(a);
+    const cacheDir = join(ws.dir, 'cache');
+    const first = await packFsImageCached(a, { ...opts(join(ws.dir, 'c1')), cacheDir });
+    const again = await packFsImageCached(a, { ...opts(join(ws.dir, 'c2')), cacheDir });
+    expect(first.fromCache).toBe(false);
+    expect(again).toMatchObject({ fromCache: true, sha256: first.sha256, fileName: first.fileName, imageBytes: first.imageBytes });
+    expect(Buffer.compare(await readFile(first.path), await readFile(again.path))).toBe(0);
+    await run(['sha256sum', '--check', '--strict', `${again.fileName}.sha256`], { cwd: join(ws.dir, 'c2') });
+    const other = await packFsImageCached(a, { ...opts(join(ws.dir, 'c3')), label: 'other', cacheDir });
+    expect(other.fromCache).toBe(false);
+    expect(other.sha256).not.toBe(first.sha256);
+  });
 
   it('gives the same bytes for the same tree, however and whenever it was made', async () => {
     const a = join(ws.dir, 'a');

@@ -11,7 +11,10 @@
  * the rest.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, lstat, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { cachedBuild, hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -223,4 +226,47 @@ export async function packFsImage(rootDir: string, opts: FsImageOptions): Promis
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+export interface FsImageCachedOptions extends FsImageOptions {
+  cacheDir: string;
+  force?: boolean;
+}
+
+/**
+ * packFsImage behind the content-hash cache, like the tarball: the same tree (its tarball's sha256), label,
+ * epoch, zstd level, e2fsprogs and this stage's own source give the same image, so an unchanged rebuild
+ * copies it (a reflink where possible) instead of making it again.
+ */
+export async function packFsImageCached(rootDir: string, opts: FsImageCachedOptions): Promise<PackedFsImage & { fromCache: boolean }> {
+  const key = `fsimage-${hashInputs({
+    content: opts.contentKey,
+    name: opts.name,
+    label: opts.label,
+    epoch: opts.sourceDateEpoch,
+    level: opts.zstdLevel ?? null,
+    stage: await readFile(fileURLToPath(import.meta.url), 'utf8'),
+    mke2fs: (await run(['mke2fs', '-V'], { nothrow: true })).stderr.split('\n')[0] ?? '',
+    zstd: (await run(['zstd', '--version'])).stdout.trim(),
+  }).slice(0, 32)}`;
+  const entry = await cachedBuild({
+    area: join(opts.cacheDir, 'packed'),
+    key,
+    force: Boolean(opts.force),
+    log: opts.log,
+    build: async (tmp) => {
+      const packed = await packFsImage(rootDir, { ...opts, outDir: tmp });
+      await writeFile(join(tmp, 'packed.json'), JSON.stringify({ fileName: packed.fileName, sha256: packed.sha256, size: packed.size, imageBytes: packed.imageBytes }) + '\n');
+    },
+  });
+  const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedFsImage, 'path'>;
+  await mkdir(opts.outDir, { recursive: true });
+  for (const f of [meta.fileName, `${meta.fileName}.sha256`]) {
+    const tmp = join(opts.outDir, `.${f}.tmp-${process.pid}`);
+    await rm(tmp, { force: true });
+    await copyFile(join(entry.dir, f), tmp, constants.COPYFILE_FICLONE);
+    await rename(tmp, join(opts.outDir, f));
+  }
+  if (entry.fromCache) opts.log.info(`filesystem image reused from cache: ${meta.fileName}`);
+  return { ...meta, path: join(opts.outDir, meta.fileName), fromCache: entry.fromCache };
 }
