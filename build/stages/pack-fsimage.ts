@@ -11,8 +11,7 @@
  * the rest.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { copyFile, lstat, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
@@ -20,7 +19,7 @@ import { CommandError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
 import { sha256File } from './checksum-tree.ts';
-import { checkZstdLevel, publishHashed } from './pack-image.ts';
+import { checkZstdLevel, copyFromCache, publishHashed } from './pack-image.ts';
 
 const STAGE = 'pack-fsimage';
 const BLOCK = 4096;
@@ -261,12 +260,7 @@ export async function packFsImageCached(rootDir: string, opts: FsImageCachedOpti
   });
   const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedFsImage, 'path'>;
   await mkdir(opts.outDir, { recursive: true });
-  for (const f of [meta.fileName, `${meta.fileName}.sha256`]) {
-    const tmp = join(opts.outDir, `.${f}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    await copyFile(join(entry.dir, f), tmp, constants.COPYFILE_FICLONE);
-    await rename(tmp, join(opts.outDir, f));
-  }
+  await copyFromCache(entry.dir, opts.outDir, meta.fileName);
   if (entry.fromCache) opts.log.info(`filesystem image reused from cache: ${meta.fileName}`);
   return { ...meta, path: join(opts.outDir, meta.fileName), fromCache: entry.fromCache };
 }

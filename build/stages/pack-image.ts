@@ -191,11 +191,19 @@ export async function packImageCached(image: BootstrappedImage, opts: PackCached
   const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedImage, 'path'>;
   await mkdir(opts.outDir, { recursive: true });
   const path = join(opts.outDir, meta.fileName);
-  for (const f of [meta.fileName, `${meta.fileName}.sha256`]) {
-    const tmp = join(opts.outDir, `.${f}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    await copyFile(join(entry.dir, f), tmp, constants.COPYFILE_FICLONE);
-    await rename(tmp, join(opts.outDir, f));
-  }
+  await copyFromCache(entry.dir, opts.outDir, meta.fileName);
   return { ...meta, path, fromCache: entry.fromCache };
+}
+
+/**
+ * A cached artifact and its .sha256 into outDir, each through a temp name (a reader never sees half a
+ * file) and as a reflink where the filesystem can: not a hard link, so nothing done to dist/ reaches the cache.
+ */
+export async function copyFromCache(entryDir: string, outDir: string, fileName: string): Promise<void> {
+  for (const f of [fileName, `${fileName}.sha256`]) {
+    const tmp = join(outDir, `.${f}.tmp-${process.pid}`);
+    await rm(tmp, { force: true });
+    await copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE);
+    await rename(tmp, join(outDir, f));
+  }
 }
