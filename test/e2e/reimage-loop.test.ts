@@ -31,6 +31,15 @@ async function withDiagnosis<T>(vms: Vm[], fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Polls a condition the lab's event lists will make true (a report arriving), bounded by a timeout. */
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function exitedWithin(vm: Vm, ms: number): Promise<number | null> {
   return Promise.race([vm.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${vm.name} did not power off within ${ms / 1000} s`)), ms))]);
 }
@@ -143,7 +152,8 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(failed.failedPhase).toBe('download');
       expect(failed.body).toContain('does not match its sha256');
       expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'done')).toBe(false);
-      expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log')).toBe(true);
+      // The full log follows the failed report.
+      await until(() => lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log'), MIN, 'the log upload of labcorrupt');
       expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node('labcorrupt').pxeFile))).toBe('fault-corrupt');
       await corruptVm.quit();
       // Nothing mountable (let alone bootable) is left of the unverified bytes.
@@ -166,7 +176,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       const dropDisk = join(dir, 'labdrop.qcow2');
       await copyFile(installed, nodiskDisk);
       await copyFile(installed, dropDisk);
-      await lab.addInstallerVariant('fault-nodisk', { ...lab.plan, disk: { ...lab.plan.disk, target: { byId: 'virtio-no-such-disk' } } }, lab.image);
+      await lab.addInstallerVariant('fault-nodisk', { ...lab.plan, disk: { ...lab.plan.disk, target: { byId: 'virtio-no-such-disk' } } }, lab.image, lab.fsImage);
       // Tarball mode here (image mode's resume is driven by the fast tier's flaky server too).
       await lab.addInstallerVariant('fault-drop', { ...tarballMode(), admin: { ...lab.plan.admin, httpBase: `http://${lab.plan.admin.ip}:${FLAKY_PORT}` } }, lab.image);
       await lab.switchTo('labnodisk', 'fault-nodisk');
