@@ -22,6 +22,7 @@ requirements=(
   "repo-add makepkg pacman"
   "fakeroot fakeroot fakeroot"
   "/bin/busybox busybox-static busybox"
+  "/usr/share/keyrings/archlinux.gpg archlinux-keyring archlinux-keyring"
   "xorriso xorriso libisoburn"
   "mksquashfs squashfs-tools squashfs-tools"
   "zstd zstd zstd"

@@ -10,7 +10,8 @@
  * `pacman-key --init && pacman-key --populate` before its first pacman use, as archiso's pacman-init does.
  */
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
@@ -138,31 +139,45 @@ export const archBackend: BootstrapBackend = {
     return inputs;
   },
   async bootstrap(spec: ImageSpec, target: string, scratch: string, ctx: ImageBuildContext) {
-    const paths = { cacheDir: join(ctx.cacheDir, 'pacman-pkg'), gpgDir: join(scratch, 'gnupg') };
+    // gpg-agent's sockets live in the gpg home, and a unix socket path has ~108 bytes: a home deep in the
+    // cache makes pacman-key fail ("GnuPG agent unusable"), so the keyring gets a short path of its own.
+    const gpgDir = isLocalMirror(spec.mirror) ? join(scratch, 'gnupg') : await mkdtemp(join(tmpdir(), 'pc-gnupg-'));
+    const paths = { cacheDir: join(ctx.cacheDir, 'pacman-pkg'), gpgDir };
     await mkdir(paths.cacheDir, { recursive: true });
-    if (!isLocalMirror(spec.mirror)) await prepareKeyring(paths.gpgDir);
-    // Kept beside the tree in the cache entry: the record of exactly how it was made.
-    const confPath = join(dirname(target), 'pacman.conf');
-    await writeFile(confPath, pacmanConf(spec, paths));
-    await mkdir(target, { mode: 0o755 });
-    const packages = archPackages(spec);
-    ctx.log.info(`pacstrap ${packages.length} packages from ${spec.mirror} (repos ${archRepos(spec).join(', ')})`);
     try {
-      await run(pacstrapArgv(confPath, target, packages), {
-        env: { ...process.env, SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
-      });
-    } catch (e) {
-      if (!(e instanceof CommandError)) throw e;
-      const diag = pacmanErrors(e.stderrTail + '\n' + e.message);
-      throw new StageError(
-        'bootstrap-image',
-        `pacstrap could not build Arch from ${spec.mirror}` + (diag.length ? ':\n  ' + [...new Set(diag)].join('\n  ') : '') + `\n${e.message}`,
-      );
-    }
-    if (!isLocalMirror(spec.mirror)) {
-      // The image's own pacman.conf (from the pacman package) includes this for its repos.
-      await mkdir(join(target, 'etc/pacman.d'), { recursive: true });
-      await writeFile(join(target, 'etc/pacman.d/mirrorlist'), `Server = ${spec.mirror}\n`);
+      if (!isLocalMirror(spec.mirror)) await prepareKeyring(paths.gpgDir);
+      await pacstrapInto(spec, target, paths, ctx);
+    } finally {
+      if (!isLocalMirror(spec.mirror)) {
+        await run(['gpgconf', '--homedir', gpgDir, '--kill', 'all'], { nothrow: true });
+        await rm(gpgDir, { recursive: true, force: true });
+      }
     }
   },
 };
+
+async function pacstrapInto(spec: ImageSpec, target: string, paths: { cacheDir: string; gpgDir: string }, ctx: ImageBuildContext): Promise<void> {
+  // Kept beside the tree in the cache entry: the record of exactly how it was made.
+  const confPath = join(dirname(target), 'pacman.conf');
+  await writeFile(confPath, pacmanConf(spec, paths));
+  await mkdir(target, { mode: 0o755 });
+  const packages = archPackages(spec);
+  ctx.log.info(`pacstrap ${packages.length} packages from ${spec.mirror} (repos ${archRepos(spec).join(', ')})`);
+  try {
+    await run(pacstrapArgv(confPath, target, packages), {
+      env: { ...process.env, SOURCE_DATE_EPOCH: String(ctx.sourceDateEpoch), LC_ALL: 'C.UTF-8' },
+    });
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    const diag = pacmanErrors(e.stderrTail + '\n' + e.message);
+    throw new StageError(
+      'bootstrap-image',
+      `pacstrap could not build Arch from ${spec.mirror}` + (diag.length ? ':\n  ' + [...new Set(diag)].join('\n  ') : '') + `\n${e.message}`,
+    );
+  }
+  if (!isLocalMirror(spec.mirror)) {
+    // The image's own pacman.conf (from the pacman package) includes this for its repos.
+    await mkdir(join(target, 'etc/pacman.d'), { recursive: true });
+    await writeFile(join(target, 'etc/pacman.d/mirrorlist'), `Server = ${spec.mirror}\n`);
+  }
+}
