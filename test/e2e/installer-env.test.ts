@@ -39,6 +39,9 @@ async function boot(name: string, server: AutorunServer, extraAppend: string, ma
     append,
     serialLog: join(ws.dir, `${name}.serial.log`),
     timeoutMs: BOOT_TIMEOUT_MS,
+    // The kernel unpacks the initramfs into a tmpfs capped at half the RAM: the 214 MiB root needs more
+    // than 512 MiB (it fails with "Initramfs unpacking failed: write error"). The lab's nodes have 1 GiB.
+    memoryMiB: 1024,
     macs,
   });
   if (r.timedOut || r.exitCode !== 0) {
