@@ -4,7 +4,7 @@
  *   direct   qemu -kernel/-initrd (no firmware, no transfer)
  *   http     SeaBIOS → the NIC's iPXE ROM → boot script over TFTP → kernel + initramfs over HTTP
  *   tftp     the same, kernel + initramfs over qemu's built-in TFTP
- * TCG, one vCPU, 512 MiB, user-mode networking.
+ * TCG, one vCPU, 1 GiB (the lab nodes' size: the unpacked root needs more than half of 512 MiB), user-mode networking.
  * Usage: node --import tsx bench/installer-env.ts [--runs N] [--modes=direct,http,tftp] [--min-ram]
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
@@ -60,7 +60,7 @@ const rows: string[] = [];
 for (const mode of modes) {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const s = await once(mode, 512);
+    const s = await once(mode, 1024);
     console.error(`${mode}: ${s === null ? 'failed' : s.toFixed(1) + ' s'}`);
     if (s !== null) times.push(s);
   }
