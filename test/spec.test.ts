@@ -45,6 +45,17 @@ describe('valid specs', () => {
     expect(plan.admin).toMatchObject({ ip: '192.168.10.10', interface: 'eno1' });
   });
 
+  it('boot.diskless adds the diskless profile, which nodes may boot', () => {
+    const spec = baseSpec();
+    expect(planCluster(validateSpec(spec)).profiles.all).toEqual(['installer', 'rescue', 'arch-linux']);
+    spec.boot.diskless = true;
+    spec.nodes[1].profile = 'diskless';
+    const plan = planCluster(validateSpec(spec));
+    expect(plan.profiles).toMatchObject({ all: ['installer', 'rescue', 'arch-linux', 'diskless'], diskless: 'diskless' });
+    expect(plan.diskless).toEqual({ modules: 'arch-linux-diskless-modules' });
+    expect(plan.nodes[1]!.profile).toBe('diskless');
+  });
+
   it('the same spec hashes the same regardless of key order', () => {
     const a = baseSpec();
     const reversed = (v: unknown): unknown =>
@@ -92,6 +103,9 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['bios_grub on msdos', (s) => ((s.disk.table = 'msdos'), s.disk.partitions.unshift({ size: '1M', type: 'bios_grub' })), ['disk.partitions[0].type: bios_grub partitions exist only on GPT | hint: use table: "gpt" or drop the partition']],
   ['interface name with a newline', (s) => (s.admin.interface = 'eno1\ndhcp-range=0.0.0.0'), ['admin.interface: not an interface name (got "eno1\\ndhcp-range=0.0.0.0")']],
   ['kernel arg with a space', (s) => (s.boot.os.kernelArgs = ['quiet splash']), ['boot.os.kernelArgs[0]: not a single kernel command-line word (got "quiet splash")']],
+  ['diskless with SystemRescue', (s) => ((s.boot.diskless = true), (s.installerEnv = { type: 'systemrescue', path: '/tmp/x.iso', sha256: 'a'.repeat(64) })), ['boot.diskless: needs installerEnv.type "builtin" | hint: a diskless node boots the built-in environment\'s initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot']],
+  ['diskless profile without boot.diskless', (s) => (s.nodes[0].profile = 'diskless'), ['nodes[0].profile: the diskless profile is not built | hint: set boot.diskless: true']],
+  ['OS profile named diskless', (s) => ((s.boot.diskless = true), (s.boot.os.name = 'diskless')), ['boot.os.name: cannot be used as the OS profile name (got "diskless") | hint: a file name other than installer, rescue, diskless, default']],
   ['arch image without a mirror', (s) => delete s.image.mirror, ['image.mirror: is required for arch images | hint: a Server= URL such as https://geo.mirror.pkgbuild.com/$repo/os/$arch, or file:///path/to/repo']],
 ];
 
