@@ -12,6 +12,7 @@ import { renderDnsmasqConf } from './render/dnsmasq.ts';
 import { renderNginxConf } from './render/nginx.ts';
 import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinux.ts';
 import { installerBootEntry } from './render/installer-append.ts';
+import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
@@ -100,7 +101,7 @@ function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, Pxe
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     }),
   });
-  return { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan) };
+  return { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan), ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}) };
 }
 
 async function writeText(root: string, path: string, text: string, mode = 0o644): Promise<void> {
