@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { installerVars, renderAutorun, rescueVars, type ImageRef } from '../build/render/autorun.ts';
-import { readScriptSources, renderInstallerScript, renderRescueScript } from '../build/render/scripts.ts';
+import { readScriptSources, renderDisklessScript, renderInstallerScript, renderRescueScript } from '../build/render/scripts.ts';
 import { dataPrologue } from '../build/render/shell.ts';
 import { loadSpec } from '../build/spec/load.ts';
 import { validateSpec } from '../build/spec/validate.ts';
@@ -98,7 +98,7 @@ describe('generated scripts pass shellcheck', () => {
     ['lab', () => examplePlan('test/e2e/fixtures/lab.config.ts')],
     ['hostile', async () => hostilePlan()],
   ] as const) {
-    it(`${name}: installer and rescue`, async () => {
+    it(`${name}: installer, rescue and diskless`, async () => {
       const p = await plan();
       const installer = await renderInstallerScript(p, IMAGE);
       const rescue = await renderRescueScript(p);
@@ -108,6 +108,8 @@ describe('generated scripts pass shellcheck', () => {
       const exclude = name === 'hostile' ? ['SC2016'] : [];
       expect(await shellcheck(installer, exclude)).toBe('');
       expect(await shellcheck(rescue, exclude)).toBe('');
+      const diskless = await renderDisklessScript(p, { fileName: 'debian-0123456789abcdef.sfs', sha256: 'cd'.repeat(32), size: 180_000_000 });
+      expect(await shellcheck(diskless, exclude)).toBe('');
       // Syntax as bash itself parses it.
       await exec('bash', ['-n', '-c', installer]);
     });
