@@ -14,10 +14,12 @@ import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinu
 import { installerBootEntry } from './render/installer-append.ts';
 import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
-import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
+import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
 import { packImage } from './stages/pack-image.ts';
+import { packSquashfs } from './stages/pack-squashfs.ts';
+import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
@@ -53,7 +55,8 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     plan.installerEnv.type === 'builtin'
       ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
       : { stage: 'extract-iso', needs: ['xorriso'] };
-  return [image, env, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  const diskless: StageNeeds[] = plan.diskless ? [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }] : [];
+  return [image, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
 }
 
 export function usesIpxe(plan: Plan): boolean {
@@ -61,7 +64,7 @@ export function usesIpxe(plan: Plan): boolean {
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
-  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio'];
+  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'squashfs-tools'];
   const out: Record<string, string> = {};
   for (const p of packages) {
     const v = await capture(['dpkg-query', '--showformat=${Version}', '--show', p], { nothrow: true }).catch(() => '');
@@ -138,6 +141,16 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const boot = await log.step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
+    const diskless = plan.diskless
+      ? {
+          root: await log.step('pack the diskless root (squashfs)', () =>
+            packSquashfs(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
+          ),
+          modules: await log.step('pack the golden kernel modules for the diskless boot', () =>
+            packDisklessModulesCached(root, { pxeDir: join(staging, 'pxe'), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
+          ),
+        }
+      : null;
     const env = await log.step('installer environment', () => installerEnvironment(plan, staging, o));
     await log.step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
     await log.step('render configs and scripts', async () => {
@@ -150,6 +163,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
       await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image), 0o755);
       await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
+      if (diskless) await writeText(staging, 'diskless/autorun', await renderDisklessScript(plan, diskless.root), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
@@ -163,6 +177,15 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
           image: { file: `images/${image.fileName}`, sha256: image.sha256, size: image.size, cacheKey: root.cacheKey },
           os: { kernel: `pxe/${plan.os.kernel}`, initramfs: `pxe/${plan.os.initramfs}`, kernelVersion: boot.kernelVersion },
           installerEnv: env,
+          ...(diskless
+            ? {
+                diskless: {
+                  root: { file: `images/${diskless.root.fileName}`, sha256: diskless.root.sha256, size: diskless.root.size },
+                  modules: `pxe/${plan.diskless!.modules}`,
+                  kernelVersion: diskless.modules.kernelVersion,
+                },
+              }
+            : {}),
         },
       }),
     );
