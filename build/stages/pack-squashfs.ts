@@ -70,7 +70,9 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
   await mkdir(o.outDir, { recursive: true });
   const tmp = join(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`);
   try {
-    await run(mksquashfsArgv(rootDir, tmp, o.sourceDateEpoch), { env: { ...process.env, LC_ALL: 'C' } });
+    // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
+    const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
+    await run(mksquashfsArgv(rootDir, tmp, o.sourceDateEpoch), { env: { ...env, LC_ALL: 'C' } });
     const sha256 = await sha256Stream(tmp);
     const size = (await stat(tmp)).size;
     const fileName = squashfsFileName(o.name, sha256);
