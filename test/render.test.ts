@@ -172,6 +172,14 @@ describe('diskless profile', () => {
     await expectGolden('diskless/pxe/ipxe/diskless.ipxe', ipxe.files['diskless.ipxe']!);
   });
 
+  it("passes the OS profile's kernel arguments: the same OS runs", () => {
+    const spec = baseSpec();
+    spec.boot.diskless = true;
+    spec.boot.os.kernelArgs = ['quiet', 'net.ifnames=0'];
+    const entry = disklessProfile(planCluster(validateSpec(spec)), builtin);
+    expect('append' in entry && entry.append).toBe('ar_source=http://192.168.10.10/diskless/ ar_nowait quiet net.ifnames=0');
+  });
+
   it('needs the built-in environment and boot.diskless', () => {
     expect(() => disklessProfile(disklessPlan(), { ...builtin, kind: 'sysrcd-modern' })).toThrow(/built-in installer environment/);
     expect(() => disklessProfile(plan, builtin)).toThrow(/boot.diskless is off/);

@@ -26,5 +26,6 @@ export function disklessProfile(plan: Plan, env: InstallerEnvArtifact): PxeProfi
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     },
   );
-  return { label: DISKLESS_PROFILE, ...entry };
+  // The same OS runs as when installed: its kernel arguments apply (validated as single words by the rules).
+  return { label: DISKLESS_PROFILE, ...entry, append: [entry.append, ...plan.os.kernelArgs].join(' ') };
 }
