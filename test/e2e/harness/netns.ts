@@ -23,18 +23,31 @@ export interface Netns {
  * advertisement that carries no prefix and a router lifetime of 0: it assigns nothing (qemu-lab.md).
  */
 const RA_RESPONDER = `
-import socket, struct, sys, select
+import socket, struct, sys, select, time
 ifname = sys.argv[1]
 idx = socket.if_nametoindex(ifname)
 s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+# Receive router solicitations (type 133) only: a set bit in ICMP6_FILTER blocks that type.
+blocked = [0xffffffff] * 8
+blocked[133 >> 5] &= ~(1 << (133 & 31)) & 0xffffffff
+s.setsockopt(socket.IPPROTO_ICMPV6, 1, struct.pack('8I', *blocked))
 ra = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 0, 0, 0)
+last = 0.0
 while True:
     r, _, _ = select.select([s], [], [], 1.0)
     if r:
         data, _ = s.recvfrom(1500)
+        if not data or data[0] != 133:
+            continue
+    now = time.monotonic()
+    # At most one advertisement per 100 ms, however many solicitations arrive.
+    if now - last < 0.1:
+        continue
+    last = now
     try:
         s.sendto(ra, ('ff02::1', 0, 0, idx))
     except OSError:
