@@ -18,6 +18,8 @@ let lab: Lab;
 let dir: string;
 const figures: string[] = [];
 
+/** Progress on stderr as it happens (a hang shows where it is). */
+const step = (what: string) => process.stderr.write(`diskless e2e: ${what}\n`);
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 describe.sequential('diskless profile (QEMU)', () => {
@@ -51,18 +53,24 @@ describe.sequential('diskless profile (QEMU)', () => {
 
       const vm = await lab.startNode(NAME, { disk });
       vms.push(vm);
+      step('node started');
       const ready = await lab.waitReport(NAME, 'diskless-ready', 10 * MIN);
+      step('diskless-ready reported');
       const login = await vm.waitSerial(new RegExp(`^${NAME} login:`, 'm'), 10 * MIN);
+      step(`login: on the serial console after ${login.toFixed(1)} s`);
       const at = (p: string) => ((lab.reports.find((r) => r.host === NAME && r.phase === p)?.at ?? NaN) - vm.started) / 1000;
       figures.push(`${NAME}: start ${at('start').toFixed(1)} s, download ${at('download').toFixed(1)}, configure ${at('configure').toFixed(1)}, diskless-ready ${((ready.at - vm.started) / 1000).toFixed(1)}, power-on → login: ${login.toFixed(1)} s`);
 
-      const out = await lab.ssh(lab.keys.admin, lab.plan.users[0]!.name, node.ip!, "hostname; findmnt -no FSTYPE /; sudo -n id -u; free -m | awk '/^Mem:/ {print $2, $3, $7}'", 3 * MIN);
+      const out = await lab.ssh(lab.keys.admin, lab.plan.users[0]!.name, node.ip!, "hostname; findmnt -no FSTYPE /; sudo -n id -u; free -m | awk '/^Mem:/ {print $2, $3, $5, $6, $7}'", 3 * MIN);
+      step(`ssh: ${JSON.stringify(out)}`);
       const [hostname, fstype, uid, mem] = out.trim().split('\n');
       expect([hostname, fstype, uid]).toEqual([NAME, 'overlay', '0']);
-      const [total, used, available] = mem!.split(' ').map(Number);
-      figures.push(`${NAME}: RAM in use after login ${used} MiB of ${total} MiB (available ${available} MiB; the squashfs is held in a tmpfs)`);
+      const [total, used, shared, cache, available] = mem!.split(' ').map(Number);
+      // The squashfs and the overlay's upper layer are tmpfs: counted in shared and buff/cache, not used.
+      figures.push(`${NAME}: RAM after login (free -m): total ${total}, used ${used}, shared ${shared}, buff/cache ${cache}, available ${available} MiB`);
 
       await vm.quit();
+      step('vm stopped');
       const same = await run(['qemu-img', 'compare', '-q', pristine, disk], { nothrow: true });
       expect(same.exitCode, 'the diskless node changed its disk').toBe(0);
       expect(await sha256(disk), 'the qcow2 file itself changed').toBe(digest);
