@@ -1,7 +1,9 @@
 /**
  * `node --import tsx bench/pack.ts [tree]`: packImage (deterministic, hashed while streaming) against the
  * floor of plain `tar --numeric-owner --xattrs -cf - … | zstd -T0 -3` on the same tree in the same run,
- * as a throughput ratio (goal ≥ 0.95), plus tarball size and the cost of a packed-tarball cache hit.
+ * as a throughput ratio (goal ≥ 0.95), plus tarball size and the cost of a packed-tarball cache hit; and
+ * packFsImage (the image-mode ext4 image: mke2fs -d, debugfs, e2fsck -fn, zstd) against the same floor,
+ * as a time ratio, with its compressed and unpacked sizes.
  * Default tree: a Debian rootfs from the build cache if one exists, else a synthetic tree.
  */
 import { randomBytes } from 'node:crypto';
@@ -11,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { memoryLogger } from '../build/lib/log.ts';
 import { capture, run } from '../build/lib/run.ts';
 import { DEFAULT_ZSTD_LEVEL, packImage, packImageCached } from '../build/stages/pack-image.ts';
+import { packFsImage } from '../build/stages/pack-fsimage.ts';
 
 const ROUNDS = 3;
 
@@ -64,6 +67,8 @@ async function main(): Promise<void> {
     const plain: number[] = [];
     let packedSize = 0;
     let plainSize = 0;
+    const fsTimes: number[] = [];
+    let fs = { size: 0, imageBytes: 0 };
     for (let i = 0; i < ROUNDS; i++) {
       const out = join(scratch, `o${i}`);
       const [t, p] = await timed(() => packImage(tree, { outDir: out, name: 'bench', sourceDateEpoch: epoch, log }));
@@ -77,6 +82,11 @@ async function main(): Promise<void> {
       plain.push(tp);
       plainSize = (await stat(file)).size;
       await rm(file);
+      const fsOut = join(scratch, `fs${i}`);
+      const [tf, f] = await timed(() => packFsImage(tree, { outDir: fsOut, name: 'bench', label: 'root', contentKey: 'bench', sourceDateEpoch: epoch, log }));
+      fsTimes.push(tf);
+      fs = f;
+      await rm(fsOut, { recursive: true });
     }
 
     const cacheDir = join(scratch, 'cache');
@@ -92,6 +102,9 @@ async function main(): Promise<void> {
       ['plain tar | zstd -T0 (median)', `${median(plain).toFixed(2)} s, ${mb(treeBytes / median(plain))} MB/s, ${mb(plainSize)} MB`],
       ['throughput ratio (goal >= 0.95)', (median(plain) / median(ours)).toFixed(3)],
       ['packImageCached: miss / hit', `${miss.toFixed(2)} s / ${hit.toFixed(3)} s`],
+      [`packFsImage, zstd -${DEFAULT_ZSTD_LEVEL} (median)`, `${median(fsTimes).toFixed(2)} s, ${mb(fs.size)} MB (${mb(fs.imageBytes)} MB unpacked)`],
+      ['fs image time / plain tar | zstd time', (median(fsTimes) / median(plain)).toFixed(2)],
+      ['fs image size / tarball size', (fs.size / packedSize).toFixed(3)],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);

@@ -2,7 +2,8 @@
  * The build, as a table of contents: spec → plan → host check → stages into a staging dir → checksums →
  * atomic publish. Each stage takes typed inputs and returns a typed artifact.
  */
-import { chmod, lutimes, mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lutimes, mkdir, readdir, statfs, symlink, utimes, writeFile } from 'node:fs/promises';
+import { StageError } from './lib/errors.ts';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from './lib/log.ts';
 import { checkHost, type StageNeeds } from './lib/host.ts';
@@ -17,7 +18,8 @@ import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
-import { packImage } from './stages/pack-image.ts';
+import { packImageCached } from './stages/pack-image.ts';
+import { packFsImageCached } from './stages/pack-fsimage.ts';
 import { packSquashfs } from './stages/pack-squashfs.ts';
 import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
@@ -28,6 +30,7 @@ import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
+import { SERVED_SPEC } from './cli/config-path.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -35,6 +38,8 @@ export interface BuildOptions {
   force: boolean;
   sourceDateEpoch: number;
   log: Logger;
+  /** The spec as written; shipped as etc/portacluster.json so the lifecycle commands on node0 find it. */
+  spec?: unknown;
 }
 
 export interface BuildResult {
@@ -55,8 +60,9 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     plan.installerEnv.type === 'builtin'
       ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
       : { stage: 'extract-iso', needs: ['xorriso'] };
+  const fsImage: StageNeeds[] = plan.image.installMode === 'image' ? [{ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }] : [];
   const diskless: StageNeeds[] = plan.diskless ? [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }] : [];
-  return [image, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  return [image, ...fsImage, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
 }
 
 export function usesIpxe(plan: Plan): boolean {
@@ -64,7 +70,7 @@ export function usesIpxe(plan: Plan): boolean {
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
-  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'squashfs-tools'];
+  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'e2fsprogs', 'squashfs-tools'];
   const out: Record<string, string> = {};
   for (const p of packages) {
     const v = await capture(['dpkg-query', '--showformat=${Version}', '--show', p], { nothrow: true }).catch(() => '');
@@ -129,31 +135,52 @@ async function clampTimes(dir: string, epoch: number): Promise<void> {
 export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const outDir = resolve(o.outDir);
-  await log.step('check host tools', () => checkHost(stageNeeds(plan)));
+  let current = 'check host tools';
+  const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    current = name;
+    return log.step(name, fn);
+  };
+  await step('check host tools', () => checkHost(stageNeeds(plan)));
   const staging = await createStaging(outDir);
   try {
     const imageSpec = { ...plan.image, mirror: plan.image.mirror ?? '' };
     const ctx = { cacheDir: join(o.cacheDir, 'images'), workDir: join(o.cacheDir, 'work'), force: o.force, sourceDateEpoch: o.sourceDateEpoch, log };
-    const root = await log.step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
-    const image = await log.step('pack image', () =>
-      packImage(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+    const root = await step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
+    // An unchanged tree is not packed again: the cached tarball is copied (a reflink where possible).
+    const image = await step('pack image', () =>
+      packImageCached(root, {
+        outDir: join(staging, 'images'),
+        cacheDir: join(o.cacheDir, 'images'),
+        force: o.force,
+        name: plan.image.name,
+        sourceDateEpoch: o.sourceDateEpoch,
+        zstdLevel: plan.image.zstdLevel,
+        log,
+      }),
     );
-    const boot = await log.step('extract kernel and initramfs from the image', () =>
+    // The tarball is the canonical artifact; the filesystem image is made beside it for image mode only.
+    const fsImage =
+      plan.image.installMode === 'image'
+        ? await step('pack filesystem image', () =>
+            packFsImageCached(root.rootDir, { outDir: join(staging, 'images'), cacheDir: join(o.cacheDir, 'images'), force: o.force, name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+          )
+        : undefined;
+    const boot = await step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
     const diskless = plan.diskless
       ? {
-          root: await log.step('pack the diskless root (squashfs)', () =>
+          root: await step('pack the diskless root (squashfs)', () =>
             packSquashfs(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
           ),
-          modules: await log.step('pack the golden kernel modules for the diskless boot', () =>
+          modules: await step('pack the golden kernel modules for the diskless boot', () =>
             packDisklessModulesCached(root, { pxeDir: join(staging, 'pxe'), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
           ),
         }
       : null;
-    const env = await log.step('installer environment', () => installerEnvironment(plan, staging, o));
-    await log.step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
-    await log.step('render configs and scripts', async () => {
+    const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
+    await step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
+    await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
       for (const [dir, tree] of [['pxe/pxelinux.cfg', renderPxelinuxTree(plan, profiles)], ['pxe/ipxe', renderIpxeTree(plan, profiles)]] as const) {
         for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
@@ -161,13 +188,14 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       }
       await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
-      await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image), 0o755);
+      if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
+      await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image, fsImage), 0o755);
       await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
       if (diskless) await writeText(staging, 'diskless/autorun', await renderDisklessScript(plan, diskless.root), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
-    const manifest = await log.step('checksum', async () =>
+    const manifest = await step('checksum', async () =>
       checksumTree(staging, {
         portacluster: '1',
         specHash: plan.specHash,
@@ -175,6 +203,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         tools: await toolVersions(),
         artifacts: {
           image: { file: `images/${image.fileName}`, sha256: image.sha256, size: image.size, cacheKey: root.cacheKey },
+          ...(fsImage ? { fsImage: { file: `images/${fsImage.fileName}`, sha256: fsImage.sha256, size: fsImage.size, imageBytes: fsImage.imageBytes } } : {}),
           os: { kernel: `pxe/${plan.os.kernel}`, initramfs: `pxe/${plan.os.initramfs}`, kernelVersion: boot.kernelVersion },
           installerEnv: env,
           ...(diskless
@@ -192,10 +221,30 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     await utimes(join(staging, 'manifest.json'), o.sourceDateEpoch, o.sourceDateEpoch);
     await utimes(join(staging, 'SHA256SUMS'), o.sourceDateEpoch, o.sourceDateEpoch);
     await chmod(staging, 0o755);
-    await log.step('publish', () => publishDist(staging, outDir));
+    await step('publish', () => publishDist(staging, outDir));
     return { outDir, manifest };
   } catch (e) {
+    const full = isDiskFull(e) ? await diskFullError(e, current, [staging, o.cacheDir]) : null;
     await discardStaging(staging);
-    throw e;
+    throw full ?? e;
   }
+}
+
+function isDiskFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || /no space left on device|disk quota exceeded/i.test(e instanceof Error ? e.message : '');
+}
+
+/** Which filesystem filled up, measured before the failed build's files are removed. */
+async function diskFullError(e: unknown, stage: string, dirs: string[]): Promise<StageError> {
+  const lines: string[] = [];
+  for (const dir of dirs) {
+    const s = await statfs(dir).catch(() => null);
+    if (s) lines.push(`  ${dir}: ${((s.bavail * s.bsize) / 1048576).toFixed(1)} MiB free of ${((s.blocks * s.bsize) / 1048576).toFixed(1)} MiB`);
+  }
+  const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  return new StageError(
+    stage,
+    `no space left on device (${why})\n${lines.join('\n')}\n  nothing was published; the previous dist/ and the cache are as they were\n  hint: free space there, or build with --out/--cache on a larger filesystem`,
+  );
 }

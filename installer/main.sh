@@ -20,9 +20,14 @@ phase partition
 wipe_disk "${TARGET_DISK}"
 partition_disk "${TARGET_DISK}"
 make_filesystems
-mount_target
-
-install_image
+if [ "${PC_INSTALL_MODE}" = image ]; then
+  # Written, checked, given its own UUID and grown before anything mounts it.
+  install_fs_image
+  mount_target
+else
+  mount_target
+  install_image
+fi
 
 phase configure
 configure_fstab

@@ -21,6 +21,7 @@ requirements=(
   "makepkg makepkg pacman"
   "repo-add makepkg pacman"
   "fakeroot fakeroot fakeroot"
+  "/bin/busybox busybox-static busybox"
   "xorriso xorriso libisoburn"
   "mksquashfs squashfs-tools squashfs-tools"
   "zstd zstd zstd"

@@ -3,16 +3,20 @@
  * SystemRescue-layout ISO built here. Checks the tree with the real tools and the failure modes.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readlink, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../build/lib/run.ts';
+import { capture, run } from '../build/lib/run.ts';
 import { checkHost } from '../build/lib/host.ts';
 import { HostToolError } from '../build/lib/errors.ts';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
+import { startFileServer } from './helpers/file-server.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
-import { listTree } from '../build/stages/checksum-tree.ts';
+import { stageNeeds } from '../build/pipeline.ts';
+import { planCluster } from '../build/plan/plan.ts';
+import { validateSpec } from '../build/spec/validate.ts';
 
 const CLI = resolve('build/cli/main.ts');
 const KVER = '6.1.0-99-amd64';
@@ -21,9 +25,9 @@ let ws: Awaited<ReturnType<typeof workspace>>;
 let specFile: string;
 let cache: string;
 
-function cli(args: string[], o: { env?: NodeJS.ProcessEnv; killWhen?: (stderr: string) => boolean } = {}) {
+function cli(args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; killWhen?: (stderr: string) => boolean } = {}) {
   return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXED_EPOCH), ...o.env } });
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CLI, ...args], { cwd: o.cwd, env: { ...process.env, SOURCE_DATE_EPOCH: String(FIXED_EPOCH), ...o.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
@@ -56,9 +60,11 @@ async function writeSpec(file: string, o: { rootfs: string; iso: { path: string;
   await writeFile(file, JSON.stringify(spec, null, 2));
 }
 
+/** Every entry with its type, mode, size, link target and (for files) sha256, SHA256SUMS and manifest.json included. */
 async function snapshot(dir: string): Promise<string> {
-  const t = await listTree(dir);
-  return JSON.stringify(t);
+  const entries = await capture(['find', dir, '-printf', '%P %y %m %s %l\\n']);
+  const sums = await capture(['bash', '-c', 'cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum', 'snapshot', dir]);
+  return entries.split('\n').sort().join('\n') + sums;
 }
 
 beforeAll(async () => {
@@ -89,6 +95,23 @@ describe('portacluster build', () => {
     expect(v.stdout).toMatch(/files verified/);
   });
 
+  it('ships the spec in etc/, where the lifecycle commands on node0 find it without --config', async () => {
+    expect(JSON.parse(await readFile(join(dist, 'etc/portacluster.json'), 'utf8'))).toEqual(JSON.parse(await readFile(specFile, 'utf8')));
+    // From a directory without a spec, as on node0: --root names the served tree and the spec in it.
+    const r = await cli(['status', '--root', dist, '--state', join(ws.dir, 'state.json'), '--json'], { cwd: ws.dir, env: { PORTACLUSTER_CONFIG: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).nodes.map((n: { name: string; profile: string }) => `${n.name}=${n.profile}`)).toEqual(['node1=installer', 'node2=debian']);
+    // The table a person reads: one line per node, its MAC and what it boots now.
+    const t = await cli(['status', '--root', dist, '--state', join(ws.dir, 'state.json')], { cwd: ws.dir, env: { PORTACLUSTER_CONFIG: '' } });
+    expect(t.stdout.split('\n').map((l) => l.split(/\s+/).slice(0, 5).join(' '))).toEqual([
+      'NODE MAC PROFILE STATE PHASE',
+      // MACs in their canonical spelling, whatever the spec wrote.
+      'node1 c0:3f:d5:60:e5:a1 installer - -',
+      'node2 c0:3f:d5:60:cd:8b debian - -',
+      '',
+    ]);
+  });
+
   it('lays out pxe/, the links, the image and the scripts as /srv/public expects', async () => {
     for (const f of ['pxe/pxelinux.0', 'pxe/ldlinux.c32', 'pxe/syslinux.efi', 'pxe/ldlinux.e64', 'pxe/debian-kernel', 'pxe/debian-initramfs', 'pxe/sysrcd-vmlinuz', 'pxe/sysrcd-sysresccd.img', 'sysrcd/sysresccd/x86_64/airootfs.sfs', 'etc/dnsmasq.conf', 'etc/nginx.conf', 'installer/autorun', 'rescue/autorun', 'rescue/sysrescue.yaml'])
       expect((await stat(join(dist, f))).isFile(), f).toBe(true);
@@ -113,10 +136,39 @@ describe('portacluster build', () => {
 
   it('the same spec gives the same SHA256SUMS', async () => {
     const again = join(ws.dir, 'dist-again');
-    const r = await cli(['build', '--config', specFile, '--out', again, '--cache', cache, '-q']);
+    // A cache of its own: the tarball is really packed again, not copied from the first build's cache.
+    const r = await cli(['build', '--config', specFile, '--out', again, '--cache', join(ws.dir, 'cache-again'), '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(join(again, 'SHA256SUMS'), 'utf8')).toBe(await readFile(join(dist, 'SHA256SUMS'), 'utf8'));
     await rm(again, { recursive: true });
+  });
+
+  it('image mode: the filesystem image beside the tarball, in the manifest and the installer', async () => {
+    const spec = JSON.parse(await readFile(specFile, 'utf8'));
+    spec.image.installMode = 'image';
+    const imageSpec = join(ws.dir, 'image-mode.json');
+    await writeFile(imageSpec, JSON.stringify(spec));
+    const out = join(ws.dir, 'dist-image');
+    const r = await cli(['build', '--config', imageSpec, '--out', out, '--cache', cache, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const images = (await readdir(join(out, 'images'))).sort((x, y) => (x.includes('.ext4.') ? 0 : 1) - (y.includes('.ext4.') ? 0 : 1) || (x < y ? -1 : 1));
+    expect(images).toEqual([expect.stringMatching(/^tiny-[0-9a-f]{16}\.ext4\.zst$/), expect.stringMatching(/\.ext4\.zst\.sha256$/), expect.stringMatching(/^tiny-[0-9a-f]{16}\.tar\.zst$/), expect.stringMatching(/\.tar\.zst\.sha256$/)]);
+    await run(['sha256sum', '--check', '--strict', 'SHA256SUMS'], { cwd: out });
+    await run(['sha256sum', '--check', '--strict', `${images[0]}.sha256`], { cwd: join(out, 'images') });
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
+    const fs = manifest.artifacts.fsImage;
+    expect(fs).toMatchObject({ file: `images/${images[0]}`, size: (await stat(join(out, 'images', images[0]!))).size });
+    expect(fs.imageBytes % 4096).toBe(0);
+    const autorun = await readFile(join(out, 'installer/autorun'), 'utf8');
+    expect(autorun).toContain(`PC_INSTALL_MODE='image'`);
+    expect(autorun).toContain(`PC_FSIMAGE_URL='http://192.168.10.10/${fs.file}'`);
+    expect(autorun).toContain(`PC_FSIMAGE_SHA256='${fs.sha256}'`);
+    expect(autorun).toContain(`PC_FSIMAGE_BYTES='${fs.imageBytes}'`);
+    // The tarball is the same artifact in both modes.
+    const tarballManifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
+    expect(manifest.artifacts.image.sha256).toBe(tarballManifest.artifacts.image.sha256);
+    expect(tarballManifest.artifacts.fsImage).toBeUndefined();
+    await rm(out, { recursive: true });
   });
 
   it('a stage failing midway leaves the previous dist/ byte-identical', async () => {
@@ -158,6 +210,9 @@ describe('portacluster build', () => {
     expect(r.stderr).toContain('nodes[0].mac: not a MAC address (got "c0:3f:d5")');
     expect(r.stderr).toContain('nodes[1].ip: 192.168.10.150 is inside the dynamic range');
     expect(await snapshot(dist)).toBe(before);
+    const j = await cli(['build', '--config', badFile, '--out', dist, '--cache', cache, '--json']);
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: false, exitCode: 2, error: { kind: 'SpecError', issues: [{ path: 'nodes[0].mac' }, { path: 'nodes[1].ip' }] } });
   });
 
   it('verify catches a changed, a missing and an extra file', async () => {
@@ -176,6 +231,67 @@ describe('portacluster build', () => {
   });
 });
 
+describe('portacluster build with a legacy SystemRescueCd ISO fetched by URL', () => {
+  it('downloads, verifies and extracts it, and the profiles boot it with netboot=', async () => {
+    const iso = await makeSysrcdIso(join(ws.dir, 'legacy-iso'), 'legacy');
+    const server = await startFileServer(await readFile(iso.path));
+    try {
+      const spec = JSON.parse(await readFile(specFile, 'utf8'));
+      spec.installerEnv = { type: 'systemrescue', url: server.url, sha256: iso.sha256, keymap: 'de' };
+      const file = join(ws.dir, 'legacy.json');
+      await writeFile(file, JSON.stringify(spec));
+      const out = join(ws.dir, 'dist-legacy');
+      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(ws.dir, 'cache-legacy'), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).artifacts.installerEnv).toMatchObject({ kind: 'sysrcd-legacy' });
+      for (const f of ['pxe/sysrcd-kernel', 'pxe/sysrcd-initram.igz', 'sysrcd/sysrcd.dat']) expect((await stat(join(out, f))).isFile(), f).toBe(true);
+      const installer = await readFile(join(out, 'pxe/pxelinux.cfg/installer'), 'utf8');
+      expect(installer).toContain('LINUX /sysrcd-kernel\n        INITRD /sysrcd-initram.igz\n');
+      expect(installer).toContain('APPEND docache dodhcp setkmap=de netboot=http://192.168.10.10/sysrcd/sysrcd.dat ar_source=http://192.168.10.10/installer/ ar_nowait');
+      expect(await readFile(join(out, 'pxe/pxelinux.cfg/rescue'), 'utf8')).toContain('ar_source=http://192.168.10.10/rescue/ ar_nowait');
+      await run(['sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], { cwd: out });
+      // The ISO came over HTTP once; a second build takes it from the cache by digest.
+      const again = await cli(['build', '--config', file, '--out', out, '--cache', join(ws.dir, 'cache-legacy'), '-q']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('a full disk', () => {
+  it('fails the build with the path and ENOSPC, leaves dist/ as it was and nothing half-made in the cache', async () => {
+    const full = join(ws.dir, 'full');
+    await mkdir(full, { recursive: true });
+    // 3 MiB of tmpfs for the cache, the staging dir and dist/; the image alone needs more.
+    await run(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'portacluster-test-full', full]);
+    try {
+      const big = join(ws.dir, 'rootfs-big');
+      await rootfs(big);
+      await writeFile(join(big, 'etc/blob'), randomBytes(6 << 20));
+      const spec = JSON.parse(await readFile(specFile, 'utf8'));
+      spec.image.rootfs = big;
+      const file = join(ws.dir, 'big.json');
+      await writeFile(file, JSON.stringify(spec));
+      const out = join(full, 'dist');
+      await mkdir(out);
+      await writeFile(join(out, 'previous'), 'the previous dist/\n');
+      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(full, 'cache')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no space left on device/i);
+      expect(r.stderr).toContain(full);
+      expect(await readdir(full)).toEqual(['cache', 'dist']);
+      expect(await readdir(out)).toEqual(['previous']);
+      // No cache entry, finished or half-made (work dirs of the failed build are gone too).
+      const { stdout } = await run(['find', join(full, 'cache'), '-type', 'f']);
+      expect(stdout.trim()).toBe('');
+    } finally {
+      await run(['umount', full]);
+    }
+  });
+});
+
 describe('host check', () => {
   it('names every missing tool with the stage that needs it and its packages, before anything is written', async () => {
     const empty = join(ws.dir, 'empty-path');
@@ -185,6 +301,16 @@ describe('host check', () => {
     expect(err.message).toContain('xorriso: needed by stage "extract-iso" to extract the SystemRescue ISO without mounting it\n    Debian/Ubuntu: apt-get install xorriso    Arch: pacman -S libisoburn');
     expect(err.message).toContain('mmdebstrap: needed by stage "bootstrap-image"');
     expect(err.message).toContain('zstd: needed by stage "bootstrap-image"');
+  });
+
+  it('image mode needs e2fsprogs', async () => {
+    const s = baseSpec();
+    s.image.installMode = 'image';
+    const needs = stageNeeds(planCluster(validateSpec(s)));
+    expect(needs).toContainEqual({ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] });
+    expect(stageNeeds(planCluster(validateSpec(baseSpec()))).map((n) => n.stage)).not.toContain('pack-fsimage');
+    const err = await checkHost(needs, join(ws.dir, 'empty-path')).catch((e) => e);
+    expect(err.message).toContain('mke2fs: needed by stage "pack-fsimage" to make the golden image as an ext4 filesystem image (image.installMode "image")\n    Debian/Ubuntu: apt-get install e2fsprogs');
   });
 
   it('passes when the tools are there', async () => {

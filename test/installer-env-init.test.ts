@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../build/lib/run.ts';
 import { closure, isKept, parseModulesDep } from '../build/installer-env/prune-modules.ts';
+import { installerRootArgv } from '../build/installer-env/bootstrap.ts';
 import { BUILTIN_DIR, BUILTIN_FILES } from '../build/installer-env/shrink-root.ts';
 
 describe('built-in installer environment scripts', () => {
@@ -93,5 +94,13 @@ describe.runIf(process.getuid?.() === 0)("init: switching to a diskless root (so
       await run(['umount', newroot], { nothrow: true });
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('installer environment bootstrap', () => {
+  it('passes the mirror when the spec names one, and none (mmdebstrap defaults) when it does not', () => {
+    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: 'http://deb.example/debian' }).slice(-3)).toEqual(['bookworm', '/w/root', 'http://deb.example/debian']);
+    // An empty argument would give mmdebstrap an empty sources.list ("apt-get update did not find any indices").
+    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: '' }).slice(-2)).toEqual(['bookworm', '/w/root']);
   });
 });

@@ -4,13 +4,13 @@
  * fake /proc/cmdline, /sys and /dev trees, a sparse disk image (sfdisk) and a local HTTP server.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { installerVars, renderAutorun, rescueVars, type ImageRef } from '../build/render/autorun.ts';
+import { installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef } from '../build/render/autorun.ts';
 import { readScriptSources, renderDisklessScript, renderInstallerScript, renderRescueScript } from '../build/render/scripts.ts';
 import { dataPrologue } from '../build/render/shell.ts';
 import { loadSpec } from '../build/spec/load.ts';
@@ -18,10 +18,14 @@ import { validateSpec } from '../build/spec/validate.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
 import { baseSpec, KEY } from './fixtures/specs.ts';
 import { flakyServer } from './e2e/harness/flaky-server.ts';
-import { workspace } from './helpers/workspace.ts';
+import { FIXED_EPOCH, workspace } from './helpers/workspace.ts';
+import { memoryLogger } from '../build/lib/log.ts';
+import { derivedUuid, packFsImage } from '../build/stages/pack-fsimage.ts';
+import { expectGolden } from './helpers/golden.ts';
 
 const exec = promisify(execFile);
 const IMAGE: ImageRef = { fileName: 'debian-0123456789abcdef.tar.zst', sha256: 'ab'.repeat(32), size: 209_246_836 };
+const FSIMAGE: FsImageRef = { fileName: 'debian-fedcba9876543210.ext4.zst', sha256: 'cd'.repeat(32), size: 209_441_417, imageBytes: 880_803_840 };
 
 const HOSTILE_KEYS = [
   `${KEY.split(' ').slice(0, 2).join(' ')} it's $(touch /tmp/pwned) \`id\`; rm -rf / "quoted" \\ back`,
@@ -45,6 +49,11 @@ async function examplePlan(file: string): Promise<Plan> {
   return planCluster((await loadSpec(file)).spec);
 }
 
+async function imageModePlan(): Promise<Plan> {
+  const p = await examplePlan('test/e2e/fixtures/lab.config.ts');
+  return { ...p, image: { ...p.image, installMode: 'image' } };
+}
+
 async function shellcheck(text: string, exclude: string[] = []): Promise<string> {
   return new Promise((resolve) => {
     const p = spawn('shellcheck', ['-s', 'bash', ...exclude.map((e) => `--exclude=${e}`), '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -59,7 +68,7 @@ async function shellcheck(text: string, exclude: string[] = []): Promise<string>
 /** Runs bash with the prologue + libraries of the installer (or rescue) and `main` as the main. */
 async function runLibs(plan: Plan, main: string, env: Record<string, string> = {}, kind: 'installer' | 'rescue' = 'installer') {
   const src = await readScriptSources(kind);
-  const vars = kind === 'installer' ? installerVars(plan, IMAGE) : rescueVars(plan);
+  const vars = kind === 'installer' ? installerVars(plan, IMAGE, FSIMAGE) : rescueVars(plan);
   const script = renderAutorun({ title: 'test', specHash: plan.specHash, vars, libraries: src.libraries, main: { name: 'test', text: main } });
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const p = spawn('bash', ['-c', script], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -92,24 +101,31 @@ async function tmp(): Promise<string> {
   return ws.dir;
 }
 
+describe('generated scripts (golden)', () => {
+  it('installer/autorun and rescue/autorun of the example match their golden files', async () => {
+    const p = await examplePlan('examples/portacluster.config.ts');
+    await expectGolden('example/installer/autorun', await renderInstallerScript(p, IMAGE, FSIMAGE));
+    await expectGolden('example/rescue/autorun', await renderRescueScript(p));
+  });
+});
+
 describe('generated scripts pass shellcheck', () => {
   for (const [name, plan] of [
     ['example', () => examplePlan('examples/portacluster.config.ts')],
     ['lab', () => examplePlan('test/e2e/fixtures/lab.config.ts')],
     ['hostile', async () => hostilePlan()],
+    ['image mode', imageModePlan],
   ] as const) {
     it(`${name}: installer, rescue and diskless`, async () => {
       const p = await plan();
-      const installer = await renderInstallerScript(p, IMAGE);
+      const installer = await renderInstallerScript(p, IMAGE, FSIMAGE);
+      expect(installer).toContain(`  PC_INSTALL_MODE='${p.image.installMode}'\n`);
       const rescue = await renderRescueScript(p);
       expect(installer.startsWith('#!/bin/bash\n')).toBe(true);
-      // SC2016 ("expressions don't expand in single quotes") is the point of shq() for a key comment that
-      // holds $(…): the prologue's directive should list it (build/render/shell.ts); until then, hostile only.
-      const exclude = name === 'hostile' ? ['SC2016'] : [];
-      expect(await shellcheck(installer, exclude)).toBe('');
-      expect(await shellcheck(rescue, exclude)).toBe('');
+      expect(await shellcheck(installer)).toBe('');
+      expect(await shellcheck(rescue)).toBe('');
       const diskless = await renderDisklessScript(p, { fileName: 'debian-0123456789abcdef.sfs', sha256: 'cd'.repeat(32), size: 180_000_000 });
-      expect(await shellcheck(diskless, exclude)).toBe('');
+      expect(await shellcheck(diskless)).toBe('');
       // Syntax as bash itself parses it.
       await exec('bash', ['-n', '-c', installer]);
     });
@@ -387,5 +403,124 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
       [true, false],
     ]);
     expect(await readFile(join(dir2, 'calls'), 'utf8')).toContain('REFRESH');
+  });
+});
+
+describe('image mode: the filesystem image written onto the root partition', () => {
+  const KEY_OF_TREE = 'ef'.repeat(32);
+  async function fsImage(dir: string) {
+    const src = join(dir, 'src');
+    await mkdir(join(src, 'etc'), { recursive: true });
+    await writeFile(join(src, 'etc/os-release'), 'ID=golden\n');
+    // Incompressible bulk so the drop happens mid-stream.
+    await writeFile(join(src, 'bulk'), randomBytes(1 << 20));
+    const packed = await packFsImage(src, { outDir: join(dir, 'srv'), name: 'img', label: 'root', contentKey: KEY_OF_TREE, sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() });
+    // The root partition: bigger than the image, so resize2fs has something to grow into.
+    const root = join(dir, 'root.part');
+    await exec('truncate', ['-s', String(packed.imageBytes + 48 * 1024 * 1024), root]);
+    await exec('truncate', ['-s', '64M', join(dir, 'esp.part')]);
+    return { ...packed, root };
+  }
+  async function serve(root: string, drops: number) {
+    const events: { range: string | null; dropped: boolean }[] = [];
+    const server = flakyServer({ root, drops, dropAt: 0.4, onEvent: (e) => events.push(e) });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(() => r())));
+    return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events };
+  }
+  const install = (dir: string, img: { fileName: string; sha256: string; size: number; imageBytes: number }, base: string, sha = img.sha256) =>
+    `report() { echo "REPORT $1" >> ${dir}/calls; }
+fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
+PC_FSIMAGE_URL=${base}/${img.fileName}; PC_FSIMAGE_SHA256=${sha}; PC_FSIMAGE_SIZE=${img.size}; PC_FSIMAGE_BYTES=${img.imageBytes}
+PART_DEVS=(${dir}/esp.part ${dir}/root.part); PART_UUIDS=(ESP-UUID '')
+trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios; fstab_lines`;
+  const envFor = (dir: string) => ({ PC_TARGET: join(dir, 't'), PC_DOWNLOAD_DIR: join(dir, 'dl') });
+
+  async function expectInstalled(dir: string, stdout: string, root: string) {
+    const uuid = /UUID=([0-9a-f-]{36})\n/.exec(stdout)?.[1];
+    expect(uuid, stdout).toBeDefined();
+    expect(uuid).not.toBe(derivedUuid(KEY_OF_TREE, 'fs-uuid'));
+    expect((await exec('blkid', ['-c', '/dev/null', '-s', 'UUID', '-o', 'value', root])).stdout.trim()).toBe(uuid);
+    // fstab mounts the root by the node's own UUID, not the image's.
+    expect(stdout).toContain(`UUID=ESP-UUID /boot/efi vfat umask=0077 0 0\nUUID=${uuid} / ext4 defaults 0 1\n`);
+    await exec('e2fsck', ['-fn', root]);
+    const info = (await exec('dumpe2fs', ['-h', root])).stdout;
+    const blocks = Number(/^Block count:\s+(\d+)$/m.exec(info)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(info)?.[1]);
+    expect(blocks).toBe((await stat(root)).size);
+    expect(info).toMatch(/^Filesystem volume name:\s+root$/m);
+    expect((await exec('debugfs', ['-R', 'cat /etc/os-release', root])).stdout).toBe('ID=golden\n');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toContain('REPORT download\nREPORT extract\n');
+  }
+
+  it('make_filesystems leaves the root partition to the image', async () => {
+    const dir = await tmp();
+    await exec('truncate', ['-s', '64M', join(dir, 'esp.part')]);
+    await writeFile(join(dir, 'root.part'), '');
+    const r = await runLibs(await imageModePlan(), `PART_DEVS=(${dir}/esp.part ${dir}/root.part); make_filesystems; echo "[\${PART_UUIDS[0]}][\${PART_UUIDS[1]}]"`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\[[0-9A-F]{4}-[0-9A-F]{4}\]\[\]\n/);
+  });
+
+  it('writes, verifies, gives a fresh UUID and grows to the partition', async () => {
+    const dir = await tmp();
+    const img = await fsImage(dir);
+    const { base, events } = await serve(join(dir, 'srv'), 0);
+    const r = await runLibs(await imageModePlan(), install(dir, img, base), envFor(dir));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await expectInstalled(dir, r.stdout, img.root);
+    expect(events).toHaveLength(1);
+  });
+
+  it('a wrong digest or corrupted bytes: refused, and no filesystem signature left', async () => {
+    const plan = await imageModePlan();
+    const dir = await tmp();
+    const img = await fsImage(dir);
+    const { base } = await serve(join(dir, 'srv'), 0);
+    // A whole, valid image that is not the one the plan pins: written, then wiped.
+    const r = await runLibs(plan, install(dir, img, base, '0'.repeat(64)), envFor(dir));
+    expect(r.code).toBe(1);
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toContain('FAIL the filesystem image does not match its sha256: refused, and the root partition wiped\n');
+    expect((await exec('wipefs', ['--no-act', img.root])).stdout).toBe('');
+    await expect(exec('blkid', ['-c', '/dev/null', '-p', img.root])).rejects.toMatchObject({ code: 2 });
+    // Superblock, group descriptors and the first inode tables are zeroes, not just the magic.
+    const start = (await readFile(img.root)).subarray(0, 64 * 1024 * 1024);
+    expect(start.equals(Buffer.alloc(start.length))).toBe(true);
+    await expect(exec('e2fsck', ['-n', img.root])).rejects.toThrow();
+
+    // Bytes flipped in transit: zstd stops the stream, the resumed download's digest refuses it.
+    const dir2 = await tmp();
+    const img2 = await fsImage(dir2);
+    const bytes = await readFile(img2.path);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    await writeFile(img2.path, bytes);
+    const { base: base2 } = await serve(join(dir2, 'srv'), 0);
+    const r2 = await runLibs(plan, install(dir2, img2, base2), envFor(dir2));
+    expect(r2.code).toBe(1);
+    expect(await readFile(join(dir2, 'calls'), 'utf8')).toMatch(/FAIL the filesystem image does not match its sha256: refused, and the root partition wiped\n$/);
+    expect((await exec('wipefs', ['--no-act', img2.root])).stdout).toBe('');
+  });
+
+  it('a dropped connection is resumed and the install succeeds', async () => {
+    const dir = await tmp();
+    const img = await fsImage(dir);
+    const { base, events } = await serve(join(dir, 'srv'), 2);
+    const r = await runLibs(await imageModePlan(), install(dir, img, base), envFor(dir));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await expectInstalled(dir, r.stdout, img.root);
+    // Stream broken, full retry broken, then resumed from where it stopped.
+    expect(events.map((e) => [e.range !== null, e.dropped])).toEqual([
+      [false, true],
+      [false, true],
+      [true, false],
+    ]);
+  });
+
+  it('refuses a root partition smaller than the image before writing anything', async () => {
+    const dir = await tmp();
+    const img = await fsImage(dir);
+    await exec('truncate', ['-s', String(img.imageBytes - 4096), img.root]);
+    const r = await runLibs(await imageModePlan(), install(dir, img, 'http://127.0.0.1:9'), envFor(dir));
+    expect(r.code).toBe(1);
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe(`FAIL the root partition ${img.root} has ${img.imageBytes - 4096} bytes, the filesystem image needs ${img.imageBytes}\n`);
   });
 });

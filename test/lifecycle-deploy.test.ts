@@ -3,12 +3,14 @@
  * kept, checksums verified on the destination, an interrupted rsync leaving the old tree served.
  */
 import { spawn } from 'node:child_process';
-import { cp, lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, lstat, mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CommandError } from '../build/lib/errors.ts';
 import { run } from '../build/lib/run.ts';
 import { deploy } from '../build/lifecycle/deploy.ts';
+import { verifyTree } from '../build/stages/checksum-tree.ts';
 import { readProfiles, switchNodes } from '../build/lifecycle/links.ts';
 import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
@@ -83,6 +85,40 @@ describe('deploy to a local directory', () => {
     expect((await stat(join(r2.release!, 'images/os.tar.zst'))).nlink).toBeGreaterThan(1);
     expect(r2.pruned).toEqual([r.migrated!.split('/').pop()]);
     expect((await readdir(`${dest}.releases`)).sort()).toEqual([r.release!, r2.release!].map((p) => p.split('/').pop()).sort());
+  });
+
+  it("a new image does not pull the old one from under a node mid-install: it is carried for one release", async () => {
+    const trees: Record<string, string> = {};
+    for (const v of ['va', 'vb', 'vc']) {
+      const dir = join(ws.dir, `dist-${v}`);
+      await writeServedTree(dir, plan, { version: v });
+      // As the build names them: <name>-<hash>.tar.zst with a sidecar.
+      const body = `image ${v}\n`;
+      const name = `os-${v}.tar.zst`;
+      await rm(join(dir, 'images/os.tar.zst'));
+      await writeFile(join(dir, 'images', name), body);
+      await writeFile(join(dir, 'images', `${name}.sha256`), `${createHash('sha256').update(body).digest('hex')}  ${name}\n`);
+      await rebuildSums(dir);
+      trees[v] = dir;
+    }
+    await deploy({ from: trees.va!, dest });
+    const b = await deploy({ from: trees.vb!, dest });
+    // A node that fetched va's autorun still finds va's image, verified by its own sidecar.
+    expect(b.carried).toEqual(['os-va.tar.zst', 'os-va.tar.zst.sha256']);
+    expect(await served(dest, 'images/os-va.tar.zst')).toBe('image va\n');
+    await run(['sha256sum', '--quiet', '--strict', '-c', 'os-va.tar.zst.sha256'], { cwd: join(dest, 'images') });
+    const v = await verifyTree(dest);
+    expect(v).toMatchObject({ ok: true, problems: [], carried: ['images/os-va.tar.zst', 'images/os-va.tar.zst.sha256'] });
+    // One release only: the next deploy carries vb's image, not va's again.
+    const c = await deploy({ from: trees.vc!, dest });
+    expect(c.carried).toEqual(['os-vb.tar.zst', 'os-vb.tar.zst.sha256']);
+    expect((await readdir(join(dest, 'images'))).sort()).toEqual(['os-vb.tar.zst', 'os-vb.tar.zst.sha256', 'os-vc.tar.zst', 'os-vc.tar.zst.sha256']);
+    // A carried image whose bytes changed is a problem again.
+    await writeFile(join(dest, 'images/os-vb.tar.zst'), 'tampered\n');
+    expect((await verifyTree(dest)).problems).toEqual([
+      { path: 'images/os-vb.tar.zst', problem: 'not listed in SHA256SUMS' },
+      { path: 'images/os-vb.tar.zst.sha256', problem: 'not listed in SHA256SUMS' },
+    ]);
   });
 
   it('an rsync killed midway leaves the old tree served; the next deploy cleans up', async () => {

@@ -245,6 +245,30 @@ describe('watch from nginx access log', () => {
   });
 });
 
+describe('watch behind nginx (node0 as generated)', () => {
+  it("the generated nginx.conf proxies the installer's reports to the watcher, which switches before nginx answers", async () => {
+    const prefix = join(ws.dir, 'nginx');
+    await chmod(ws.dir, 0o755);
+    const port = await freePort();
+    const conf = await adaptNginxConf(renderNginxConf(plan), { prefix, listen: `127.0.0.1:${port}`, root });
+    expect(await readFile(conf, 'utf8')).toContain(`proxy_pass http://127.0.0.1:${plan.phoneHome.watcherPort};`);
+    const nginx: ChildProcess = spawn('nginx', ['-p', prefix, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    cleanups.push(() => killed(nginx, 'SIGTERM'));
+    await waitForPort(port);
+    await markSwitched(stateFile, [plan.nodes[1]!], 'reimage', 'installer');
+    // The watcher listens where the generated nginx.conf sends the phone-home path.
+    const { events } = await watcher({ listen: { host: '127.0.0.1', port: plan.phoneHome.watcherPort } });
+    const base = `http://127.0.0.1:${port}${plan.phoneHome.path}`;
+    for (const phase of ['start', 'download', 'configure']) expect((await fetch(`${base}/${phase}?${q('node2')}`)).status).toBe(200);
+    expect((await fetch(`${base}/log?${q('node2')}`, { method: 'POST', body: 'through nginx\n' })).status).toBe(200);
+    const done = await fetch(`${base}/done?${q('node2')}`);
+    expect(done.status).toBe(200);
+    expect(await pxe('node2')).toBe('arch-linux');
+    expect(events.map((e) => `${e.source}:${e.phase}:${e.state}`)).toEqual(['http:start:installing', 'http:download:installing', 'http:configure:installing', 'http:log:log', 'http:done:done']);
+    expect((await readState(stateFile)).nodes.node2).toMatchObject({ state: 'done', phase: 'done' });
+  });
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function killed(c: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

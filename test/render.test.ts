@@ -70,10 +70,18 @@ describe('dnsmasq.conf', () => {
     await expectGolden('example/etc/dnsmasq.conf', renderDnsmasqConf(plan));
   });
 
-  it('binds the cluster interface and branches on client-arch', () => {
+  it('binds the cluster interface and branches on client-arch (the example boots iPXE)', () => {
     const conf = renderDnsmasqConf(plan);
-    for (const line of ['interface=eno1', 'bind-interfaces', 'enable-tftp', 'tftp-root=/srv/public/pxe', 'dhcp-range=192.168.10.130,192.168.10.180,255.255.255.0,1h', 'dhcp-boot=tag:!efi64,pxelinux.0', 'dhcp-boot=tag:efi64,syslinux.efi', 'dhcp-match=set:efi64,option:client-arch,7', 'dhcp-option=tag:ipxe,encap:175,176,1', 'dhcp-host=c4:04:15:90:bf:b4,switch', 'dhcp-host=c0:3f:d5:60:e5:a1,node1,192.168.10.11'])
+    for (const line of ['interface=eno1', 'bind-interfaces', 'enable-tftp', 'tftp-root=/srv/public/pxe', 'dhcp-range=192.168.10.130,192.168.10.180,255.255.255.0,1h', 'dhcp-boot=tag:ipxe,http://192.168.10.10/pxe/ipxe/boot.ipxe', 'dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe', 'dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi', 'dhcp-match=set:efi64,option:client-arch,7', 'dhcp-option=tag:ipxe,encap:175,176,1', 'dhcp-host=c4:04:15:90:bf:b4,switch', 'dhcp-host=c0:3f:d5:60:e5:a1,node1,192.168.10.11'])
       expect(conf.split('\n')).toContain(line);
+  });
+
+  it('a pxelinux cluster: BIOS clients get pxelinux.0, x86-64 UEFI clients syslinux.efi', () => {
+    const spec = baseSpec();
+    const conf = renderDnsmasqConf(planCluster(validateSpec(spec)));
+    for (const line of ['dhcp-boot=tag:!efi64,pxelinux.0', 'dhcp-boot=tag:efi64,syslinux.efi', 'dhcp-match=set:efi64,option:client-arch,7', 'dhcp-match=set:efi64,option:client-arch,9'])
+      expect(conf.split('\n')).toContain(line);
+    expect(conf).not.toContain('undionly.kpxe');
   });
 
   it('passes dnsmasq --test', async () => {

@@ -34,6 +34,14 @@ describe('valid specs', () => {
     ]);
     expect(plan.admin.httpBase).toBe('http://192.168.10.10');
     expect(plan.os.rootLabel).toBe('root');
+    expect(plan.image.installMode).toBe('tarball');
+  });
+
+  it('image mode accepts an ext4 root beside the ESP and swap', () => {
+    const s = baseSpec();
+    s.image.installMode = 'image';
+    s.disk.partitions.splice(1, 0, { size: '1G', type: 'swap' });
+    expect(planCluster(validateSpec(s)).image.installMode).toBe('image');
   });
 
   it.each(['examples/portacluster.config.ts', 'examples/arch.config.ts'])('%s loads', async (file) => {
@@ -103,6 +111,9 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['bios_grub on msdos', (s) => ((s.disk.table = 'msdos'), s.disk.partitions.unshift({ size: '1M', type: 'bios_grub' })), ['disk.partitions[0].type: bios_grub partitions exist only on GPT | hint: use table: "gpt" or drop the partition']],
   ['interface name with a newline', (s) => (s.admin.interface = 'eno1\ndhcp-range=0.0.0.0'), ['admin.interface: not an interface name (got "eno1\\ndhcp-range=0.0.0.0")']],
   ['kernel arg with a space', (s) => (s.boot.os.kernelArgs = ['quiet splash']), ['boot.os.kernelArgs[0]: not a single kernel command-line word (got "quiet splash")']],
+  ['image mode with an xfs root', (s) => ((s.image.installMode = 'image'), (s.disk.partitions[1].filesystem = 'xfs')), ['disk.partitions[1].filesystem: image.installMode "image" writes an ext4 image onto the root partition (got "xfs") | hint: use filesystem "ext4", or image.installMode "tarball"']],
+  ['image mode with a partition mounted inside the root', (s) => ((s.image.installMode = 'image'), s.disk.partitions.splice(1, 0, { size: '2G', type: 'linux', mountpoint: '/srv' })), ['disk.partitions[1].mountpoint: image.installMode "image" allows no mountpoint but / and the ESP\'s: /srv would hide the image\'s files there | hint: drop the mountpoint, or use image.installMode "tarball"']],
+  ['unknown install mode', (s) => (s.image.installMode = 'squashfs'), ['image.installMode: must be one of "tarball" | "image" (got "squashfs")']],
   ['diskless with SystemRescue', (s) => ((s.boot.diskless = true), (s.installerEnv = { type: 'systemrescue', path: '/tmp/x.iso', sha256: 'a'.repeat(64) })), ['boot.diskless: needs installerEnv.type "builtin" | hint: a diskless node boots the built-in environment\'s initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot']],
   ['diskless profile without boot.diskless', (s) => (s.nodes[0].profile = 'diskless'), ['nodes[0].profile: the diskless profile is not built | hint: set boot.diskless: true']],
   ['OS profile named diskless', (s) => ((s.boot.diskless = true), (s.boot.os.name = 'diskless')), ['boot.os.name: cannot be used as the OS profile name (got "diskless") | hint: a file name other than installer, rescue, diskless, default']],
@@ -121,6 +132,15 @@ describe('invalid specs: every problem, with its exact path', () => {
       s.nodes[1].mac = '00:11';
     });
     expect(found).toHaveLength(2);
+  });
+
+  it('reports shape errors together with value and rule problems', () => {
+    const found = problems((s) => {
+      s.nodes[0].firmware = 'efi';
+      s.nodes[1].mac = 'c0:3f:d5';
+      s.nodes[1].name = s.nodes[0].name;
+    });
+    expect(found.map((l) => l.split(':')[0])).toEqual(['nodes[0].firmware', 'nodes[1].mac', 'nodes[1].name']);
   });
 
   it('formats the error with the file name and a count', () => {

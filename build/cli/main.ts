@@ -49,8 +49,17 @@ export async function main(argv: string[]): Promise<number> {
     const { command } = await load();
     return await command(rest);
   } catch (e) {
-    return reportError(e);
+    const code = reportError(e);
+    // A script that asked for --json reads stdout: it gets a document on failure too.
+    if (rest.includes('--json')) process.stdout.write(JSON.stringify(errorDocument(e, code), null, 2) + '\n');
+    return code;
   }
+}
+
+function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {
+  const kind = e instanceof Error ? e.constructor.name : 'Error';
+  const message = e instanceof Error ? e.message : String(e);
+  return { ok: false, exitCode, error: { kind, message, ...(e instanceof SpecError ? { issues: e.issues } : {}) } };
 }
 
 export function reportError(e: unknown): number {

@@ -15,24 +15,28 @@ export interface BootstrapOptions {
   sourceDateEpoch: number;
 }
 
+/** The mmdebstrap command line for the environment's root. */
+export function installerRootArgv(root: string, o: Pick<BootstrapOptions, 'suite' | 'mirror'>): string[] {
+  return [
+    'mmdebstrap',
+    '--mode=root',
+    '--variant=minbase',
+    '--format=directory',
+    `--include=${INSTALLER_ENV_PACKAGES.join(',')}`,
+    // Never unpacked rather than deleted afterwards: less to write, and dpkg knows they are absent.
+    '--dpkgopt=path-exclude=/usr/share/man/*',
+    '--dpkgopt=path-exclude=/usr/share/doc/*',
+    '--dpkgopt=path-exclude=/usr/share/locale/*',
+    '--dpkgopt=path-exclude=/usr/share/info/*',
+    '--aptopt=Acquire::Retries "3"',
+    o.suite,
+    root,
+    // No mirror: mmdebstrap's defaults (deb.debian.org plus -updates and -security for a stable suite).
+    // An empty argument would be an empty sources.list.
+    ...(o.mirror ? [o.mirror] : []),
+  ];
+}
+
 export async function bootstrapInstallerRoot(root: string, o: BootstrapOptions): Promise<void> {
-  await run(
-    [
-      'mmdebstrap',
-      '--mode=root',
-      '--variant=minbase',
-      '--format=directory',
-      `--include=${INSTALLER_ENV_PACKAGES.join(',')}`,
-      // Never unpacked rather than deleted afterwards: less to write, and dpkg knows they are absent.
-      '--dpkgopt=path-exclude=/usr/share/man/*',
-      '--dpkgopt=path-exclude=/usr/share/doc/*',
-      '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--dpkgopt=path-exclude=/usr/share/info/*',
-      '--aptopt=Acquire::Retries "3"',
-      o.suite,
-      root,
-      o.mirror,
-    ],
-    { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) } },
-  );
+  await run(installerRootArgv(root, o), { env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) } });
 }

@@ -29,6 +29,8 @@ export const KEPT_MODULES: readonly string[] = [
   // Filesystems the installer makes or reads.
   'fs/ext4', 'fs/jbd2', 'fs/mbcache', 'fs/xfs', 'fs/fat', 'fs/btrfs', 'fs/isofs', 'fs/squashfs',
   'fs/overlayfs', 'fs/efivarfs', 'fs/nls/nls_cp437', 'fs/nls/nls_iso8859-1', 'fs/nls/nls_utf8',
+  // vfat's default iocharset in Debian's kernel (CONFIG_FAT_DEFAULT_IOCHARSET): without it no ESP mounts.
+  'fs/nls/nls_ascii',
   // Loaded by name at run time (checksums through the crypto API), not through modules.dep; lib/ comes
   // in as dependencies.
   'crypto', 'arch/x86/crypto',

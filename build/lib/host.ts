@@ -18,6 +18,10 @@ export interface Requirement {
 export const REQUIREMENTS = {
   tar: { tool: 'tar', why: 'pack the golden image', debian: 'tar', arch: 'tar' },
   zstd: { tool: 'zstd', why: 'compress the golden image and installer environment', debian: 'zstd', arch: 'zstd' },
+  mke2fs: { tool: 'mke2fs', why: 'make the golden image as an ext4 filesystem image (image.installMode "image")', debian: 'e2fsprogs', arch: 'e2fsprogs' },
+  e2fsck: { tool: 'e2fsck', why: 'check the filesystem image', debian: 'e2fsprogs', arch: 'e2fsprogs' },
+  debugfs: { tool: 'debugfs', why: "pin the filesystem image's timestamps", debian: 'e2fsprogs', arch: 'e2fsprogs' },
+  dumpe2fs: { tool: 'dumpe2fs', why: "list the filesystem image's inodes", debian: 'e2fsprogs', arch: 'e2fsprogs' },
   mmdebstrap: { tool: 'mmdebstrap', why: 'bootstrap Debian roots (golden image, built-in installer environment)', debian: 'mmdebstrap', arch: 'mmdebstrap (AUR)' },
   pacstrap: { tool: 'pacstrap', why: 'bootstrap the Arch golden image', debian: 'arch-install-scripts', arch: 'arch-install-scripts' },
   pacman: { tool: 'pacman', why: 'install Arch packages', debian: 'pacman-package-manager', arch: 'pacman' },

@@ -4,7 +4,8 @@
  *   1. rsyncs dist/ into `<dest>.releases/.incoming-<id>` (--checksum, links as links, --link-dest against
  *      the live release so unchanged files are hard links and cost nothing),
  *   2. verifies it with `sha256sum -c SHA256SUMS` on the destination,
- *   3. carries the nodes' live 01-* links over (the watcher and `reimage` own them, not dist/),
+ *   3. carries the nodes' live 01-* links over (the watcher and `reimage` own them, not dist/), and the
+ *      live release's images the new one lacks (a node mid-install still fetches its image by name),
  *   4. renames it to `<id>` and switches `<dest>` to it with one rename of a new symlink,
  *   5. re-applies any node link switched in the old tree while 3–4 ran, then prunes old releases.
  * Steps 2–5 are one sh script run here or with one ssh call on node0. Killed at any point before 4, the
@@ -42,6 +43,8 @@ export interface DeployResult {
   migrated: string | null;
   keptLinks: string[];
   lateLinks: string[];
+  /** Images of the previous release kept for nodes that are still installing from them. */
+  carried: string[];
   checked: number;
   pruned: string[];
   dryRun: boolean;
@@ -109,6 +112,16 @@ export function publishScript(o: { dest: string; releases: string; id: string; k
     '    ln -sfn -- "$t" "$inc/$dir/$n"; printf "%s/%s\\t%s\\n" "$dir" "$n" "$t" >> "$inc.links"; printf "kept\\t%s/%s\\t%s\\n" "$dir" "$n" "$t"',
     '  done',
     'done',
+    // 3b. a node mid-install fetches the image its autorun names: images of the live release that the new
+    //     one lacks are carried over (hard links) for one release, with their .sha256 sidecars.
+    'if [ -d "$d/images" ] && [ -f "$d/SHA256SUMS" ]; then',
+    '  mkdir -p -- "$inc/images"',
+    '  for f in "$d"/images/*; do',
+    '    n=${f##*/}',
+    '    [ -f "$f" ] && [ ! -e "$inc/images/$n" ] && grep -qF -- "  images/$n" "$d/SHA256SUMS" || continue',
+    '    ln -- "$f" "$inc/images/$n" 2>/dev/null || cp -p -- "$f" "$inc/images/$n"; printf "carried\\t%s\\n" "$n"',
+    '  done',
+    'fi',
     // 4. publish: rename into place, then one rename of a new symlink over <dest>
     'mv -T -- "$inc" "$new"',
     'prev=',
@@ -162,7 +175,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const probe = parseProbe((await runScript(target, probeScript(dest))).stdout);
   if (probe.missingTools.length) throw new StageError('deploy', `${parsed.host ?? 'this machine'} lacks ${probe.missingTools.join(', ')}, which deploy needs to receive and verify the tree\n  hint: apt-get install rsync coreutils (or pacman -S rsync coreutils)`);
   if (probe.kind === 'other') throw new StageError('deploy', `${where(dest)} exists and is neither a directory nor a symlink`);
-  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0 };
+  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0 };
 
   if (o.dryRun) {
     // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
@@ -200,6 +213,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     if (k === 'checked') result.checked = Number(a);
     else if (k === 'kept') result.keptLinks.push(`${a} -> ${b}`);
     else if (k === 'late') result.lateLinks.push(`${a} -> ${b}`);
+    else if (k === 'carried' && a) result.carried.push(a);
     else if (k === 'pruned' && a) result.pruned.push(a);
     else if (k === 'migrated' && a) result.migrated = a;
   }

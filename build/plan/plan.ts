@@ -64,7 +64,7 @@ export interface Plan {
     initramfs: string;
   };
   disk: { table: 'gpt' | 'msdos'; target: DiskTargetT; minBytes: number; partitions: PlanPartition[] };
-  image: Omit<ImageSpec, 'mirror'> & { mirror?: string; zstdLevel: number };
+  image: Omit<ImageSpec, 'mirror'> & { mirror?: string; zstdLevel: number; installMode: 'tarball' | 'image' };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
   phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
@@ -143,6 +143,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       ...(spec.image.distro === 'debian' ? { components: spec.image.components ?? ['main'] } : { repos: spec.image.repos ?? ['core', 'extra'] }),
       ...(spec.image.rootfs ? { rootfs: spec.image.rootfs } : {}),
       zstdLevel: spec.image.zstdLevel,
+      installMode: spec.image.installMode,
     },
     users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
     rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },

@@ -18,6 +18,11 @@ export interface ImageRef {
   size: number;
 }
 
+/** The filesystem image of image-mode installs; imageBytes: its size once decompressed. */
+export interface FsImageRef extends ImageRef {
+  imageBytes: number;
+}
+
 function targetVars(plan: Plan): Record<string, string> {
   const t = plan.disk.target;
   if ('byId' in t) return { PC_DISK_TARGET_KIND: 'by-id', PC_DISK_TARGET_NAME: t.byId };
@@ -39,12 +44,18 @@ function commonVars(plan: Plan): Record<string, ShellValue> {
   };
 }
 
-export function installerVars(plan: Plan, image: ImageRef): Record<string, ShellValue> {
+export function installerVars(plan: Plan, image: ImageRef, fsImage?: FsImageRef): Record<string, ShellValue> {
+  if (plan.image.installMode === 'image' && !fsImage) throw new Error('image.installMode "image": the installer needs the filesystem image');
   return {
     ...commonVars(plan),
     PC_IMAGE_URL: `${plan.admin.httpBase}/images/${image.fileName}`,
     PC_IMAGE_SHA256: image.sha256,
     PC_IMAGE_SIZE: image.size,
+    PC_INSTALL_MODE: plan.image.installMode,
+    PC_FSIMAGE_URL: fsImage ? `${plan.admin.httpBase}/images/${fsImage.fileName}` : '',
+    PC_FSIMAGE_SHA256: fsImage?.sha256 ?? '',
+    PC_FSIMAGE_SIZE: fsImage?.size ?? 0,
+    PC_FSIMAGE_BYTES: fsImage?.imageBytes ?? 0,
     ...targetVars(plan),
     PC_DISK_MIN_BYTES: plan.disk.minBytes,
     PC_DISK_TABLE: plan.disk.table,

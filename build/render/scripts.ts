@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Plan } from '../plan/plan.ts';
-import { disklessVars, installerVars, renderAutorun, rescueVars, type ImageRef, type ShellSource } from './autorun.ts';
+import { disklessVars, installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,9 +39,9 @@ export async function readScriptSources(kind: 'installer' | 'rescue' | 'diskless
   return { libraries: libs, main };
 }
 
-export async function renderInstallerScript(plan: Plan, image: ImageRef): Promise<string> {
+export async function renderInstallerScript(plan: Plan, image: ImageRef, fsImage?: FsImageRef): Promise<string> {
   const src = await readScriptSources('installer');
-  return renderAutorun({ title: 'installer', specHash: plan.specHash, vars: installerVars(plan, image), ...src });
+  return renderAutorun({ title: 'installer', specHash: plan.specHash, vars: installerVars(plan, image, fsImage), ...src });
 }
 
 export async function renderRescueScript(plan: Plan): Promise<string> {

@@ -203,6 +203,19 @@ const image: Rule = (s, out) => {
   if (s.image.distro === 'arch' && s.image.components) out.push({ path: 'image.components', message: 'only applies to debian images' });
 };
 
+// Image mode writes one ext4 filesystem over the root partition: anything mounted inside it would hide
+// the image's own files there (the ESP's mountpoint is empty in an image; swap is not mounted).
+const installMode: Rule = (s, out) => {
+  if (s.image.installMode !== 'image') return;
+  s.disk.partitions.forEach((p, i) => {
+    const at = `disk.partitions[${i}]`;
+    if (p.mountpoint === '/' && p.filesystem !== 'ext4')
+      out.push({ path: `${at}.filesystem`, message: `image.installMode "image" writes an ext4 image onto the root partition (got ${JSON.stringify(p.filesystem)})`, hint: 'use filesystem "ext4", or image.installMode "tarball"' });
+    if (p.mountpoint !== null && p.mountpoint !== '/' && p.type !== 'esp')
+      out.push({ path: `${at}.mountpoint`, message: `image.installMode "image" allows no mountpoint but / and the ESP's: ${p.mountpoint} would hide the image's files there`, hint: 'drop the mountpoint, or use image.installMode "tarball"' });
+  });
+};
+
 const installerEnv: Rule = (s, out) => {
   const env = s.installerEnv;
   if (env.type !== 'systemrescue') return;
@@ -215,7 +228,7 @@ const installerEnv: Rule = (s, out) => {
   if (env.keymap !== undefined && !/^[a-z0-9_-]+$/i.test(env.keymap)) out.push({ path: 'installerEnv.keymap', message: `not a keymap name (got ${JSON.stringify(env.keymap)})` });
 };
 
-export const RULES: Rule[] = [hostNames, uniqueHosts, addresses, profiles, partitions, fitsDisk, accounts, image, installerEnv];
+export const RULES: Rule[] = [hostNames, uniqueHosts, addresses, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

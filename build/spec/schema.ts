@@ -106,6 +106,11 @@ export const ImageSpecSchema = T.Object(
     repos: T.Optional(T.Array(T.String(), { description: 'Arch repositories for pacman.conf (default core, extra).' })),
     rootfs: T.Optional(T.String({ description: 'Use this prepared root tree instead of bootstrapping (bring your own).' })),
     zstdLevel: T.Integer({ description: 'zstd level of the tarball.', default: 3, minimum: 1, maximum: 19 }),
+    installMode: T.Union([T.Literal('tarball'), T.Literal('image')], {
+      description:
+        'How nodes install the image. tarball: mkfs the root partition and extract the tarball into it. image: write an ext4 filesystem image (built in addition to the tarball) onto the root partition, give it a fresh UUID and grow it to fill the partition; the root must be ext4 and no partition but the ESP may be mounted inside it.',
+      default: 'tarball',
+    }),
   },
   { additionalProperties: false, description: 'The golden image every node is reimaged with.' },
 );

@@ -165,10 +165,30 @@ function normalize(spec: ClusterSpec, issues: SpecIssue[]): NormalizedSpec {
 /** Validates a parsed spec; throws SpecError with every problem found. `source` names the file in messages. */
 export function validateSpec(input: unknown, source = 'spec'): NormalizedSpec {
   const data = structuredClone(input);
-  if (!validateShape(data)) throw new SpecError(shapeIssues(validateShape.errors ?? [], data), source);
+  if (!validateShape(data)) {
+    const shape = shapeIssues(validateShape.errors ?? [], data);
+    throw new SpecError([...shape, ...bestEffortIssues(data, shape)], source);
+  }
   const issues: SpecIssue[] = [];
   const spec = normalize(data, issues);
   issues.push(...checkRules(spec));
   if (issues.length) throw new SpecError(issues, source);
   return spec;
+}
+
+/**
+ * With a shape error the spec cannot be normalized as a whole, but the user still wants every problem in
+ * one go: run normalization and rules on what is there and keep what they find away from the shape errors
+ * (a value under or above a path the schema already refused is left to that message).
+ */
+function bestEffortIssues(data: unknown, shape: SpecIssue[]): SpecIssue[] {
+  const found: SpecIssue[] = [];
+  try {
+    const spec = normalize(data as ClusterSpec, found);
+    found.push(...checkRules(spec));
+  } catch {
+    // Rules met a value of the wrong shape: keep what normalization found before it.
+  }
+  const related = (a: string, b: string) => a === b || a.startsWith(`${b}.`) || a.startsWith(`${b}[`) || b.startsWith(`${a}.`) || b.startsWith(`${a}[`);
+  return found.filter((i) => !shape.some((s) => related(i.path, s.path)) && !shape.some((s) => s.path === '(root)'));
 }

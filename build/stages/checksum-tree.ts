@@ -99,6 +99,8 @@ export interface VerifyResult {
   ok: boolean;
   checked: number;
   problems: { path: string; problem: string }[];
+  /** Images carried over from the previous release by a deploy, each matching its own .sha256. */
+  carried: string[];
 }
 
 /** Re-checks a tree against its SHA256SUMS: every listed file present and matching, no unlisted files. */
@@ -129,6 +131,23 @@ export async function verifyTree(root: string): Promise<VerifyResult> {
     if (got === undefined) problems.push({ path, problem: 'missing' });
     else if (got !== digest) problems.push({ path, problem: 'checksum mismatch' });
   }
-  for (const path of actual.keys()) if (!expected.has(path)) problems.push({ path, problem: 'not listed in SHA256SUMS' });
-  return { ok: problems.length === 0, checked: expected.size, problems: problems.sort(byPath) };
+  const carried: string[] = [];
+  for (const path of actual.keys()) {
+    if (expected.has(path)) continue;
+    if (await carriedImage(root, path, actual)) carried.push(path);
+    else problems.push({ path, problem: 'not listed in SHA256SUMS' });
+  }
+  return { ok: problems.length === 0, checked: expected.size, problems: problems.sort(byPath), carried: carried.sort() };
+}
+
+/**
+ * An image a deploy carried over from the previous release for nodes still installing from it: not in
+ * SHA256SUMS, but checked against its own `.sha256` sidecar (both carried together).
+ */
+async function carriedImage(root: string, path: string, actual: Map<string, string>): Promise<boolean> {
+  if (!path.startsWith('images/')) return false;
+  const image = path.endsWith('.sha256') ? path.slice(0, -'.sha256'.length) : path;
+  const sidecar = await readFile(join(root, `${image}.sha256`), 'utf8').catch(() => null);
+  const m = sidecar && /^([0-9a-f]{64}) [ *](.+)\n?$/.exec(sidecar);
+  return !!m && m[2] === image.slice('images/'.length) && actual.get(image) === m[1];
 }

@@ -62,6 +62,24 @@ export function zstdArgv(level: number): string[] {
   return ['zstd', '-T0', `-${level}`, '--quiet', '--stdout'];
 }
 
+export function checkZstdLevel(stage: string, requested: number | undefined): number {
+  const level = requested ?? DEFAULT_ZSTD_LEVEL;
+  // zstd silently clamps a level out of range: the caller would not get what they asked for.
+  if (!Number.isInteger(level) || level < 1 || level > 19) {
+    throw new StageError(stage, `zstd level must be an integer from 1 to 19 (got ${level})`);
+  }
+  return level;
+}
+
+/** Moves a finished temp file to outDir/fileName, its `.sha256` first: a file under its final name always has its digest beside it. */
+export async function publishHashed(tmp: string, outDir: string, fileName: string, sha256: string): Promise<string> {
+  const path = join(outDir, fileName);
+  await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
+  await rename(`${tmp}.sha256`, `${path}.sha256`);
+  await rename(tmp, path);
+  return path;
+}
+
 export function imageFileName(name: string, sha256: string): string {
   return `${name}-${sha256.slice(0, 16)}.tar.zst`;
 }
@@ -90,11 +108,7 @@ function exited(p: ChildProcess, command: string): Promise<{ code: number | null
 export async function packImage(rootDir: string, opts: PackOptions): Promise<PackedImage> {
   const st = await stat(rootDir).catch(() => null);
   if (!st?.isDirectory()) throw new StageError('pack-image', `${rootDir} is not a directory`);
-  const level = opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
-  // zstd silently clamps a level out of range: the caller would not get what they asked for.
-  if (!Number.isInteger(level) || level < 1 || level > 19) {
-    throw new StageError('pack-image', `zstd level must be an integer from 1 to 19 (got ${level})`);
-  }
+  const level = checkZstdLevel('pack-image', opts.zstdLevel);
   await mkdir(opts.outDir, { recursive: true });
   const tmp = join(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
@@ -127,11 +141,7 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
     if (z.code !== 0 || z.signal) throw new CommandError(line, z.code, tail(zstdErr()), z.signal);
     const sha256 = hash.digest('hex');
     const fileName = imageFileName(opts.name, sha256);
-    const path = join(opts.outDir, fileName);
-    // The digest file first: a tarball under its final name always has its .sha256 beside it.
-    await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
-    await rename(`${tmp}.sha256`, `${path}.sha256`);
-    await rename(tmp, path);
+    const path = await publishHashed(tmp, opts.outDir, fileName, sha256);
     return { path, fileName, sha256, size };
   } catch (e) {
     tar.kill();
@@ -181,11 +191,19 @@ export async function packImageCached(image: BootstrappedImage, opts: PackCached
   const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedImage, 'path'>;
   await mkdir(opts.outDir, { recursive: true });
   const path = join(opts.outDir, meta.fileName);
-  for (const f of [meta.fileName, `${meta.fileName}.sha256`]) {
-    const tmp = join(opts.outDir, `.${f}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    await copyFile(join(entry.dir, f), tmp, constants.COPYFILE_FICLONE);
-    await rename(tmp, join(opts.outDir, f));
-  }
+  await copyFromCache(entry.dir, opts.outDir, meta.fileName);
   return { ...meta, path, fromCache: entry.fromCache };
+}
+
+/**
+ * A cached artifact and its .sha256 into outDir, each through a temp name (a reader never sees half a
+ * file) and as a reflink where the filesystem can: not a hard link, so nothing done to dist/ reaches the cache.
+ */
+export async function copyFromCache(entryDir: string, outDir: string, fileName: string): Promise<void> {
+  for (const f of [fileName, `${fileName}.sha256`]) {
+    const tmp = join(outDir, `.${f}.tmp-${process.pid}`);
+    await rm(tmp, { force: true });
+    await copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE);
+    await rename(tmp, join(outDir, f));
+  }
 }

@@ -205,6 +205,11 @@ make_filesystems() {
   for i in "${!PART_DEVS[@]}"; do
     dev="${PART_DEVS[${i}]}"
     label="${PC_PART_LABELS[${i}]}"
+    # Image mode: the root filesystem arrives whole with the image (45-fsimage.sh), UUID and all.
+    if [ "${PC_INSTALL_MODE}" = image ] && [ "${PC_PART_MOUNTS[${i}]}" = / ]; then
+      PART_UUIDS+=("")
+      continue
+    fi
     case "${PC_PART_FS[${i}]}" in
       ext4) run mkfs.ext4 -q -F ${label:+-L "${label}"} -- "${dev}" ;;
       xfs) run mkfs.xfs -q -f ${label:+-L "${label}"} -- "${dev}" ;;

@@ -17,9 +17,11 @@ tar_extract() {
     --xattrs --xattrs-include='*' --acls
 }
 
-# stream_image: one pass; returns 2 when the digest does not match, 1 when the stream broke.
-stream_image() {
-  local fifo digest_file digest sha_pid statuses
+# stream_verified URL SHA256 SINK [ARG…]: one pass of URL through zstd -d into SINK; returns 2 when the
+# digest does not match, 1 when the stream broke.
+stream_verified() {
+  local url="$1" want="$2" fifo digest_file digest sha_pid statuses
+  shift 2
   mkdir -p -- "${PC_DOWNLOAD_DIR}"
   fifo="${PC_DOWNLOAD_DIR}/sha.fifo"
   digest_file="${PC_DOWNLOAD_DIR}/sha256"
@@ -28,8 +30,8 @@ stream_image() {
   sha256sum < "${fifo}" > "${digest_file}" &
   sha_pid="$!"
   # An `if` keeps a broken stream from firing the ERR trap; PIPESTATUS still holds every stage's status.
-  if curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${PC_IMAGE_URL}" \
-    | tee -- "${fifo}" | zstd -d -q -c | tar_extract; then
+  if curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${url}" \
+    | tee -- "${fifo}" | zstd -d -q -c | "$@"; then
     statuses=("${PIPESTATUS[@]}")
   else
     statuses=("${PIPESTATUS[@]}")
@@ -38,27 +40,32 @@ stream_image() {
   rm -f -- "${fifo}"
   digest="$(cut -d ' ' -f 1 < "${digest_file}")"
   if [ "${statuses[0]}" != 0 ]; then
-    warn "the download broke (curl ${statuses[0]}, tee ${statuses[1]}, zstd ${statuses[2]}, tar ${statuses[3]})"
+    warn "the download broke (curl ${statuses[0]}, tee ${statuses[1]}, zstd ${statuses[2]}, $1 ${statuses[3]})"
     return 1
   fi
-  if [ "${digest}" != "${PC_IMAGE_SHA256}" ]; then
-    warn "sha256 of ${PC_IMAGE_URL} is ${digest}, the plan pins ${PC_IMAGE_SHA256}"
+  if [ "${digest}" != "${want}" ]; then
+    warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
     return 2
   fi
   if [ "${statuses[2]}" != 0 ] || [ "${statuses[3]}" != 0 ]; then
-    die "the image matched its digest but did not extract (zstd ${statuses[2]}, tar ${statuses[3]})"
+    die "the image matched its digest but did not unpack (zstd ${statuses[2]}, $1 ${statuses[3]})"
   fi
   return 0
 }
 
-# download_verified FILE: curl into FILE, resumed with a Range request after each break (curl's own
-# --retry starts over from byte 0), then the digest over the whole file. Returns 2 on a digest mismatch.
+stream_image() {
+  stream_verified "${PC_IMAGE_URL}" "${PC_IMAGE_SHA256}" tar_extract
+}
+
+# download_verified FILE [URL SHA256]: curl into FILE (default: the tarball), resumed with a Range request
+# after each break (curl's own --retry starts over from byte 0), then the digest over the whole file.
+# Returns 2 on a digest mismatch.
 download_verified() {
-  local file="$1" digest attempt=1 status
+  local file="$1" url="${2:-${PC_IMAGE_URL}}" want="${3:-${PC_IMAGE_SHA256}}" digest attempt=1 status
   while :; do
     status=0
     curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
-      --output "${file}" -- "${PC_IMAGE_URL}" || status="$?"
+      --output "${file}" -- "${url}" || status="$?"
     [ "${status}" = 0 ] && break
     [ "${attempt}" -lt 10 ] || die "the image download failed 10 times (curl ${status})"
     warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
@@ -66,17 +73,17 @@ download_verified() {
     sleep 1
   done
   digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
-  if [ "${digest}" != "${PC_IMAGE_SHA256}" ]; then
-    warn "sha256 of ${PC_IMAGE_URL} is ${digest}, the plan pins ${PC_IMAGE_SHA256}"
+  if [ "${digest}" != "${want}" ]; then
+    warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
     return 2
   fi
 }
 
-# Enough RAM for the tarball in tmpfs, with 128 MiB to spare?
+# tmpfs_has_room [BYTES]: enough RAM for the download (default: the tarball) in tmpfs, with 128 MiB to spare?
 tmpfs_has_room() {
-  local avail_kib
+  local bytes="${1:-${PC_IMAGE_SIZE}}" avail_kib
   avail_kib="$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)"
-  [ $((avail_kib * 1024)) -gt $((PC_IMAGE_SIZE + 134217728)) ]
+  [ $((avail_kib * 1024)) -gt $((bytes + 134217728)) ]
 }
 
 # Empties the target filesystems after a broken stream (mkfs is faster than deleting a half tree).

@@ -159,6 +159,15 @@ describe('arch image from a local pacman repo', () => {
     expect((await readdir(join(ctx.cacheDir, 'rootfs'))).sort()).toEqual(before);
   });
 
+  it('an unreachable mirror fails with the mirror named and leaves nothing in the cache', async () => {
+    const before = (await readdir(join(ctx.cacheDir, 'rootfs'))).sort();
+    const e = await bootstrapImage({ ...spec, mirror: 'http://127.0.0.1:9/$repo/os/$arch' }, ctx).then(() => null, (x: unknown) => x as Error);
+    expect(e).toBeInstanceOf(StageError);
+    expect(e?.message).toMatch(/pacstrap could not build Arch/);
+    expect(e?.message).toContain('127.0.0.1:9');
+    expect((await readdir(join(ctx.cacheDir, 'rootfs'))).sort()).toEqual(before);
+  });
+
   it('an interrupted bootstrap leaves no entry, and the next run cleans its mounts and files', async () => {
     const slow = { ...spec, packages: ['slow'] };
     const area = join(ctx.cacheDir, 'rootfs');

@@ -101,4 +101,14 @@ describe('debian image with mmdebstrap', () => {
     expect(e?.message).toMatch(/portacluster-no-such-package/);
     expect(await readdir(join(ctx.cacheDir, 'rootfs'))).toEqual(before);
   });
+
+  it('an unreachable mirror fails with the mirror named and leaves nothing in the cache', async () => {
+    const before = await readdir(join(ctx.cacheDir, 'rootfs'));
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    const e = await bootstrapImage({ ...spec, mirror: 'http://127.0.0.1:9/debian' }, ctx).then(() => null, (x: unknown) => x as Error);
+    expect(e).toBeInstanceOf(StageError);
+    expect(e?.message).toMatch(/mmdebstrap could not build Debian bookworm/);
+    expect(e?.message).toContain('http://127.0.0.1:9/debian');
+    expect(await readdir(join(ctx.cacheDir, 'rootfs'))).toEqual(before);
+  });
 });

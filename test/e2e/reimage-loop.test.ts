@@ -16,6 +16,10 @@ const MIN = 60_000;
 let lab: Lab;
 let dir: string;
 const figures: string[] = [];
+const rootUuids = new Map<string, string>();
+const t0 = Date.now();
+/** Progress on stderr as it happens, so a hung or slow run shows where it is. */
+const progress = (msg: string) => process.stderr.write(`[e2e +${((Date.now() - t0) / 1000).toFixed(0)} s] ${msg}\n`);
 
 /** Runs `fn`; on failure prints the serial tails and server logs first, so a red run says why. */
 async function withDiagnosis<T>(vms: Vm[], fn: () => Promise<T>): Promise<T> {
@@ -27,6 +31,15 @@ async function withDiagnosis<T>(vms: Vm[], fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Polls a condition the lab's event lists will make true (a report arriving), bounded by a timeout. */
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function exitedWithin(vm: Vm, ms: number): Promise<number | null> {
   return Promise.race([vm.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${vm.name} did not power off within ${ms / 1000} s`)), ms))]);
 }
@@ -34,9 +47,12 @@ async function exitedWithin(vm: Vm, ms: number): Promise<number | null> {
 /** Boots `name` into the installer on `disk`; resolves when it reported done and powered off. */
 async function install(name: string, disk: string, fresh: boolean): Promise<{ vm: Vm; seconds: number }> {
   const vm = await lab.startNode(name, { disk, freshDisk: fresh });
+  progress(`${name}: installer booting`);
   const since = lab.reports.length;
   await lab.waitReport(name, 'done', 12 * MIN);
+  progress(`${name}: reported done`);
   await exitedWithin(vm, 2 * MIN);
+  progress(`${name}: powered off`);
   const mine = lab.reports.slice(since).filter((r) => r.host === name);
   const at = (p: string) => ((mine.find((r) => r.phase === p)?.at ?? NaN) - vm.started) / 1000;
   figures.push(`${name}: start ${at('start').toFixed(1)} s, partition ${at('partition').toFixed(1)}, download ${at('download').toFixed(1)}, configure ${at('configure').toFixed(1)}, done ${at('done').toFixed(1)}, powered off ${((Date.now() - vm.started) / 1000).toFixed(1)} s`);
@@ -47,12 +63,22 @@ async function install(name: string, disk: string, fresh: boolean): Promise<{ vm
 async function bootInstalled(name: string, disk: string): Promise<Vm> {
   const node = lab.node(name);
   const vm = await lab.startNode(name, { disk });
+  progress(`${name}: installed OS booting`);
   const seconds = await vm.waitSerial(new RegExp(`^${name} login:`, 'm'), 8 * MIN);
+  progress(`${name}: login: after ${seconds.toFixed(1)} s`);
   figures.push(`${name}: installed OS power-on → login: ${seconds.toFixed(1)} s`);
-  const out = await lab.ssh(lab.keys.admin, lab.plan.users[0]!.name, node.ip!, 'hostname; sudo -n id -u; test -s /etc/machine-id && echo machine-id; findmnt -no FSTYPE /', 3 * MIN);
-  expect(out.split('\n').slice(0, 4)).toEqual([name, '0', 'machine-id', 'ext4']);
+  const out = await lab.ssh(lab.keys.admin, lab.plan.users[0]!.name, node.ip!, 'hostname; sudo -n id -u; test -s /etc/machine-id && echo machine-id; findmnt -no FSTYPE /; findmnt -no UUID /; findmnt -bno SIZE /', 3 * MIN);
+  const lines = out.split('\n');
+  expect(lines.slice(0, 4)).toEqual([name, '0', 'machine-id', 'ext4']);
+  // Image mode: the image was grown to the partition (4 GiB disk less the 64 MiB ESP).
+  expect(Number(lines[5])).toBeGreaterThan(3.5 * 2 ** 30);
+  rootUuids.set(name, lines[4]!);
+  progress(`${name}: ssh checks passed`);
   return vm;
 }
+
+/** The lab installs in image mode; the tarball-mode variants of the fault tests use this plan. */
+const tarballMode = () => ({ ...lab.plan, image: { ...lab.plan.image, installMode: 'tarball' as const } });
 
 describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and nginx)', () => {
   beforeAll(async () => {
@@ -80,13 +106,21 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
         }),
       );
       for (const name of ['labbios', 'labuefi']) {
-        // The installer never switches a node itself: that is node0's business.
-        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe('installer');
-        await lab.switchTo(name, lab.plan.os.name);
+        // The watcher (`portacluster watch`, reading nginx's access log) flips the link on `done`.
+        const e = await lab.waitSwitched(name, 2 * MIN);
+        expect(e.switched).toMatchObject({ from: 'installer', to: lab.plan.os.name });
+        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe(lab.plan.os.name);
       }
       const booted = await Promise.all((['labbios', 'labuefi'] as const).map((name) => bootInstalled(name, disks[name])));
       vms.push(...booted);
-      for (const vm of booted) await vm.quit();
+      for (const vm of booted) {
+        progress(`${vm.name}: quitting`);
+        await vm.quit();
+      }
+      progress('installed nodes stopped');
+      // The same image on both disks, but each root got a UUID of its own.
+      expect(rootUuids.get('labbios')).toMatch(/^[0-9a-f-]{36}$/);
+      expect(rootUuids.get('labbios')).not.toBe(rootUuids.get('labuefi'));
       expect(results.length).toBe(2);
     });
   }, 40 * MIN);
@@ -94,13 +128,20 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
   it('rescue: the node is reachable over ssh with the rescue key; a corrupt golden tarball is refused and reported failed', async () => {
     const vms: Vm[] = [];
     await withDiagnosis(vms, async () => {
+      // Both install modes: a corrupt tarball (streamed into the filesystems) and a corrupt ext4 image
+      // (streamed onto the root partition) are refused and wiped.
       const corrupt = await corruptCopy(lab.dist, lab.image);
-      await lab.addInstallerVariant('fault-corrupt', lab.plan, corrupt);
+      await lab.addInstallerVariant('fault-corrupt', tarballMode(), corrupt);
       await lab.switchTo('labcorrupt', 'fault-corrupt');
+      const corruptImage = await corruptCopy(lab.dist, lab.fsImage!);
+      await lab.addInstallerVariant('fault-corrupt-image', lab.plan, lab.image, corruptImage);
+      await lab.switchTo('labcorruptimg', 'fault-corrupt-image');
       const corruptDisk = join(dir, 'labcorrupt.qcow2');
+      const corruptImageDisk = join(dir, 'labcorruptimg.qcow2');
       const rescueVm = await lab.startNode('labrescue', { disk: join(dir, 'labrescue.qcow2'), freshDisk: true });
       const corruptVm = await lab.startNode('labcorrupt', { disk: corruptDisk, freshDisk: true });
-      vms.push(rescueVm, corruptVm);
+      const corruptImageVm = await lab.startNode('labcorruptimg', { disk: corruptImageDisk, freshDisk: true });
+      vms.push(rescueVm, corruptVm, corruptImageVm);
 
       await lab.waitReport('labrescue', 'rescue-ready', 6 * MIN);
       const who = await lab.ssh(lab.keys.rescue, lab.plan.rescue.user, lab.node('labrescue').ip!, 'id -un; cat /run/portacluster-env', 2 * MIN);
@@ -111,11 +152,19 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(failed.failedPhase).toBe('download');
       expect(failed.body).toContain('does not match its sha256');
       expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'done')).toBe(false);
-      expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log')).toBe(true);
+      // The full log follows the failed report.
+      await until(() => lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log'), MIN, 'the log upload of labcorrupt');
       expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node('labcorrupt').pxeFile))).toBe('fault-corrupt');
       await corruptVm.quit();
       // Nothing mountable (let alone bootable) is left of the unverified bytes.
       expect(await diskSignatures(corruptDisk, dir)).toEqual([]);
+
+      const failedImage = await lab.waitReport('labcorruptimg', 'failed', 10 * MIN);
+      expect(failedImage.failedPhase).toBe('download');
+      expect(failedImage.body).toContain('does not match its sha256');
+      expect(lab.reports.some((r) => r.host === 'labcorruptimg' && r.phase === 'done')).toBe(false);
+      await corruptImageVm.quit();
+      expect(await diskSignatures(corruptImageDisk, dir)).toEqual([]);
     });
   }, 30 * MIN);
 
@@ -127,8 +176,9 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       const dropDisk = join(dir, 'labdrop.qcow2');
       await copyFile(installed, nodiskDisk);
       await copyFile(installed, dropDisk);
-      await lab.addInstallerVariant('fault-nodisk', { ...lab.plan, disk: { ...lab.plan.disk, target: { byId: 'virtio-no-such-disk' } } }, lab.image);
-      await lab.addInstallerVariant('fault-drop', { ...lab.plan, admin: { ...lab.plan.admin, httpBase: `http://${lab.plan.admin.ip}:${FLAKY_PORT}` } }, lab.image);
+      await lab.addInstallerVariant('fault-nodisk', { ...lab.plan, disk: { ...lab.plan.disk, target: { byId: 'virtio-no-such-disk' } } }, lab.image, lab.fsImage);
+      // Tarball mode here (image mode's resume is driven by the fast tier's flaky server too).
+      await lab.addInstallerVariant('fault-drop', { ...tarballMode(), admin: { ...lab.plan.admin, httpBase: `http://${lab.plan.admin.ip}:${FLAKY_PORT}` } }, lab.image);
       await lab.switchTo('labnodisk', 'fault-nodisk');
       await lab.switchTo('labdrop', 'fault-drop');
 
@@ -144,6 +194,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(same.exitCode, 'the disk of the refused install changed').toBe(0);
 
       await dropRun;
+      await lab.waitSwitched('labdrop', 2 * MIN);
       const flaky = await run(['cat', join(dir, 'flaky.log')]);
       const downloads = flaky.stdout.trim().split('\n').map((l) => JSON.parse(l) as { range: string | null; dropped: boolean });
       expect(downloads.filter((d) => d.dropped).length).toBe(2);

@@ -1,9 +1,10 @@
 /**
  * Helpers for the golden-image tests: a comparable snapshot of a root tree (what a faithful tarball must
- * restore), a fake bzImage, and extraction of a packed image with the flags a node's installer uses.
+ * restore), a fake bzImage, extraction of a packed image with the flags a node's installer uses, and a
+ * small sample tree holding everything a faithful image must carry.
  */
 import { createHash } from 'node:crypto';
-import { lstat, readFile, readlink, readdir } from 'node:fs/promises';
+import { chmod, chown, link, lchown, lstat, mkdir, readFile, readlink, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { capture, run } from '../../build/lib/run.ts';
 
@@ -114,4 +115,61 @@ export function fakeBzImage(version: string, size = 0x4000): Buffer {
   buf.writeUInt16LE(at - 0x200, 0x20e);
   buf.write(`${version} (builder@example) #1 SMP PREEMPT_DYNAMIC`, at, 'latin1');
   return buf;
+}
+
+export const OLD = 1_600_000_000; // before FIXED_EPOCH: kept as is; anything newer is clamped
+
+/** A small root tree with everything a faithful tarball must carry. `reverse` creates it in another order. */
+export async function buildTree(root: string, reverse = false): Promise<void> {
+  const steps: Array<() => Promise<unknown>> = [
+    async () => {
+      await mkdir(join(root, 'bin'), { recursive: true });
+      await writeFile(join(root, 'bin/ping'), 'ping binary\n', { mode: 0o755 });
+      await run(['setcap', 'cap_net_raw+ep', join(root, 'bin/ping')]);
+      await writeFile(join(root, 'bin/su'), 'su binary\n');
+      await chmod(join(root, 'bin/su'), 0o4755);
+    },
+    async () => {
+      await mkdir(join(root, 'etc'), { recursive: true });
+      await writeFile(join(root, 'etc/shadow'), 'root:*:19000::::::\n');
+      await chown(join(root, 'etc/shadow'), 0, 42);
+      await chmod(join(root, 'etc/shadow'), 0o640);
+      await writeFile(join(root, 'etc/old-config'), 'kept mtime\n');
+      await utimes(join(root, 'etc/old-config'), OLD, OLD);
+    },
+    async () => {
+      await mkdir(join(root, 'home/u1234'), { recursive: true, mode: 0o700 });
+      await writeFile(join(root, 'home/u1234/notes'), 'odd owner\n');
+      await chown(join(root, 'home/u1234/notes'), 1234, 5678);
+      await chown(join(root, 'home/u1234'), 1234, 1234);
+      // Beyond ustar's 8-digit octal field: needs a pax header.
+      await writeFile(join(root, 'home/bigid'), 'big uid\n');
+      await chown(join(root, 'home/bigid'), 4_000_000, 4_000_001);
+    },
+    async () => {
+      await mkdir(join(root, 'var/shared'), { recursive: true });
+      await run(['setfacl', '-m', 'u:1234:rwx,g:5678:rx', join(root, 'var/shared')]);
+      await run(['setfacl', '-d', '-m', 'u:1234:rwx', join(root, 'var/shared')]);
+      await writeFile(join(root, 'var/tagged'), 'user xattr\n');
+      await run(['setfattr', '-n', 'user.portacluster', '-v', 'golden', join(root, 'var/tagged')]);
+    },
+    async () => {
+      await mkdir(join(root, 'usr/lib'), { recursive: true });
+      await writeFile(join(root, 'usr/lib/libfoo.so.1.0'), Buffer.alloc(70_000, 7));
+      await link(join(root, 'usr/lib/libfoo.so.1.0'), join(root, 'usr/lib/libfoo-hard'));
+      await symlink('libfoo.so.1.0', join(root, 'usr/lib/libfoo.so.1'));
+      await symlink('/usr/lib/libfoo.so.1.0', join(root, 'usr/lib/abs-link'));
+      await symlink('does-not-exist', join(root, 'usr/lib/dangling'));
+      await lchown(join(root, 'usr/lib/dangling'), 1234, 1234);
+      await writeFile(join(root, 'usr/lib/' + 'x'.repeat(150) + '-long-name-ünïcode'), 'long\n');
+    },
+    async () => {
+      await mkdir(join(root, 'dev'), { recursive: true });
+      await run(['mknod', '--mode=0666', join(root, 'dev/null'), 'c', '1', '3']);
+      await run(['mknod', '--mode=0660', join(root, 'dev/loop0'), 'b', '7', '0']);
+      await chown(join(root, 'dev/loop0'), 0, 6);
+      await run(['mkfifo', '--mode=0600', join(root, 'dev/initctl')]);
+    },
+  ];
+  for (const step of reverse ? [...steps].reverse() : steps) await step();
 }

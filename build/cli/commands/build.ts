@@ -20,7 +20,7 @@ export const command: Command = async (argv) => {
   const sourceDateEpoch = epochText === undefined || epochText === '' ? DEFAULT_SOURCE_DATE_EPOCH : Number(epochText);
   if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch < 0) throw new UsageError(`SOURCE_DATE_EPOCH is not a number of seconds: ${epochText}`);
   // The spec is validated before anything is written: a bad spec exits 2 and leaves dist/ alone.
-  const { spec, path } = await loadSpec(configPath(values.config));
+  const { spec, path, raw } = await loadSpec(configPath(values.config));
   const plan = planCluster(spec);
   const log = createLogger({ quiet: !!values.quiet || !!values.json });
   const started = Date.now();
@@ -30,6 +30,7 @@ export const command: Command = async (argv) => {
     force: !!values.force,
     sourceDateEpoch,
     log,
+    spec: raw,
   });
   const seconds = (Date.now() - started) / 1000;
   const total = result.manifest.files.reduce((s, f) => s + f.size, 0);

@@ -24,7 +24,7 @@ export const command: Command = async (argv) => {
     state: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const plan = await loadPlan(values.config);
+  const plan = await loadPlan(values.config, values.root);
   const root = values.root ?? plan.admin.servedRoot;
   const target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
   const profiles = await readProfiles(plan.nodes, { root, target });

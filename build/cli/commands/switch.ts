@@ -17,8 +17,8 @@ import { configPath } from '../config-path.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
-export async function loadPlan(config: string | undefined): Promise<Plan> {
-  return planCluster((await loadSpec(configPath(config))).spec);
+export async function loadPlan(config: string | undefined, root?: string): Promise<Plan> {
+  return planCluster((await loadSpec(configPath(config, { root }))).spec);
 }
 
 /** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
@@ -51,7 +51,7 @@ function makeCommand(action: Action): Command {
       },
       true,
     );
-    const plan = await loadPlan(values.config);
+    const plan = await loadPlan(values.config, values.ssh ? undefined : values.root);
     const nodes = resolveNodes(plan.nodes, positionals, !!values.all);
     const profile = profileFor(action, plan);
     const target: Target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };

@@ -36,7 +36,7 @@ export const command: Command = async (argv) => {
     timeout: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const plan = await loadPlan(values.config);
+  const plan = await loadPlan(values.config, values.root);
   const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
   if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
   const listen = parseListen(values.listen, plan.phoneHome.watcherPort);

@@ -22,6 +22,7 @@ createServer((req, res) => {
       host: url.searchParams.get('host'),
       mac: url.searchParams.get('mac'),
       failedPhase: url.searchParams.get('phase'),
+      query: Object.fromEntries(url.searchParams),
       body: Buffer.concat(chunks).toString('utf8').slice(-65536),
     });
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');

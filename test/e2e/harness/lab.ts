@@ -4,6 +4,7 @@
  * dist/etc/dnsmasq.conf and dist/etc/nginx.conf (only the interface, paths and pid/lease/log files
  * rewritten), and the phone-home listener nginx proxies to. Nodes are VMs (vm.ts) on taps.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../../build/lib/run.ts';
 import { switchNodes } from '../../../build/lifecycle/links.ts';
 import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
-import type { ImageRef } from '../../../build/render/autorun.ts';
+import type { FsImageRef, ImageRef } from '../../../build/render/autorun.ts';
 import { renderInstallerScript } from '../../../build/render/scripts.ts';
 import { loadSpec, readSpecFile } from '../../../build/spec/load.ts';
 import { adaptNginxConf } from '../../helpers/nginx.ts';
@@ -31,6 +32,7 @@ export interface Report {
   host: string;
   mac: string;
   failedPhase: string | null;
+  query: Record<string, string>;
   body: string;
   at: number;
 }
@@ -45,6 +47,8 @@ export interface BuiltDist {
   dist: string;
   plan: Plan;
   image: ImageRef;
+  /** The ext4 image of image mode (the lab's spec installs in image mode). */
+  fsImage?: FsImageRef;
   keys: Keys;
   buildSeconds: number;
 }
@@ -71,20 +75,35 @@ export async function buildLabDist(dir: string): Promise<BuiltDist> {
   const plan = planCluster((await loadSpec(specFile)).spec);
   const manifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
   const img = manifest.artifacts.image as { file: string; sha256: string; size: number };
-  return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, buildSeconds: (Date.now() - t0) / 1000 };
+  const fs = manifest.artifacts.fsImage as { file: string; sha256: string; size: number; imageBytes: number } | undefined;
+  return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, ...(fs ? { fsImage: { fileName: fs.file.replace(/^images\//, ''), sha256: fs.sha256, size: fs.size, imageBytes: fs.imageBytes } } : {}), buildSeconds: (Date.now() - t0) / 1000 };
+}
+
+/** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
+export interface WatcherEvent {
+  node: string | null;
+  phase: string;
+  state: string;
+  switched?: { from: string | null; to: string };
+  error?: string;
 }
 
 export interface Lab extends BuiltDist {
   ns: Netns;
   reports: Report[];
+  watcherEvents: WatcherEvent[];
+  /** Resolves when the watcher switched `host`'s link after its done report. */
+  waitSwitched(host: string, timeoutMs: number): Promise<WatcherEvent>;
   /** Resolves with the first report of `host` in `phase`; rejects early on a `failed` report when waiting for another phase. */
   waitReport(host: string, phase: string, timeoutMs: number): Promise<Report>;
   node(name: string): PlanNode;
+  /** Runs the portacluster CLI as node0 would, on the lab's spec, served tree and watcher state. */
+  cli(args: string[]): Promise<string>;
   startNode(name: string, o: { disk: string; freshDisk?: boolean }): Promise<Vm>;
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
   switchTo(name: string, profile: string): Promise<void>;
   /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
-  addInstallerVariant(name: string, plan: Plan, image: ImageRef): Promise<void>;
+  addInstallerVariant(name: string, plan: Plan, image: ImageRef, fsImage?: FsImageRef): Promise<void>;
   ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
   diagnose(vms: Vm[]): Promise<string>;
   stop(): Promise<void>;
@@ -119,7 +138,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   const reports: Report[] = [];
   const waiters = new Set<() => void>();
   const vms: Vm[] = [];
+  const watcherEvents: WatcherEvent[] = [];
   let taps = 0;
+  let watcher: ChildProcess | undefined;
   try {
     const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, 'etc/dnsmasq.conf'), 'utf8'), { dir, dist, bridge: ns.bridge });
     await run(ns.exec(['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]));
@@ -150,7 +171,33 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     await ready;
     // nginx is up when node0's own URL answers (the lab has no other way to know).
     await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', `${plan.admin.httpBase}/installer/autorun`]));
+    // The watcher, as node0 would run it beside nginx: it reads the access log (the listener above takes the
+    // proxied reports) and switches a node's link to its OS when the node reports done.
+    const accessLog = join(dir, 'nginx/logs/access.log');
+    watcher = spawn(
+      'node',
+      ['--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'watch', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'), '--listen', 'off', '--access-log', accessLog, '--json'],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let watcherErr = '';
+    watcher.stderr!.on('data', (d: Buffer) => (watcherErr = (watcherErr + d.toString()).slice(-4000)));
+    await new Promise<void>((resolve, reject) => {
+      watcher!.once('exit', (c) => reject(new Error(`portacluster watch exited ${c}: ${watcherErr}`)));
+      createInterface({ input: watcher!.stdout! }).on('line', (line) => {
+        void writeFile(join(dir, 'watch.log'), line + '\n', { flag: 'a' });
+        let e: WatcherEvent & { event?: string };
+        try {
+          e = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (e.event === 'listening') resolve();
+        else watcherEvents.push(e);
+        for (const w of waiters) w();
+      });
+    });
   } catch (e) {
+    if (watcher && watcher.exitCode === null) watcher.kill();
     await ns.stop();
     throw e;
   }
@@ -159,6 +206,25 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     ...built,
     ns,
     reports,
+    watcherEvents,
+    waitSwitched(host, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = watcherEvents.find((e) => e.node === host && e.switched);
+          if (hit) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(hit);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`the watcher did not switch ${host} within ${timeoutMs / 1000} s (its events: ${JSON.stringify(watcherEvents.filter((e) => e.node === host))})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
     waitReport(host, phase, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -193,12 +259,16 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       vms.push(vm);
       return vm;
     },
+    async cli(args) {
+      const r = await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args, '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json')], { cwd: REPO });
+      return r.stdout;
+    },
     async switchTo(name, profile) {
       await switchNodes([lab.node(name)], profile, { root: dist });
     },
-    async addInstallerVariant(name, variantPlan, image) {
+    async addInstallerVariant(name, variantPlan, image, fsImage) {
       await mkdir(join(dist, name), { recursive: true });
-      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image), { mode: 0o755 });
+      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image, fsImage), { mode: 0o755 });
       const swap = (text: string) => text.replaceAll(`${plan.admin.httpBase}/installer/`, `${plan.admin.httpBase}/${name}/`);
       await writeFile(join(dist, 'pxe/pxelinux.cfg', name), swap(await readFile(join(dist, 'pxe/pxelinux.cfg/installer'), 'utf8')));
       const ipxe = await stat(join(dist, 'pxe/ipxe/installer.ipxe')).catch(() => null);
@@ -223,6 +293,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       for (const vm of list) parts.push(`---- serial ${vm.name} (last lines) ----\n${await vm.serialTail(60)}`);
       parts.push(`---- reports ----\n${reports.map((r) => `${r.host} ${r.phase}${r.failedPhase ? ` (${r.failedPhase})` : ''}`).join('\n')}`);
       for (const f of reports.filter((r) => r.phase === 'failed')) parts.push(`---- failed report of ${f.host} ----\n${f.body}`);
+      parts.push(`---- watcher ----\n${await tailFile(join(dir, 'watch.log'), 20)}`);
       parts.push(`---- dnsmasq.log ----\n${await tailFile(join(dir, 'dnsmasq.log'), 30)}`);
       parts.push(`---- nginx access.log ----\n${await tailFile(join(dir, 'nginx/logs/access.log'), 30)}`);
       parts.push(`---- nginx error.log ----\n${await tailFile(join(dir, 'nginx/logs/error.log'), 15)}`);
@@ -230,6 +301,11 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     },
     async stop() {
       for (const vm of vms) await vm.quit().catch(() => {});
+      if (watcher && watcher.exitCode === null && watcher.signalCode === null) {
+        const gone = new Promise((r) => watcher!.once('exit', r));
+        watcher.kill('SIGTERM');
+        await gone;
+      }
       await ns.stop();
     },
   };
@@ -237,7 +313,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
 }
 
 /** A copy of the golden tarball with 4 KiB of garbage in its middle, under another name. */
-export async function corruptCopy(dist: string, image: ImageRef): Promise<ImageRef> {
+export async function corruptCopy<T extends ImageRef>(dist: string, image: T): Promise<T> {
   const fileName = `corrupt-${image.fileName}`;
   await copyFile(join(dist, 'images', image.fileName), join(dist, 'images', fileName));
   const fh = await open(join(dist, 'images', fileName), 'r+');

@@ -90,14 +90,17 @@ export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
     },
     async quit() {
       if (done) return;
-      await new Promise<void>((resolve) => {
-        const s = connect(monitor, () => s.end('quit\n'));
-        s.on('error', () => resolve());
-        s.on('close', () => resolve());
-      });
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      // Ask qemu to quit over its monitor; never wait on the monitor socket itself (a half-closed unix
+      // socket can stay open after qemu is gone), only on qemu's exit, and kill it if it will not go.
+      const s = connect(monitor);
+      s.on('error', () => {});
+      s.on('connect', () => s.write('quit\n'));
+      const gone = (ms: number) => Promise.race([exited, new Promise((r) => setTimeout(r, ms))]);
+      await gone(5000);
+      s.destroy();
       if (!done) child.kill('SIGKILL');
-      await exited;
+      await gone(5000);
+      if (!done) throw new Error(`${o.name}: qemu (pid ${child.pid}) did not exit after quit and SIGKILL`);
     },
   };
   return vm;

@@ -1,0 +1,159 @@
+/**
+ * The reimaging loop's figures, in the QEMU lab of the e2e tests (TCG, 2 cores), side by side in one run:
+ * 1. the installer vs its floor in the same VM: after the installer has finished, the same VM makes the
+ *    root filesystem again and times `curl | zstd -d | tar -x` of the same tarball onto it (tarball mode),
+ *    and `curl | zstd -d | dd` of the same ext4 image onto the root partition (image mode)
+ *    (goals: ≤ 1.2 × for tarball mode, ≤ 1.1 × for image mode);
+ * 2. the whole loop, power-on → installed OS at `login:`, BIOS and UEFI, pxelinux/TFTP vs iPXE/HTTP,
+ *    tarball vs image mode (goal: iPXE + image ≤ 0.6 × pxelinux + tarball);
+ * 3. two nodes installing at once vs one after another.
+ * Every figure is a ratio to a floor or to another figure of the same run.
+ * Standalone: `node --import tsx bench/loop.ts` (as root; PORTACLUSTER_E2E_CACHE reuses a built cache).
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderAutorun, installerVars } from '../build/render/autorun.ts';
+import { readScriptSources } from '../build/render/scripts.ts';
+import type { Plan } from '../build/plan/plan.ts';
+import { buildLabDist, startLab, type Lab } from '../test/e2e/harness/lab.ts';
+
+const MIN = 60_000;
+type Mode = 'tarball' | 'image';
+
+/** The installer with its power action held back, then the floor of its mode, then power-off. */
+const FLOOR_HEAD = `
+bench_t0="$(date +%s.%N)"
+power_action() { log "bench: power action held for the floor measurement"; }
+`;
+const FLOOR_TAIL = `
+bench_t1="$(date +%s.%N)"
+root_index=0
+for i in "\${!PC_PART_MOUNTS[@]}"; do [ "\${PC_PART_MOUNTS[\${i}]}" = / ] && root_index="\${i}"; done
+root_dev="\${PART_DEVS[\${root_index}]}"
+sync
+if [ "\${PC_INSTALL_MODE}" = image ]; then
+  floor_t0="$(date +%s.%N)"
+  curl -fsS -- "\${PC_FSIMAGE_URL}" | zstd -d -q -c | dd of="\${root_dev}" bs=4M conv=fsync status=none
+  floor_t1="$(date +%s.%N)"
+else
+  mkdir -p -- "\${PC_TARGET}"
+  mkfs.ext4 -q -F -- "\${root_dev}"
+  mount -- "\${root_dev}" "\${PC_TARGET}"
+  floor_t0="$(date +%s.%N)"
+  curl -fsS -- "\${PC_IMAGE_URL}" | zstd -d -q -c | tar -x -C "\${PC_TARGET}"
+  sync
+  floor_t1="$(date +%s.%N)"
+  umount -- "\${PC_TARGET}"
+fi
+curl -fsS -o /dev/null -- "\${PC_PHONE_HOME_URL}/bench-floor?host=\${NODE_NAME}&installer=$(echo "\${bench_t1} - \${bench_t0}" | awk '{print $1 - $3}')&floor=$(echo "\${floor_t1} - \${floor_t0}" | awk '{print $1 - $3}')" || true
+poweroff
+`;
+
+function modePlan(lab: Lab, mode: Mode): Plan {
+  return { ...lab.plan, image: { ...lab.plan.image, installMode: mode } };
+}
+
+async function addFloorVariant(lab: Lab, mode: Mode): Promise<string> {
+  const name = `bench-floor-${mode}`;
+  const src = await readScriptSources('installer');
+  const plan = modePlan(lab, mode);
+  const text = renderAutorun({
+    title: `installer (bench: ${mode} floor)`,
+    specHash: plan.specHash,
+    vars: installerVars(plan, lab.image, lab.fsImage),
+    libraries: src.libraries,
+    main: { name: 'bench', text: FLOOR_HEAD + src.main.text + FLOOR_TAIL },
+  });
+  await mkdir(join(lab.dist, name), { recursive: true });
+  await writeFile(join(lab.dist, name, 'autorun'), text, { mode: 0o755 });
+  const swap = (t: string) => t.replaceAll('/installer/', `/${name}/`);
+  await writeFile(join(lab.dist, 'pxe/pxelinux.cfg', name), swap(await readFile(join(lab.dist, 'pxe/pxelinux.cfg/installer'), 'utf8')));
+  await writeFile(join(lab.dist, 'pxe/ipxe', `${name}.ipxe`), swap(await readFile(join(lab.dist, 'pxe/ipxe/installer.ipxe'), 'utf8')));
+  return name;
+}
+
+/** Power-on → installed and powered off, then power-on → `login:` from the same disk. */
+async function loop(lab: Lab, node: string, profile: string, disk: string): Promise<{ install: number; login: number }> {
+  await lab.switchTo(node, profile);
+  const vm = await lab.startNode(node, { disk, freshDisk: true });
+  await lab.waitReport(node, 'done', 15 * MIN);
+  await vm.exited;
+  const install = (Date.now() - vm.started) / 1000;
+  await lab.switchTo(node, lab.plan.os.name);
+  const os = await lab.startNode(node, { disk });
+  const login = await os.waitSerial(new RegExp(`^${node} login:`, 'm'), 10 * MIN);
+  await os.quit();
+  return { install, login };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp('/var/tmp/pc-bench-');
+  const lab = await startLab(await buildLabDist(dir));
+  const out: Record<string, number | string> = {};
+  try {
+    if (!lab.fsImage) throw new Error('the lab dist has no filesystem image: its spec must install in image mode');
+    await lab.addInstallerVariant('bench-tarball', modePlan(lab, 'tarball'), lab.image);
+    await lab.addInstallerVariant('bench-image', modePlan(lab, 'image'), lab.image, lab.fsImage);
+
+    // 1. Installer vs floor, each mode in its own VM, both VMs at once (one core each).
+    await Promise.all(
+      (['tarball', 'image'] as const).map(async (mode, i) => {
+        const node = i === 0 ? 'labbios' : 'labdrop';
+        await lab.switchTo(node, await addFloorVariant(lab, mode));
+        const vm = await lab.startNode(node, { disk: join(dir, `floor-${mode}.qcow2`), freshDisk: true });
+        const r = await lab.waitReport(node, 'bench-floor', 15 * MIN);
+        await vm.exited;
+        out[`${mode}: installer in the VM (s)`] = Number(r.query.installer);
+        out[`${mode}: floor in the same VM (s)`] = Number(r.query.floor);
+        out[`${mode}: installer / floor`] = (Number(r.query.installer) / Number(r.query.floor)).toFixed(2);
+      }),
+    );
+
+    // 2. Whole loop: BIOS and UEFI at once; pxelinux nodes and iPXE nodes; tarball and image mode.
+    const loops: Record<string, number> = {};
+    for (const mode of ['tarball', 'image'] as const) {
+      for (const [loader, bios, uefi] of [['pxelinux', 'labbios', 'labuefi'], ['ipxe', 'labipxe', 'labipxeuefi']] as const) {
+        const [b, u] = await Promise.all([
+          loop(lab, bios, `bench-${mode}`, join(dir, `${bios}-${mode}.qcow2`)),
+          loop(lab, uefi, `bench-${mode}`, join(dir, `${uefi}-${mode}.qcow2`)),
+        ]);
+        for (const [fw, r] of [['BIOS', b], ['UEFI', u]] as const) {
+          loops[`${fw} ${loader} ${mode}`] = r.install + r.login;
+          out[`${fw} ${loader} ${mode}: install power-on → off (s)`] = r.install.toFixed(1);
+          out[`${fw} ${loader} ${mode}: OS power-on → login: (s)`] = r.login.toFixed(1);
+          out[`${fw} ${loader} ${mode}: whole loop (s)`] = (r.install + r.login).toFixed(1);
+        }
+      }
+    }
+    for (const fw of ['BIOS', 'UEFI']) {
+      out[`${fw}: iPXE + image / pxelinux + tarball (goal ≤ 0.6)`] = (loops[`${fw} ipxe image`]! / loops[`${fw} pxelinux tarball`]!).toFixed(2);
+    }
+
+    // 3. Two BIOS nodes (image mode, iPXE): one after another vs at once.
+    const install = async (node: string, disk: string) => {
+      await lab.switchTo(node, 'bench-image');
+      const vm = await lab.startNode(node, { disk, freshDisk: true });
+      await lab.waitReport(node, 'done', 15 * MIN);
+      await vm.exited;
+    };
+    const s0 = Date.now();
+    await install('labbios', join(dir, 's1.qcow2'));
+    await install('labdrop', join(dir, 's2.qcow2'));
+    const serial = (Date.now() - s0) / 1000;
+    const p0 = Date.now();
+    await Promise.all([install('labbios', join(dir, 'p1.qcow2')), install('labdrop', join(dir, 'p2.qcow2'))]);
+    const parallel = (Date.now() - p0) / 1000;
+    out['two BIOS installs one after another (s)'] = serial.toFixed(1);
+    out['two BIOS installs at once (s)'] = parallel.toFixed(1);
+    out['at once / one after another'] = (parallel / serial).toFixed(2);
+  } catch (e) {
+    console.error(await lab.diagnose([]));
+    throw e;
+  } finally {
+    await lab.stop();
+    console.log(JSON.stringify(out, null, 2));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,100 @@
+# Image mode: the golden image as an ext4 filesystem image, written onto the root partition instead of
+# a tarball extracted into a fresh filesystem (qemu-lab.md: extraction is most of the install).
+#
+# Same contract as the tarball (40-image.sh): one pass from curl through sha256sum and zstd onto the
+# partition; nothing mounts it before the digest matched, a mismatch wipes it, a broken stream is
+# resumed into tmpfs when it fits. Then e2fsck, a UUID of its own (the image's is every node's) and
+# resize2fs to the partition's size.
+
+# root_part_index: the index of the partition mounted at /.
+root_part_index() {
+  local i
+  for i in "${!PC_PART_MOUNTS[@]}"; do
+    if [ "${PC_PART_MOUNTS[${i}]}" = / ]; then
+      printf '%s\n' "${i}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# dev_size_bytes DEV: a block device's size, or a regular file's (the tests write to files).
+dev_size_bytes() {
+  if [ -b "$1" ]; then blockdev --getsize64 "$1"; else stat -c %s -- "$1"; fi
+}
+
+# write_dev DEV: stdin onto DEV from its first byte; notrunc keeps a regular file's size.
+write_dev() {
+  dd of="$1" bs=4M iflag=fullblock conv=notrunc,fsync status=none
+}
+
+# wipe_fs_image DEV: after a refused image nothing on the target may be mounted or booted: signatures
+# off every partition, and zeroes over the root's start, where ext4 keeps its superblock, group
+# descriptors and first inode tables (wipefs only clears the magic).
+wipe_fs_image() {
+  local dev="$1" mib
+  wipe_filesystems
+  mib=$(($(dev_size_bytes "${dev}") / 1048576))
+  [ "${mib}" -le 64 ] || mib=64
+  dd if=/dev/zero of="${dev}" bs=1M count="${mib}" conv=notrunc,fsync status=none || true
+  sync
+}
+
+# finish_fs_image INDEX: the verified image on partition INDEX made this node's own.
+finish_fs_image() {
+  local i="$1" dev="${PART_DEVS[$1]}" status=0
+  # Exit 1 means errors were corrected; 2 and above (reboot needed, uncorrected) are failures here.
+  run e2fsck -f -y -- "${dev}" || status="$?"
+  [ "${status}" -le 1 ] || die "e2fsck could not make the written image consistent on ${dev} (exit ${status})"
+  run tune2fs -U random -- "${dev}"
+  run resize2fs -- "${dev}"
+  PART_UUIDS[i]="$(blkid -c /dev/null -s UUID -o value -- "${dev}")"
+  [ -n "${PART_UUIDS[${i}]}" ] || die "no filesystem UUID on ${dev} after writing the image"
+}
+
+install_fs_image() {
+  local i dev size status=0 file
+  i="$(root_part_index)" || die "the plan has no root partition"
+  dev="${PART_DEVS[${i}]}"
+  size="$(dev_size_bytes "${dev}")"
+  if [ "${size}" -lt "${PC_FSIMAGE_BYTES}" ]; then
+    die "the root partition ${dev} has ${size} bytes, the filesystem image needs ${PC_FSIMAGE_BYTES}"
+  fi
+  log "filesystem image ${PC_FSIMAGE_URL} (${PC_FSIMAGE_SIZE} bytes, ${PC_FSIMAGE_BYTES} unpacked, sha256 ${PC_FSIMAGE_SHA256}) onto ${dev}"
+  # Download and writing run together in the stream: both phases start now.
+  phase download
+  phase extract
+  stream_verified "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" write_dev "${dev}" || status="$?"
+  if [ "${status}" = 2 ]; then
+    PC_PHASE=download
+    wipe_fs_image "${dev}"
+    die "the filesystem image does not match its sha256: refused, and the root partition wiped"
+  fi
+  if [ "${status}" = 1 ]; then
+    PC_PHASE=download
+    log "retrying the download with resume"
+    status=0
+    if tmpfs_has_room "${PC_FSIMAGE_SIZE}"; then
+      file="${PC_DOWNLOAD_DIR}/image.ext4.zst"
+      rm -f -- "${file}"
+      download_verified "${file}" "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" || status="$?"
+      if [ "${status}" = 2 ]; then
+        rm -f -- "${file}"
+        wipe_fs_image "${dev}"
+        die "the filesystem image does not match its sha256: refused, and the root partition wiped"
+      fi
+      PC_PHASE=extract
+      zstd -d -q -c -- "${file}" | write_dev "${dev}"
+      rm -f -- "${file}"
+    else
+      warn "not enough memory to hold the image: streaming again"
+      stream_verified "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" write_dev "${dev}" || status="$?"
+      if [ "${status}" != 0 ]; then
+        wipe_fs_image "${dev}"
+        die "the filesystem image could not be downloaded and verified (status ${status})"
+      fi
+    fi
+  fi
+  finish_fs_image "${i}"
+  log "filesystem image verified, written and grown: UUID ${PART_UUIDS[${i}]}"
+}

@@ -1,0 +1,61 @@
+/**
+ * Output modes of the logger: a live progress line on a terminal, Actions log groups in CI, plain
+ * headings with durations otherwise.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../build/lib/log.ts';
+
+/** A writable that records what is written and says it is (or is not) a terminal. */
+function sink(isTTY: boolean): NodeJS.WriteStream & { text: () => string } {
+  const chunks: string[] = [];
+  return { isTTY, write: (c: string) => (chunks.push(c), true), text: () => chunks.join('') } as unknown as NodeJS.WriteStream & { text: () => string };
+}
+
+const saved = process.env.GITHUB_ACTIONS;
+afterEach(() => {
+  if (saved === undefined) delete process.env.GITHUB_ACTIONS;
+  else process.env.GITHUB_ACTIONS = saved;
+});
+
+describe('logger', () => {
+  it('draws progress in place on a terminal and clears it before the next line', async () => {
+    delete process.env.GITHUB_ACTIONS;
+    const out = sink(true);
+    const log = createLogger({ stream: out });
+    await log.step('download ISO', async () => {
+      log.progress('systemrescue.iso', 1 << 20, 2 << 20);
+      log.progress('systemrescue.iso', 2 << 20, 2 << 20);
+    });
+    const text = out.text();
+    expect(text).toMatch(/^==> download ISO\n/);
+    expect(text).toContain('\r\x1b[K    systemrescue.iso: 1.0 / 2.0 MiB 50%');
+    expect(text).toContain('\r\x1b[K    systemrescue.iso: 2.0 / 2.0 MiB 100%');
+    expect(text).toMatch(/\r\x1b\[K {4}download ISO: \d+\.\d s\n$/);
+  });
+
+  it('draws no progress when the output is not a terminal (CI logs, pipes)', async () => {
+    delete process.env.GITHUB_ACTIONS;
+    const out = sink(false);
+    const log = createLogger({ stream: out });
+    log.progress('systemrescue.iso', 1 << 20, 2 << 20);
+    log.info('fetched');
+    expect(out.text()).toBe('fetched\n');
+  });
+
+  it('makes each step an Actions log group under GitHub Actions', async () => {
+    process.env.GITHUB_ACTIONS = 'true';
+    const out = sink(true);
+    const written: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((c: string) => (written.push(String(c)), true)) as typeof process.stdout.write;
+    try {
+      const log = createLogger({ stream: out });
+      await log.step('pack image', async () => log.progress('tarball', 1, 2));
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(written.join('')).toMatch(/^::group::pack image\n::endgroup::\n$/);
+    // Inside Actions the stream is a log file: no terminal escapes.
+    expect(out.text()).toMatch(/^ {4}pack image: \d+\.\d s\n$/);
+  });
+});
