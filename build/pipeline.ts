@@ -13,12 +13,15 @@ import { renderDnsmasqConf } from './render/dnsmasq.ts';
 import { renderNginxConf } from './render/nginx.ts';
 import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinux.ts';
 import { installerBootEntry } from './render/installer-append.ts';
+import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
-import { renderInstallerScript, renderRescueScript } from './render/scripts.ts';
+import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './iso/types.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
 import { packImageCached } from './stages/pack-image.ts';
 import { packFsImageCached } from './stages/pack-fsimage.ts';
+import { packSquashfs } from './stages/pack-squashfs.ts';
+import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
 import { extractIso } from './stages/extract-iso.ts';
@@ -58,7 +61,8 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
       ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
       : { stage: 'extract-iso', needs: ['xorriso'] };
   const fsImage: StageNeeds[] = plan.image.installMode === 'image' ? [{ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }] : [];
-  return [image, ...fsImage, env, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  const diskless: StageNeeds[] = plan.diskless ? [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }] : [];
+  return [image, ...fsImage, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
 }
 
 export function usesIpxe(plan: Plan): boolean {
@@ -66,7 +70,7 @@ export function usesIpxe(plan: Plan): boolean {
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
-  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'e2fsprogs'];
+  const packages = ['tar', 'zstd', 'mmdebstrap', 'arch-install-scripts', 'xorriso', 'pxelinux', 'syslinux-efi', 'syslinux-common', 'cpio', 'e2fsprogs', 'squashfs-tools'];
   const out: Record<string, string> = {};
   for (const p of packages) {
     const v = await capture(['dpkg-query', '--showformat=${Version}', '--show', p], { nothrow: true }).catch(() => '');
@@ -106,7 +110,7 @@ function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, Pxe
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     }),
   });
-  return { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan) };
+  return { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan), ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}) };
 }
 
 async function writeText(root: string, path: string, text: string, mode = 0o644): Promise<void> {
@@ -164,6 +168,16 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const boot = await step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
     );
+    const diskless = plan.diskless
+      ? {
+          root: await step('pack the diskless root (squashfs)', () =>
+            packSquashfs(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
+          ),
+          modules: await step('pack the golden kernel modules for the diskless boot', () =>
+            packDisklessModulesCached(root, { pxeDir: join(staging, 'pxe'), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
+          ),
+        }
+      : null;
     const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
     await step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
     await step('render configs and scripts', async () => {
@@ -177,6 +191,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
       await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image, fsImage), 0o755);
       await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
+      if (diskless) await writeText(staging, 'diskless/autorun', await renderDisklessScript(plan, diskless.root), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
@@ -191,6 +206,15 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
           ...(fsImage ? { fsImage: { file: `images/${fsImage.fileName}`, sha256: fsImage.sha256, size: fsImage.size, imageBytes: fsImage.imageBytes } } : {}),
           os: { kernel: `pxe/${plan.os.kernel}`, initramfs: `pxe/${plan.os.initramfs}`, kernelVersion: boot.kernelVersion },
           installerEnv: env,
+          ...(diskless
+            ? {
+                diskless: {
+                  root: { file: `images/${diskless.root.fileName}`, sha256: diskless.root.sha256, size: diskless.root.size },
+                  modules: `pxe/${plan.diskless!.modules}`,
+                  kernelVersion: diskless.modules.kernelVersion,
+                },
+              }
+            : {}),
         },
       }),
     );

@@ -1,3 +1,5 @@
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../build/lib/run.ts';
@@ -42,6 +44,56 @@ describe('kernel module pruning', () => {
       'kernel/fs/jbd2/jbd2.ko.xz',
       'kernel/net/core/failover.ko',
     ]);
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)("init: switching to a diskless root (sourced, as far as it runs outside PID 1)", () => {
+  /** Sources /init, stubs what would touch this host (udevd, kill, umount) and calls switch_root_if_asked. */
+  async function hook(dir: string, o: { request?: string; switchRoot?: boolean }) {
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    if (o.switchRoot !== false) {
+      await writeFile(join(bin, 'switch_root'), '#!/bin/sh\necho "SWITCH_ROOT $*"\n');
+      await chmod(join(bin, 'switch_root'), 0o755);
+    }
+    if (o.request !== undefined) await writeFile(join(dir, 'request'), o.request);
+    const script = [
+      `source ${join(BUILTIN_DIR, 'init')}`,
+      // Never the real switch_root (/usr/sbin): on this host it would move /dev, /proc, /sys and /run.
+      `PATH=${bin}:/usr/bin`,
+      'udevadm() { echo "STUB udevadm $*"; }',
+      'kill() { echo "STUB kill $*"; }',
+      'umount() { echo "STUB umount $*"; }',
+      `switch_root_if_asked ${join(dir, 'request')} || echo "returned $?"`,
+      'echo "still here"',
+    ].join('\n');
+    const r = await run(['bash', '-c', script], { nothrow: true });
+    return r.stdout + r.stderr;
+  }
+
+  it('does nothing without a request, refuses a root that is no mount point or has no init, and execs switch_root for a good one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pc-init-'));
+    const newroot = join(dir, 'newroot');
+    await mkdir(newroot);
+    try {
+      expect(await hook(dir, {})).toBe('still here\n');
+      expect(await hook(dir, { request: `${newroot}\n` })).toBe(`portacluster-env: not switching root: ${newroot} is not a mount point\nreturned 1\nstill here\n`);
+      await run(['mount', '-t', 'tmpfs', 'pc-test-newroot', newroot]);
+      expect(await hook(dir, { request: `${newroot}\n` })).toBe(`portacluster-env: not switching root: ${newroot} has no /sbin/init\nreturned 1\nstill here\n`);
+      await mkdir(join(newroot, 'sbin'));
+      // An absolute link, as in Debian: it resolves only inside the new root.
+      await symlink('/lib/systemd/systemd', join(newroot, 'sbin/init'));
+      const out = await hook(dir, { request: `${newroot}\n` });
+      expect(out).toMatch(new RegExp(`^portacluster-env: switching root to ${newroot} \\([0-9.]+ s since boot\\)\n`));
+      expect(out).toContain('STUB udevadm control --exit\nSTUB umount /tmp\n');
+      expect(out.endsWith(`SWITCH_ROOT ${newroot} /sbin/init\n`)).toBe(true);
+      // PID 1 must survive a missing switch_root, with udevd still running.
+      await rm(join(dir, 'bin/switch_root'));
+      expect(await hook(dir, { request: `${newroot}\n`, switchRoot: false })).toBe('portacluster-env: not switching root: no switch_root command here\nreturned 1\nstill here\n');
+    } finally {
+      await run(['umount', newroot], { nothrow: true });
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef } from '../build/render/autorun.ts';
-import { readScriptSources, renderInstallerScript, renderRescueScript } from '../build/render/scripts.ts';
+import { readScriptSources, renderDisklessScript, renderInstallerScript, renderRescueScript } from '../build/render/scripts.ts';
 import { dataPrologue } from '../build/render/shell.ts';
 import { loadSpec } from '../build/spec/load.ts';
 import { validateSpec } from '../build/spec/validate.ts';
@@ -116,7 +116,7 @@ describe('generated scripts pass shellcheck', () => {
     ['hostile', async () => hostilePlan()],
     ['image mode', imageModePlan],
   ] as const) {
-    it(`${name}: installer and rescue`, async () => {
+    it(`${name}: installer, rescue and diskless`, async () => {
       const p = await plan();
       const installer = await renderInstallerScript(p, IMAGE, FSIMAGE);
       expect(installer).toContain(`  PC_INSTALL_MODE='${p.image.installMode}'\n`);
@@ -124,6 +124,8 @@ describe('generated scripts pass shellcheck', () => {
       expect(installer.startsWith('#!/bin/bash\n')).toBe(true);
       expect(await shellcheck(installer)).toBe('');
       expect(await shellcheck(rescue)).toBe('');
+      const diskless = await renderDisklessScript(p, { fileName: 'debian-0123456789abcdef.sfs', sha256: 'cd'.repeat(32), size: 180_000_000 });
+      expect(await shellcheck(diskless)).toBe('');
       // Syntax as bash itself parses it.
       await exec('bash', ['-n', '-c', installer]);
     });

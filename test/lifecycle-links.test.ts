@@ -1,6 +1,6 @@
 /** Link switching on a real tree: by name and MAC, all of a node's links, unknown nodes, concurrent switchers. */
 import { spawn } from 'node:child_process';
-import { readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StageError, UsageError } from '../build/lib/errors.ts';
@@ -88,6 +88,30 @@ describe('switchNodes', () => {
     await cli(['normal', 'node2', '--config', specFile, '--root', root, '--state', state]);
     const s2 = JSON.parse((await cli(['status', '--config', specFile, '--root', root, '--state', state, '--json'])).stdout);
     expect(s2.nodes[1]).toMatchObject({ profile: 'arch-linux', state: 'done', phase: 'normal' });
+  });
+
+  it('diskless switches pxelinux and iPXE links to the diskless profile and records the request; refused when the spec builds none', async () => {
+    const dir = join(ws.dir, 'diskless');
+    await mkdir(dir);
+    const d = await writeSpec(dir, { count: 2, diskless: true });
+    const droot = join(dir, 'public');
+    await writeServedTree(droot, d.plan);
+    const state = join(ws.dir, 'state.json');
+    const r = await cli(['diskless', 'node1', '--config', d.file, '--root', droot, '--state', state, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ action: 'diskless', profile: 'diskless', switched: [{ node: 'node1', from: 'installer', to: 'diskless' }] });
+    expect(await readlink(join(droot, 'pxe/pxelinux.cfg', d.plan.nodes[0]!.pxeFile))).toBe('diskless');
+    expect(await readlink(join(droot, 'pxe/ipxe', `${d.plan.nodes[0]!.pxeFile}.ipxe`))).toBe('diskless.ipxe');
+    const s = JSON.parse((await cli(['status', '--config', d.file, '--root', droot, '--state', state, '--json'])).stdout);
+    expect(s.nodes[0]).toMatchObject({ name: 'node1', profile: 'diskless', state: 'requested' });
+    expect(s.nodes[0].detail).toBe('diskless: switched to diskless');
+
+    // The default spec fixture has boot.diskless off: a usage error, nothing switched.
+    const before = await listTree(root);
+    const no = await cli(['diskless', '--all', '--config', specFile, '--root', root, '--state', state]);
+    expect(no.code).toBe(2);
+    expect(no.stderr).toBe('portacluster: the spec builds no diskless profile; nothing was switched\n  hint: set boot.diskless: true (and installerEnv.type: "builtin"), then build and deploy\n');
+    expect(await listTree(root)).toEqual(before);
   });
 
   it('--reboot runs the spec command with {name} {mac} {ip} filled in', async () => {

@@ -3,13 +3,14 @@
  * mid-test), a watcher process killed with -9 between two reports, racing writers, a timeout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, chmod, readFile, readlink, rename, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../build/plan/plan.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
 import { markSwitched, readState, updateState, withLock } from '../build/lifecycle/state.ts';
 import { parseAccessLine, tailFile } from '../build/lifecycle/tail.ts';
+import { switchNodes } from '../build/lifecycle/links.ts';
 import { startWatcher, type WatchEvent, type Watcher } from '../build/lifecycle/watch.ts';
 import { adaptNginxConf } from './helpers/nginx.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
@@ -91,6 +92,24 @@ describe('watch over HTTP', () => {
     expect(s).toMatchObject({ state: 'done', phase: 'done' });
     expect(s.history.map((h) => h.phase)).toEqual(['requested', 'start', 'disk', 'partition', 'download', 'extract', 'configure', 'done']);
     expect(await readFile(s.log!, 'utf8')).toBe(log);
+    expect(await Promise.race([w.finished, new Promise((r) => setTimeout(() => r('pending'), 500))])).toBe(true);
+  });
+
+  it('diskless-ready is a running state like rescue-ready: done, and the link stays on diskless', async () => {
+    await mkdir(join(ws.dir, 'diskless'));
+    const d = await writeSpec(join(ws.dir, 'diskless'), { count: 2, diskless: true, watcherPort: plan.phoneHome.watcherPort });
+    plan = d.plan;
+    root = join(ws.dir, 'public-diskless');
+    await writeServedTree(root, plan);
+    await markSwitched(stateFile, [plan.nodes[0]!], 'diskless', 'diskless');
+    await switchNodes([plan.nodes[0]!], 'diskless', { root });
+    const { w, events } = await watcher();
+    const base = `http://127.0.0.1:${w.address!.port}${plan.phoneHome.path}`;
+    for (const phase of ['start', 'download', 'configure', 'diskless-ready']) expect((await fetch(`${base}/${phase}?${q('node1')}`)).status).toBe(200);
+    expect(events.map((e) => `${e.phase}:${e.state}`)).toEqual(['start:installing', 'download:installing', 'configure:installing', 'diskless-ready:done']);
+    expect(events.at(-1)!.switched).toBeUndefined();
+    expect(await pxe('node1')).toBe('diskless');
+    expect((await readState(stateFile)).nodes.node1).toMatchObject({ state: 'done', phase: 'diskless-ready' });
     expect(await Promise.race([w.finished, new Promise((r) => setTimeout(() => r('pending'), 500))])).toBe(true);
   });
 

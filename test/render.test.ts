@@ -7,6 +7,8 @@ import { renderDnsmasqConf } from '../build/render/dnsmasq.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
 import { osProfile, renderPxelinuxConfig, renderPxelinuxTree, type PxeProfile } from '../build/render/pxelinux.ts';
 import { renderIpxeProfile, renderIpxeTree } from '../build/render/ipxe.ts';
+import { disklessProfile } from '../build/render/diskless.ts';
+import type { InstallerEnvArtifact } from '../build/iso/types.ts';
 import { run } from '../build/lib/run.ts';
 import { writeFile } from 'node:fs/promises';
 import { expectGolden } from './helpers/golden.ts';
@@ -154,5 +156,40 @@ describe('iPXE', () => {
     await writeFile(file, conf);
     const r = await run(['dnsmasq', '--test', `--conf-file=${file}`]);
     expect(r.stderr + r.stdout).toMatch(/syntax check OK/);
+  });
+});
+
+describe('diskless profile', () => {
+  const builtin: InstallerEnvArtifact = { kind: 'builtin', version: '6.1.0-28-amd64', kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] };
+  function disklessPlan() {
+    const spec = baseSpec();
+    spec.boot.diskless = true;
+    spec.boot.os.serialConsole = 'ttyS0,115200';
+    spec.nodes[1].profile = 'diskless';
+    return planCluster(validateSpec(spec));
+  }
+
+  it('boots the golden kernel with the environment initramfs and the golden modules, for pxelinux and iPXE (golden)', async () => {
+    const p = disklessPlan();
+    const profiles = { installer: installerEntry('installer'), rescue: installerEntry('rescue'), 'arch-linux': osProfile(p), diskless: disklessProfile(p, builtin) };
+    const pxe = renderPxelinuxTree(p, profiles);
+    const ipxe = renderIpxeTree(p, profiles);
+    expect(pxe.links['01-c0-3f-d5-60-cd-8b']).toBe('diskless');
+    expect(ipxe.links['01-c0-3f-d5-60-cd-8b.ipxe']).toBe('diskless.ipxe');
+    await expectGolden('diskless/pxe/pxelinux.cfg/diskless', pxe.files.diskless!);
+    await expectGolden('diskless/pxe/ipxe/diskless.ipxe', ipxe.files['diskless.ipxe']!);
+  });
+
+  it("passes the OS profile's kernel arguments: the same OS runs", () => {
+    const spec = baseSpec();
+    spec.boot.diskless = true;
+    spec.boot.os.kernelArgs = ['quiet', 'net.ifnames=0'];
+    const entry = disklessProfile(planCluster(validateSpec(spec)), builtin);
+    expect('append' in entry && entry.append).toBe('ar_source=http://192.168.10.10/diskless/ ar_nowait quiet net.ifnames=0');
+  });
+
+  it('needs the built-in environment and boot.diskless', () => {
+    expect(() => disklessProfile(disklessPlan(), { ...builtin, kind: 'sysrcd-modern' })).toThrow(/built-in installer environment/);
+    expect(() => disklessProfile(plan, builtin)).toThrow(/boot.diskless is off/);
   });
 });

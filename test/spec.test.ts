@@ -53,6 +53,17 @@ describe('valid specs', () => {
     expect(plan.admin).toMatchObject({ ip: '192.168.10.10', interface: 'eno1' });
   });
 
+  it('boot.diskless adds the diskless profile, which nodes may boot', () => {
+    const spec = baseSpec();
+    expect(planCluster(validateSpec(spec)).profiles.all).toEqual(['installer', 'rescue', 'arch-linux']);
+    spec.boot.diskless = true;
+    spec.nodes[1].profile = 'diskless';
+    const plan = planCluster(validateSpec(spec));
+    expect(plan.profiles).toMatchObject({ all: ['installer', 'rescue', 'arch-linux', 'diskless'], diskless: 'diskless' });
+    expect(plan.diskless).toEqual({ modules: 'arch-linux-diskless-modules' });
+    expect(plan.nodes[1]!.profile).toBe('diskless');
+  });
+
   it('the same spec hashes the same regardless of key order', () => {
     const a = baseSpec();
     const reversed = (v: unknown): unknown =>
@@ -103,6 +114,9 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['image mode with an xfs root', (s) => ((s.image.installMode = 'image'), (s.disk.partitions[1].filesystem = 'xfs')), ['disk.partitions[1].filesystem: image.installMode "image" writes an ext4 image onto the root partition (got "xfs") | hint: use filesystem "ext4", or image.installMode "tarball"']],
   ['image mode with a partition mounted inside the root', (s) => ((s.image.installMode = 'image'), s.disk.partitions.splice(1, 0, { size: '2G', type: 'linux', mountpoint: '/srv' })), ['disk.partitions[1].mountpoint: image.installMode "image" allows no mountpoint but / and the ESP\'s: /srv would hide the image\'s files there | hint: drop the mountpoint, or use image.installMode "tarball"']],
   ['unknown install mode', (s) => (s.image.installMode = 'squashfs'), ['image.installMode: must be one of "tarball" | "image" (got "squashfs")']],
+  ['diskless with SystemRescue', (s) => ((s.boot.diskless = true), (s.installerEnv = { type: 'systemrescue', path: '/tmp/x.iso', sha256: 'a'.repeat(64) })), ['boot.diskless: needs installerEnv.type "builtin" | hint: a diskless node boots the built-in environment\'s initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot']],
+  ['diskless profile without boot.diskless', (s) => (s.nodes[0].profile = 'diskless'), ['nodes[0].profile: the diskless profile is not built | hint: set boot.diskless: true']],
+  ['OS profile named diskless', (s) => ((s.boot.diskless = true), (s.boot.os.name = 'diskless')), ['boot.os.name: cannot be used as the OS profile name (got "diskless") | hint: a file name other than installer, rescue, diskless, default']],
   ['arch image without a mirror', (s) => delete s.image.mirror, ['image.mirror: is required for arch images | hint: a Server= URL such as https://geo.mirror.pkgbuild.com/$repo/os/$arch, or file:///path/to/repo']],
 ];
 

@@ -26,6 +26,7 @@ export const REQUIREMENTS = {
   pacstrap: { tool: 'pacstrap', why: 'bootstrap the Arch golden image', debian: 'arch-install-scripts', arch: 'arch-install-scripts' },
   pacman: { tool: 'pacman', why: 'install Arch packages', debian: 'pacman-package-manager', arch: 'pacman' },
   cpio: { tool: 'cpio', why: 'pack the built-in installer initramfs', debian: 'cpio', arch: 'cpio' },
+  mksquashfs: { tool: 'mksquashfs', why: 'pack the golden image as the diskless root', debian: 'squashfs-tools', arch: 'squashfs-tools' },
   xorriso: { tool: 'xorriso', why: 'extract the SystemRescue ISO without mounting it', debian: 'xorriso', arch: 'libisoburn' },
   pxelinux: {
     tool: 'pxelinux.0',

@@ -171,10 +171,10 @@ export function transition(doc: StateDoc, node: { name: string; mac: string }, p
 }
 
 /**
- * Records a switch by hand: reimage/rescue mark nodes `requested` (the watcher then expects their reports);
+ * Records a switch by hand: reimage/rescue/diskless mark nodes `requested` (the watcher then expects their reports);
  * normal marks them `done` with phase `normal`, so nobody waits for an install that will not happen.
  */
-export async function markSwitched(file: string, nodes: readonly { name: string; mac: string }[], action: 'reimage' | 'rescue' | 'normal', profile: string, at = new Date()): Promise<void> {
+export async function markSwitched(file: string, nodes: readonly { name: string; mac: string }[], action: 'reimage' | 'rescue' | 'diskless' | 'normal', profile: string, at = new Date()): Promise<void> {
   await updateState(file, (doc) => {
     for (const n of nodes) {
       if (action === 'normal') transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);

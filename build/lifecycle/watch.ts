@@ -16,7 +16,9 @@ import { FINISHED, readState, storeLog, transition, updateState, type NodeStatus
 import { parseAccessLine, tailFile, type Tailer } from './tail.ts';
 import type { Target } from './target.ts';
 
-export const PHASES = ['start', 'disk', 'partition', 'download', 'extract', 'configure', 'done', 'rescue-ready'] as const;
+export const PHASES = ['start', 'disk', 'partition', 'download', 'extract', 'configure', 'done', 'rescue-ready', 'diskless-ready'] as const;
+/** Reports after which a node runs where it is, in a profile that stays: nothing to switch. */
+const RUNNING: readonly string[] = ['rescue-ready', 'diskless-ready'];
 const BODY_LIMIT = 16 * 1024 * 1024;
 
 export interface Report {
@@ -148,7 +150,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
       if (file) await updateState(o.stateFile, (doc) => void (doc.nodes[node.name] ? (doc.nodes[node.name]!.log = file) : undefined));
       return emit({ ...base, phase: 'log', state: 'log', ...(file ? { detail: file } : { detail: 'no log body (access log input)' }) });
     }
-    const state: NodeStatus = r.kind === 'failed' ? 'failed' : r.kind === 'done' || r.kind === 'rescue-ready' ? 'done' : 'installing';
+    const state: NodeStatus = r.kind === 'failed' ? 'failed' : r.kind === 'done' || RUNNING.includes(r.kind) ? 'done' : 'installing';
     const phase = r.kind === 'failed' ? (r.phase ?? 'unknown') : r.kind;
     const detail = r.kind === 'failed' ? (lastLines(r.body) ?? (source === 'access-log' ? 'failed (the body is not in the access log)' : 'failed')) : undefined;
     const { prev } = await updateState(o.stateFile, (doc) => transition(doc, node, phase, state, at, detail));

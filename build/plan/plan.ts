@@ -49,8 +49,10 @@ export interface Plan {
   dhcp: { rangeStart: string; rangeEnd: string; leaseTime: string };
   appliances: PlanHost[];
   nodes: PlanNode[];
-  profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[] };
+  profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
   boot: { timeout: number; loader: 'pxelinux' | 'ipxe' };
+  /** Present when boot.diskless is on. modules: the golden kernel's modules initramfs, relative to the TFTP root. */
+  diskless?: { modules: string };
   os: {
     name: string;
     bootFrom: 'network' | 'disk';
@@ -110,8 +112,13 @@ export function planCluster(spec: NormalizedSpec): Plan {
       pxeFile: pxelinuxMacFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
     })),
-    profiles: { installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name), all: ['installer', 'rescue', os.name] },
+    profiles: {
+      installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name),
+      all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],
+      ...(spec.boot.diskless ? { diskless: 'diskless' as const } : {}),
+    },
     boot: { timeout: spec.boot.timeout, loader: spec.boot.loader },
+    ...(spec.boot.diskless ? { diskless: { modules: `${os.name}-diskless-modules` } } : {}),
     os: {
       name: os.name,
       bootFrom: os.bootFrom,

@@ -102,3 +102,19 @@ export function renderAutorun(o: { title: string; specHash: string; vars: Record
   ];
   return parts.join('\n');
 }
+
+/** diskless/autorun: the squashfs root to fetch (its digest pinned) and what configures the node's identity. */
+export function disklessVars(plan: Plan, root: ImageRef): Record<string, ShellValue> {
+  return {
+    ...commonVars(plan),
+    PC_ROOT_URL: `${plan.admin.httpBase}/images/${root.fileName}`,
+    PC_ROOT_SHA256: root.sha256,
+    PC_ROOT_SIZE: root.size,
+    PC_OS_NAME: plan.os.name,
+    PC_SERIAL_CONSOLE: plan.os.serialConsole ?? '',
+    PC_USER_NAMES: plan.users.map((u) => u.name),
+    PC_USER_SUDO: plan.users.map((u) => (u.sudo ? 1 : 0)),
+    PC_USER_SHELLS: plan.users.map((u) => u.shell),
+    PC_USER_KEYS: plan.users.map((u) => u.sshKeys.join('\n')),
+  };
+}

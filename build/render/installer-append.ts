@@ -11,7 +11,8 @@ export interface InstallerBootOptions {
   /** e.g. "http://192.168.10.10": an IP, since nothing resolves names this early in the boot. */
   httpBase: string;
   keymap: string;
-  profile: 'installer' | 'rescue';
+  /** diskless: only for the built-in environment, booted with the golden kernel (build/render/diskless.ts). */
+  profile: 'installer' | 'rescue' | 'diskless';
   /** Modern SystemRescue only: the rescue YAML (authorized_keys); required for its rescue profile. */
   sysrescuecfgUrl?: string;
   /** e.g. "ttyS0,115200". */
@@ -48,7 +49,8 @@ export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOp
   const base = ipUrl('httpBase', o.httpBase);
   const keymap = word('keymap', o.keymap);
   if (!/^[A-Za-z0-9._-]+$/.test(keymap)) throw new StageError('render', `installer boot entry: keymap is not a keymap name (got ${JSON.stringify(keymap)})`);
-  if (o.profile !== 'installer' && o.profile !== 'rescue') throw new StageError('render', `installer boot entry: unknown profile ${JSON.stringify(o.profile)}`);
+  if (o.profile !== 'installer' && o.profile !== 'rescue' && o.profile !== 'diskless') throw new StageError('render', `installer boot entry: unknown profile ${JSON.stringify(o.profile)}`);
+  if (o.profile === 'diskless' && env.kind !== 'builtin') throw new StageError('render', 'installer boot entry: the diskless profile needs the built-in installer environment');
   const kernel = word('kernel', env.kernel);
   const initrds = env.initrds.map((i) => word('initrd', i));
   // ar_source is a directory: SystemRescue appends "autorun", "autorun0"… itself.

@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Plan } from '../plan/plan.ts';
-import { installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
+import { disklessVars, installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -18,6 +18,8 @@ export interface ScriptSources {
 
 /** The installer's reporting and node identification, which rescue shares. */
 export const SHARED_LIBRARIES = ['10-report.sh', '20-node.sh'] as const;
+/** Diskless shares those and the per-node configuration (identity, network, users, ssh, console). */
+export const DISKLESS_SHARED_LIBRARIES = [...SHARED_LIBRARIES, '50-configure.sh'] as const;
 
 async function libraries(root: string, kind: string): Promise<ShellSource[]> {
   const names = (await readdir(join(root, kind, 'lib'))).filter((n) => n.endsWith('.sh')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -26,10 +28,11 @@ async function libraries(root: string, kind: string): Promise<ShellSource[]> {
 }
 
 /** installer/: lib/*.sh in byte order of their names, then main.sh; rescue/: the shared installer libraries first. */
-export async function readScriptSources(kind: 'installer' | 'rescue', root: string = REPO): Promise<ScriptSources> {
+export async function readScriptSources(kind: 'installer' | 'rescue' | 'diskless', root: string = REPO): Promise<ScriptSources> {
   let libs = await libraries(root, kind);
-  if (kind === 'rescue') {
-    const shared = (await libraries(root, 'installer')).filter((l) => SHARED_LIBRARIES.some((n) => l.name.endsWith(`/${n}`)));
+  if (kind === 'rescue' || kind === 'diskless') {
+    const names: readonly string[] = kind === 'rescue' ? SHARED_LIBRARIES : DISKLESS_SHARED_LIBRARIES;
+    const shared = (await libraries(root, 'installer')).filter((l) => names.some((n) => l.name.endsWith(`/${n}`)));
     libs = [...shared, ...libs];
   }
   const main = { name: `${kind}/main.sh`, text: await readFile(join(root, kind, 'main.sh'), 'utf8') };
@@ -44,4 +47,9 @@ export async function renderInstallerScript(plan: Plan, image: ImageRef, fsImage
 export async function renderRescueScript(plan: Plan): Promise<string> {
   const src = await readScriptSources('rescue');
   return renderAutorun({ title: 'rescue', specHash: plan.specHash, vars: rescueVars(plan), ...src });
+}
+
+export async function renderDisklessScript(plan: Plan, root: ImageRef): Promise<string> {
+  const src = await readScriptSources('diskless');
+  return renderAutorun({ title: 'diskless', specHash: plan.specHash, vars: disklessVars(plan, root), ...src });
 }

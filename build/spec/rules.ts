@@ -5,7 +5,7 @@ import { HOST_LABEL, formatIpv4, formatSize, parseIpv4, subnetOf } from './value
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
 
-const RESERVED_PROFILES = ['installer', 'rescue', 'default'];
+const RESERVED_PROFILES = ['installer', 'rescue', 'diskless', 'default'];
 const SAFE_WORD = /^[A-Za-z0-9][A-Za-z0-9._+:@=,\/-]*$/;
 const SSH_KEY = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r\0]*)?$/;
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -86,10 +86,17 @@ const profiles: Rule = (s, out) => {
   const os = s.boot.os.name;
   if (RESERVED_PROFILES.includes(os) || !/^[a-z0-9][a-z0-9._-]*$/.test(os))
     out.push({ path: 'boot.os.name', message: `cannot be used as the OS profile name (got ${JSON.stringify(os)})`, hint: `a file name other than ${RESERVED_PROFILES.join(', ')}` });
-  const known = ['installer', 'rescue', os, 'os'];
+  const known = ['installer', 'rescue', os, 'os', ...(s.boot.diskless ? ['diskless'] : [])];
   const check = (path: string, p: string | undefined) => {
-    if (p !== undefined && !known.includes(p)) out.push({ path, message: `unknown profile ${JSON.stringify(p)}`, hint: `one of ${known.join(', ')}` });
+    if (p === 'diskless' && !s.boot.diskless) out.push({ path, message: 'the diskless profile is not built', hint: 'set boot.diskless: true' });
+    else if (p !== undefined && !known.includes(p)) out.push({ path, message: `unknown profile ${JSON.stringify(p)}`, hint: `one of ${known.join(', ')}` });
   };
+  if (s.boot.diskless && s.installerEnv.type !== 'builtin')
+    out.push({
+      path: 'boot.diskless',
+      message: 'needs installerEnv.type "builtin"',
+      hint: "a diskless node boots the built-in environment's initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot",
+    });
   check('boot.default', s.boot.default);
   s.nodes.forEach((n, i) => check(`nodes[${i}].profile`, n.profile));
   s.boot.os.kernelArgs.forEach((a, i) => {

@@ -14,7 +14,7 @@ const Size = T.Union([T.String(), T.Integer({ minimum: 1 })], {
 const SshKey = T.String({ description: 'One OpenSSH public key line (type, base64, optional comment).' });
 
 export const ProfileName = T.String({
-  description: 'A boot profile: "installer", "rescue", or the name of the installed OS profile (os.name), or "default".',
+  description: 'A boot profile: "installer", "rescue", the name of the installed OS profile (os.name), "diskless" (with boot.diskless), or "default".',
 });
 
 export const AdminSpec = T.Object(
@@ -85,6 +85,10 @@ export const BootSpec = T.Object(
     os: OsProfileSpec,
     timeout: T.Integer({ description: 'pxelinux TIMEOUT in tenths of a second.', default: 10, minimum: 0 }),
     loader: T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], { description: 'Cluster-wide network boot loader; nodes may override.', default: 'pxelinux' }),
+    diskless: T.Boolean({
+      description: 'Also build the "diskless" profile: the golden image as a squashfs that nodes fetch, verify and run from RAM (overlay on tmpfs), never touching a disk. Needs installerEnv.type "builtin".',
+      default: false,
+    }),
   },
   { additionalProperties: false, description: 'Boot profiles and which one unknown/unlinked MACs boot.' },
 );

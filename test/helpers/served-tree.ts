@@ -11,7 +11,7 @@ import { checksumTree } from '../../build/stages/checksum-tree.ts';
 import { baseSpec } from '../fixtures/specs.ts';
 
 /** A spec with `count` nodes (node1…), written as JSON; returns the file and its plan. */
-export async function writeSpec(dir: string, o: { count?: number; watcherPort?: number; reboot?: (name: string) => string[] } = {}): Promise<{ file: string; plan: Plan }> {
+export async function writeSpec(dir: string, o: { count?: number; watcherPort?: number; reboot?: (name: string) => string[]; diskless?: boolean } = {}): Promise<{ file: string; plan: Plan }> {
   const spec = baseSpec();
   const count = o.count ?? 3;
   spec.nodes = Array.from({ length: count }, (_, i) => ({
@@ -21,6 +21,7 @@ export async function writeSpec(dir: string, o: { count?: number; watcherPort?: 
     ...(o.reboot ? { reboot: o.reboot(`node${i + 1}`) } : {}),
   }));
   if (o.watcherPort) spec.phoneHome = { watcherPort: o.watcherPort };
+  if (o.diskless) spec.boot.diskless = true;
   const file = join(dir, 'spec.json');
   await writeFile(file, JSON.stringify(spec, null, 2));
   return { file, plan: planCluster(validateSpec(spec, file)) };

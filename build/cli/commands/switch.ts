@@ -1,8 +1,8 @@
 /**
- * reimage | rescue | normal <node…|--all>: point nodes' per-node links at a profile, in the local served
+ * reimage | rescue | diskless | normal <node…|--all>: point nodes' per-node links at a profile, in the local served
  * tree (--root, default the spec's servedRoot) or on node0 (--ssh HOST, --root then names the path
  * there); optionally reboot them.
- * reimage and rescue mark the nodes `requested` in the state file so `watch` expects their reports;
+ * reimage, rescue and diskless mark the nodes `requested` in the state file so `watch` expects their reports;
  * normal marks them done.
  */
 import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
@@ -11,10 +11,11 @@ import { runArgv, type Target } from '../../lifecycle/target.ts';
 import type { Plan, PlanNode } from '../../plan/plan.ts';
 import { planCluster } from '../../plan/plan.ts';
 import { loadSpec } from '../../spec/load.ts';
+import { UsageError } from '../../lib/errors.ts';
 import { emit, parseFlags, type Command } from '../command.ts';
 import { configPath } from '../config-path.ts';
 
-type Action = 'reimage' | 'rescue' | 'normal';
+type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
 export async function loadPlan(config: string | undefined, root?: string): Promise<Plan> {
   return planCluster((await loadSpec(configPath(config, { root }))).spec);
@@ -27,6 +28,10 @@ export function rebootArgv(node: PlanNode): string[] {
 }
 
 function profileFor(action: Action, plan: Plan): string {
+  if (action === 'diskless') {
+    if (!plan.profiles.diskless) throw new UsageError('the spec builds no diskless profile; nothing was switched\n  hint: set boot.diskless: true (and installerEnv.type: "builtin"), then build and deploy');
+    return plan.profiles.diskless;
+  }
   return action === 'reimage' ? plan.profiles.installer : action === 'rescue' ? plan.profiles.rescue : plan.profiles.os;
 }
 
@@ -79,4 +84,5 @@ function makeCommand(action: Action): Command {
 
 export const reimage = makeCommand('reimage');
 export const rescue = makeCommand('rescue');
+export const diskless = makeCommand('diskless');
 export const normal = makeCommand('normal');

@@ -1,0 +1,89 @@
+/**
+ * Stage: pack the golden root as a squashfs for the diskless profile — faithful (owners, modes, links,
+ * hard links, device nodes, xattrs incl. file capabilities) and deterministic (same tree, same bytes).
+ * Named and checksummed like the golden tarball (pack-image.ts): images/<name>-<sha256[:16]>.sfs and a
+ * .sha256 beside it, written under temp names and renamed, digest file first.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PackedImage } from '../image/types.ts';
+import { StageError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { run } from '../lib/run.ts';
+
+export interface PackSquashfsOptions {
+  outDir: string;
+  name: string;
+  sourceDateEpoch: number;
+  log: Logger;
+}
+
+/**
+ * Measured on the lab's Debian root (697 MB, 2 cores): zstd -3 with 1 MiB blocks → 216 MB in 4.4 s;
+ * -3 with the default 128 KiB → 234 MB in 2.2 s; -15 with 128 KiB → 208 MB in 113 s. The whole file sits
+ * in each node's RAM, so big blocks (random reads cost nothing there) and a fast level.
+ */
+export const SQUASHFS_ZSTD_LEVEL = 3;
+export const SQUASHFS_BLOCK = '1M';
+
+export function mksquashfsArgv(rootDir: string, out: string, sourceDateEpoch: number): string[] {
+  return [
+    'mksquashfs',
+    rootDir,
+    out,
+    // A leftover file at `out` is replaced, never appended to.
+    '-noappend',
+    '-comp', 'zstd',
+    '-Xcompression-level', String(SQUASHFS_ZSTD_LEVEL),
+    '-b', SQUASHFS_BLOCK,
+    // Same tree, same bytes, whatever the number of processors (the default since 4.5; explicit here).
+    '-reproducible',
+    // squashfs-tools 4.5 can set times but not clamp them: every inode and the superblock get the epoch.
+    '-mkfs-time', String(sourceDateEpoch),
+    '-all-time', String(sourceDateEpoch),
+    // File capabilities (security.capability, e.g. cap_net_raw on ping) and the other xattrs squashfs
+    // can hold; POSIX ACLs it cannot (mksquashfs warns "Unrecognised xattr prefix system.posix_acl_*").
+    '-xattrs',
+    // A /proc or /dev left mounted in the tree must not end up in the image.
+    '-one-file-system',
+    '-no-progress',
+    '-quiet',
+  ];
+}
+
+export function squashfsFileName(name: string, sha256: string): string {
+  return `${name}-${sha256.slice(0, 16)}.sfs`;
+}
+
+async function sha256Stream(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** mksquashfs into a temp name in outDir, then the digest file, then the squashfs under its final name. */
+export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Promise<PackedImage> {
+  const st = await stat(rootDir).catch(() => null);
+  if (!st?.isDirectory()) throw new StageError('pack-squashfs', `${rootDir} is not a directory`);
+  await mkdir(o.outDir, { recursive: true });
+  const tmp = join(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`);
+  try {
+    // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
+    const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
+    await run(mksquashfsArgv(rootDir, tmp, o.sourceDateEpoch), { env: { ...env, LC_ALL: 'C' } });
+    const sha256 = await sha256Stream(tmp);
+    const size = (await stat(tmp)).size;
+    const fileName = squashfsFileName(o.name, sha256);
+    const path = join(o.outDir, fileName);
+    await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
+    await rename(`${tmp}.sha256`, `${path}.sha256`);
+    await rename(tmp, path);
+    return { path, fileName, sha256, size };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    await rm(`${tmp}.sha256`, { force: true });
+    throw e;
+  }
+}
