@@ -19,7 +19,7 @@ export interface ScriptSources {
 /** The installer's reporting and node identification, which rescue shares. */
 export const SHARED_LIBRARIES = ['10-report.sh', '20-node.sh'] as const;
 /** Diskless shares those and the per-node configuration (identity, network, users, ssh, console). */
-export const DISKLESS_SHARED_LIBRARIES = [...SHARED_LIBRARIES, '50-configure.sh'] as const;
+export const DISKLESS_SHARED_LIBRARIES = [...SHARED_LIBRARIES, '15-fetch.sh', '50-configure.sh'] as const;
 
 async function libraries(root: string, kind: string): Promise<ShellSource[]> {
   const names = (await readdir(join(root, kind, 'lib'))).filter((n) => n.endsWith('.sh')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -36,30 +36,21 @@ check_memory() {
   fi
 }
 
-# fetch_root: the squashfs into a tmpfs, resumed with a Range request after each break (curl's own --retry
-# starts over from byte 0), then the digest over the whole file. A mismatch fails: nothing is mounted.
+# fetch_root: the squashfs into a tmpfs (fetch_resumable: Range resume, then the digest over the whole
+# file). A mismatch fails: nothing is mounted.
 fetch_root() {
-  local file digest attempt=1 status
+  local file status
   file="$(root_file)"
   check_memory
   mkdir -p -- "${PC_DISKLESS_DIR}/medium"
   mountpoint -q -- "${PC_DISKLESS_DIR}/medium" || run mount -t tmpfs -o mode=0700 -- pc-diskless-medium "${PC_DISKLESS_DIR}/medium"
   rm -f -- "${file}"
   log "root ${PC_ROOT_URL} (${PC_ROOT_SIZE} bytes, sha256 ${PC_ROOT_SHA256})"
-  while :; do
-    status=0
-    curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
-      --output "${file}" -- "${PC_ROOT_URL}" || status="$?"
-    [ "${status}" = 0 ] && break
-    [ "${attempt}" -lt 10 ] || die "the diskless root download failed 10 times (curl ${status})"
-    warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
-    attempt=$((attempt + 1))
-    sleep 1
-  done
-  digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
-  if [ "${digest}" != "${PC_ROOT_SHA256}" ]; then
+  status=0
+  fetch_resumable "${file}" "${PC_ROOT_URL}" "${PC_ROOT_SHA256}" 'diskless root' || status="$?"
+  if [ "${status}" != 0 ]; then
     rm -f -- "${file}"
-    die "the diskless root does not match its sha256 (got ${digest}, the plan pins ${PC_ROOT_SHA256}): refused, nothing mounted"
+    die "the diskless root does not match its sha256 (the plan pins ${PC_ROOT_SHA256}): refused, nothing mounted"
   fi
   log "root verified ($(stat -c %s -- "${file}") bytes)"
 }

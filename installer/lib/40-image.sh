@@ -57,26 +57,9 @@ stream_image() {
   stream_verified "${PC_IMAGE_URL}" "${PC_IMAGE_SHA256}" tar_extract
 }
 
-# download_verified FILE [URL SHA256]: curl into FILE (default: the tarball), resumed with a Range request
-# after each break (curl's own --retry starts over from byte 0), then the digest over the whole file.
-# Returns 2 on a digest mismatch.
+# download_verified FILE [URL SHA256]: fetch_resumable for the golden image (default: the tarball).
 download_verified() {
-  local file="$1" url="${2:-${PC_IMAGE_URL}}" want="${3:-${PC_IMAGE_SHA256}}" digest attempt=1 status
-  while :; do
-    status=0
-    curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
-      --output "${file}" -- "${url}" || status="$?"
-    [ "${status}" = 0 ] && break
-    [ "${attempt}" -lt 10 ] || die "the image download failed 10 times (curl ${status})"
-    warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
-    attempt=$((attempt + 1))
-    sleep 1
-  done
-  digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
-  if [ "${digest}" != "${want}" ]; then
-    warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
-    return 2
-  fi
+  fetch_resumable "$1" "${2:-${PC_IMAGE_URL}}" "${3:-${PC_IMAGE_SHA256}}" image
 }
 
 # tmpfs_has_room [BYTES]: enough RAM for the download (default: the tarball) in tmpfs, with 128 MiB to spare?
