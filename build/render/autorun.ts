@@ -30,6 +30,16 @@ function targetVars(plan: Plan): Record<string, string> {
   return { PC_DISK_TARGET_KIND: 'only-non-removable', PC_DISK_TARGET_NAME: '' };
 }
 
+/** The users every installed or diskless node gets, one array element per user. */
+function userVars(plan: Plan): Record<string, ShellValue> {
+  return {
+    PC_USER_NAMES: plan.users.map((u) => u.name),
+    PC_USER_SUDO: plan.users.map((u) => (u.sudo ? 1 : 0)),
+    PC_USER_SHELLS: plan.users.map((u) => u.shell),
+    PC_USER_KEYS: plan.users.map((u) => u.sshKeys.join('\n')),
+  };
+}
+
 function commonVars(plan: Plan): Record<string, ShellValue> {
   return {
     PC_CLUSTER: plan.cluster,
@@ -69,10 +79,7 @@ export function installerVars(plan: Plan, image: ImageRef, fsImage?: FsImageRef)
     PC_BOOT_FROM: plan.os.bootFrom,
     PC_SERIAL_CONSOLE: plan.os.serialConsole ?? '',
     PC_KERNEL_ARGS: plan.os.kernelArgs.join(' '),
-    PC_USER_NAMES: plan.users.map((u) => u.name),
-    PC_USER_SUDO: plan.users.map((u) => (u.sudo ? 1 : 0)),
-    PC_USER_SHELLS: plan.users.map((u) => u.shell),
-    PC_USER_KEYS: plan.users.map((u) => u.sshKeys.join('\n')),
+    ...userVars(plan),
     PC_AFTER_INSTALL: plan.phoneHome.afterInstall,
   };
 }
@@ -112,9 +119,6 @@ export function disklessVars(plan: Plan, root: ImageRef): Record<string, ShellVa
     PC_ROOT_SIZE: root.size,
     PC_OS_NAME: plan.os.name,
     PC_SERIAL_CONSOLE: plan.os.serialConsole ?? '',
-    PC_USER_NAMES: plan.users.map((u) => u.name),
-    PC_USER_SUDO: plan.users.map((u) => (u.sudo ? 1 : 0)),
-    PC_USER_SHELLS: plan.users.map((u) => u.shell),
-    PC_USER_KEYS: plan.users.map((u) => u.sshKeys.join('\n')),
+    ...userVars(plan),
   };
 }

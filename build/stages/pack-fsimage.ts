@@ -13,13 +13,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { cachedBuild, hashInputs } from '../image/cache.ts';
+import { hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
 import { sha256File } from './checksum-tree.ts';
-import { checkZstdLevel, copyFromCache, publishHashed } from './pack-image.ts';
+import { checkZstdLevel, packedFromCache, publishHashed } from './pack-image.ts';
 
 const STAGE = 'pack-fsimage';
 const BLOCK = 4096;
@@ -248,19 +248,10 @@ export async function packFsImageCached(rootDir: string, opts: FsImageCachedOpti
     mke2fs: (await run(['mke2fs', '-V'], { nothrow: true })).stderr.split('\n')[0] ?? '',
     zstd: (await run(['zstd', '--version'])).stdout.trim(),
   }).slice(0, 32)}`;
-  const entry = await cachedBuild({
-    area: join(opts.cacheDir, 'packed'),
-    key,
-    force: Boolean(opts.force),
-    log: opts.log,
-    build: async (tmp) => {
-      const packed = await packFsImage(rootDir, { ...opts, outDir: tmp });
-      await writeFile(join(tmp, 'packed.json'), JSON.stringify({ fileName: packed.fileName, sha256: packed.sha256, size: packed.size, imageBytes: packed.imageBytes }) + '\n');
-    },
+  const packed = await packedFromCache({ ...opts, key }, async (tmp) => {
+    const { path: _path, ...meta } = await packFsImage(rootDir, { ...opts, outDir: tmp });
+    return meta;
   });
-  const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedFsImage, 'path'>;
-  await mkdir(opts.outDir, { recursive: true });
-  await copyFromCache(entry.dir, opts.outDir, meta.fileName);
-  if (entry.fromCache) opts.log.info(`filesystem image reused from cache: ${meta.fileName}`);
-  return { ...meta, path: join(opts.outDir, meta.fileName), fromCache: entry.fromCache };
+  if (packed.fromCache) opts.log.info(`filesystem image reused from cache: ${packed.fileName}`);
+  return packed;
 }

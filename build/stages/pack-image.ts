@@ -178,21 +178,34 @@ export async function packCacheKey(image: BootstrappedImage, opts: Pick<PackOpti
  */
 export async function packImageCached(image: BootstrappedImage, opts: PackCachedOptions): Promise<PackedImage & { fromCache: boolean }> {
   const key = await packCacheKey(image, opts);
+  return packedFromCache({ ...opts, key }, async (tmp) => {
+    const { path: _path, ...meta } = await packImage(image.rootDir, { ...opts, outDir: tmp });
+    return meta;
+  });
+}
+
+/**
+ * A packed artifact (file + .sha256) behind the content-hash cache: made into a cache entry by `pack`
+ * once, its metadata kept beside it as packed.json, then copied into outDir on every build.
+ */
+export async function packedFromCache<M extends { fileName: string }>(
+  o: { cacheDir: string; key: string; force?: boolean; log: Logger; outDir: string },
+  pack: (tmp: string) => Promise<M>,
+): Promise<M & { path: string; fromCache: boolean }> {
   const entry = await cachedBuild({
-    area: join(opts.cacheDir, 'packed'),
-    key,
-    force: Boolean(opts.force),
-    log: opts.log,
+    area: join(o.cacheDir, 'packed'),
+    key: o.key,
+    force: Boolean(o.force),
+    log: o.log,
     build: async (tmp) => {
-      const packed = await packImage(image.rootDir, { ...opts, outDir: tmp });
-      await writeFile(join(tmp, 'packed.json'), JSON.stringify({ fileName: packed.fileName, sha256: packed.sha256, size: packed.size }) + '\n');
+      const meta = await pack(tmp);
+      await writeFile(join(tmp, 'packed.json'), JSON.stringify(meta) + '\n');
     },
   });
-  const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as Omit<PackedImage, 'path'>;
-  await mkdir(opts.outDir, { recursive: true });
-  const path = join(opts.outDir, meta.fileName);
-  await copyFromCache(entry.dir, opts.outDir, meta.fileName);
-  return { ...meta, path, fromCache: entry.fromCache };
+  const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as M;
+  await mkdir(o.outDir, { recursive: true });
+  await copyFromCache(entry.dir, o.outDir, meta.fileName);
+  return { ...meta, path: join(o.outDir, meta.fileName), fromCache: entry.fromCache };
 }
 
 /**
