@@ -87,7 +87,7 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['host name with an underscore', (s) => (s.nodes[0].name = 'node_1'), ['nodes[0].name: not an RFC 1123 host name (got "node_1") | hint: lowercase letters, digits and inner hyphens, at most 63 characters']],
   ['fixed IP outside the subnet', (s) => (s.nodes[0].ip = '10.0.0.5'), ['nodes[0].ip: 10.0.0.5 is outside the cluster subnet 192.168.10.0/24']],
   ['fixed IP in the dynamic range', (s) => (s.nodes[0].ip = '192.168.10.150'), ['nodes[0].ip: 192.168.10.150 is inside the dynamic range 192.168.10.130–192.168.10.180 | hint: fixed addresses must lie outside dhcp.rangeStart…rangeEnd']],
-  ['not an IP', (s) => (s.nodes[0].ip = '192.168.10.300'), ['nodes[0].ip: not an IPv4 address (got "192.168.10.300")']],
+  ['not an IP', (s) => (s.nodes[0].ip = '192.168.10.300'), ['nodes[0].ip: not an IPv4 address (got "192.168.10.300") | hint: a dotted quad, e.g. 192.168.10.11']],
   ['range reversed', (s) => (s.dhcp.rangeEnd = '192.168.10.120'), ['dhcp.rangeEnd: range end 192.168.10.120 is before its start 192.168.10.130']],
   ['no root partition', (s) => (s.disk.partitions[1].mountpoint = '/srv'), ['disk.partitions: needs exactly one root partition (mountpoint "/"), found 0']],
   ['two roots', (s) => s.disk.partitions.splice(1, 0, { size: '2G', type: 'linux', mountpoint: '/', label: 'root2' }), ['disk.partitions: needs exactly one root partition (mountpoint "/"), found 2', 'disk.partitions[2].mountpoint: / is also the mountpoint of disk.partitions[1]']],
@@ -102,21 +102,29 @@ const INVALID: [string, (s: Record<string, any>) => void, string[]][] = [
   ['wrong firmware', (s) => (s.nodes[0].firmware = 'efi'), ['nodes[0].firmware: must be one of "bios" | "uefi" (got "efi")']],
   ['unknown profile', (s) => (s.nodes[0].profile = 'ubuntu'), ['nodes[0].profile: unknown profile "ubuntu" | hint: one of installer, rescue, arch-linux, os']],
   ['httpBase with a host name', (s) => (s.admin.httpBase = 'http://node0'), ['admin.httpBase: uses the host name "node0" | hint: nodes have no DNS when they fetch: use the admin IP']],
-  ['broken ssh key', (s) => (s.users[0].sshKeys = ['ssh-ed25519 AAAA$(reboot)']), ['users[0].sshKeys[0]: not an OpenSSH public key line | hint: one line: type, base64 blob, optional comment (e.g. the contents of ~/.ssh/id_ed25519.pub)']],
-  ['ssh key with a newline', (s) => (s.rescue.sshKeys = [KEY + '\nssh-rsa AAAA evil']), ['rescue.sshKeys[0]: not an OpenSSH public key line | hint: one line: type, base64 blob, optional comment (e.g. the contents of ~/.ssh/id_ed25519.pub)']],
-  ['package with shell syntax', (s) => (s.image.packages = ['vim; rm -rf /']), ['image.packages[0]: not a package name (got "vim; rm -rf /")']],
+  ['broken ssh key', (s) => (s.users[0].sshKeys = ['ssh-ed25519 AAAA$(reboot)']), ['users[0].sshKeys[0]: not an OpenSSH public key line (got "ssh-ed25519 AAAA$(reboot)") | hint: one line: type, base64 blob, optional comment of letters, digits and @._+:=,/- (e.g. the contents of ~/.ssh/id_ed25519.pub)']],
+  ['ssh key with a newline', (s) => (s.rescue.sshKeys = [KEY + '\nssh-rsa AAAA evil']), ['rescue.sshKeys[0]: not an OpenSSH public key line (got "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAb2Tuna16fV66PsT0Ns…) | hint: one line: type, base64 blob, optional comment of letters, digits and @._+:=,/- (e.g. the contents of ~/.ssh/id_ed25519.pub)']],
+  ['package with shell syntax', (s) => (s.image.packages = ['vim; rm -rf /']), ['image.packages[0]: not a package name (got "vim; rm -rf /") | hint: lowercase letters, digits and @._+-, e.g. openssh-server']],
   ['disk target with a space', (s) => (s.disk.target = { byId: 'ata-disk $(x)' }), ['disk.target.byId: not a /dev/disk name (got "ata-disk $(x)") | hint: the name only, as listed by ls /dev/disk/by-id']],
   ['disk target of no known kind', (s) => (s.disk.target = { byUuid: 'x' }), ['disk.target: must be one of { byId } | { byPath } | { onlyNonRemovable } (got {"byUuid":"x"})']],
   ['SystemRescue without a checksum', (s) => (s.installerEnv = { type: 'systemrescue', path: '/tmp/x.iso' }), ['installerEnv: needs sha256 or sha512 of the ISO | hint: nodes never boot unverified bytes; copy the digest from the download page']],
   ['bios_grub on msdos', (s) => ((s.disk.table = 'msdos'), s.disk.partitions.unshift({ size: '1M', type: 'bios_grub' })), ['disk.partitions[0].type: bios_grub partitions exist only on GPT | hint: use table: "gpt" or drop the partition']],
-  ['interface name with a newline', (s) => (s.admin.interface = 'eno1\ndhcp-range=0.0.0.0'), ['admin.interface: not an interface name (got "eno1\\ndhcp-range=0.0.0.0")']],
-  ['kernel arg with a space', (s) => (s.boot.os.kernelArgs = ['quiet splash']), ['boot.os.kernelArgs[0]: not a single kernel command-line word (got "quiet splash")']],
+  ['interface name with a newline', (s) => (s.admin.interface = 'eno1\ndhcp-range=0.0.0.0'), ['admin.interface: not an interface name (got "eno1\\ndhcp-range=0.0.0.0") | hint: the name ip link shows, e.g. eno1 (at most 15 characters)']],
+  ['kernel arg with a space', (s) => (s.boot.os.kernelArgs = ['quiet splash']), ['boot.os.kernelArgs[0]: not a single kernel command-line word (got "quiet splash") | hint: e.g. quiet or console=ttyS1,115200: no spaces, quotes or shell characters']],
   ['image mode with an xfs root', (s) => ((s.image.installMode = 'image'), (s.disk.partitions[1].filesystem = 'xfs')), ['disk.partitions[1].filesystem: image.installMode "image" writes an ext4 image onto the root partition (got "xfs") | hint: use filesystem "ext4", or image.installMode "tarball"']],
   ['image mode with a partition mounted inside the root', (s) => ((s.image.installMode = 'image'), s.disk.partitions.splice(1, 0, { size: '2G', type: 'linux', mountpoint: '/srv' })), ['disk.partitions[1].mountpoint: image.installMode "image" allows no mountpoint but / and the ESP\'s: /srv would hide the image\'s files there | hint: drop the mountpoint, or use image.installMode "tarball"']],
   ['unknown install mode', (s) => (s.image.installMode = 'squashfs'), ['image.installMode: must be one of "tarball" | "image" (got "squashfs")']],
   ['diskless with SystemRescue', (s) => ((s.boot.diskless = true), (s.installerEnv = { type: 'systemrescue', path: '/tmp/x.iso', sha256: 'a'.repeat(64) })), ['boot.diskless: needs installerEnv.type "builtin" | hint: a diskless node boots the built-in environment\'s initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot']],
   ['diskless profile without boot.diskless', (s) => (s.nodes[0].profile = 'diskless'), ['nodes[0].profile: the diskless profile is not built | hint: set boot.diskless: true']],
   ['OS profile named diskless', (s) => ((s.boot.diskless = true), (s.boot.os.name = 'diskless')), ['boot.os.name: cannot be used as the OS profile name (got "diskless") | hint: a file name other than installer, rescue, diskless, default']],
+  // The spec is untrusted input: none of these may reach a config line, an argv option or a path outside dist/.
+  ['builtin environment mirror that is an mmdebstrap option', (s) => (s.installerEnv = { type: 'builtin', mirror: '--setup-hook=touch /tmp/x' }), ['installerEnv.mirror: not an http(s):// or file:// URL (got "--setup-hook=touch /tmp/x") | hint: e.g. http://deb.debian.org/debian, https://geo.mirror.pkgbuild.com/$repo/os/$arch or file:///srv/repo/$repo/os/$arch']],
+  ['builtin environment suite that is an option', (s) => (s.installerEnv = { type: 'builtin', suite: '--customize-hook=id' }), ['installerEnv.suite: not a release name (got "--customize-hook=id") | hint: a Debian suite such as bookworm, or a label such as rolling']],
+  ['cluster name with a newline', (s) => (s.cluster = 'lab\ndhcp-script=/tmp/pwn.sh\n#'), ['cluster: not a cluster name (got "lab\\ndhcp-script=/tmp/pwn.sh\\n#") | hint: letters, digits, ".", "_" and "-", starting with a letter or digit']],
+  ['image name that climbs out of the output directory', (s) => (s.image.name = '../../escape'), ['image.name: not an RFC 1123 host name (got "../../escape") | hint: lowercase letters, digits and inner hyphens, at most 63 characters']],
+  ['arch repo that opens a pacman.conf section', (s) => (s.image.repos = ['core]\nSigLevel = Never\n[extra']), ['image.repos[0]: not an Arch repository name (got "core]\\nSigLevel = Never\\n[extra") | hint: e.g. core or extra: lowercase letters, digits, ".", "_" and "-"']],
+  ['root as a user', (s) => (s.users[0].name = 'root'), ['users[0].name: root is not a user the installer creates | hint: root exists on every node; add your own login name with sudo: true']],
+  ['a value far too long', (s) => (s.image.packages = ['a'.repeat(5000)]), [`image.packages[0]: not a package name (got "${'a'.repeat(56)}…) | hint: lowercase letters, digits and @._+-, e.g. openssh-server`]],
   ['arch image without a mirror', (s) => delete s.image.mirror, ['image.mirror: is required for arch images | hint: a Server= URL such as https://geo.mirror.pkgbuild.com/$repo/os/$arch, or file:///path/to/repo']],
 ];
 
@@ -141,6 +149,21 @@ describe('invalid specs: every problem, with its exact path', () => {
       s.nodes[1].name = s.nodes[0].name;
     });
     expect(found.map((l) => l.split(':')[0])).toEqual(['nodes[0].firmware', 'nodes[1].mac', 'nodes[1].name']);
+  });
+
+  it('a shape error that stops normalizing a node still leaves every other problem reported', () => {
+    const found = problems((s) => {
+      s.nodes[0].mca = s.nodes[0].mac;
+      delete s.nodes[0].mac;
+      s.disk.partitions[1].size = '12 parsecs';
+      s.nodes[1].ip = '192.168.10.11';
+    });
+    expect(found).toEqual([
+      'nodes[0].mac: is required',
+      'nodes[0].mca: unknown field | hint: did you mean "mac"?',
+      'disk.partitions[1].size: not a size (got "12 parsecs") | hint: bytes as an integer, or a number with K, M, G or T (binary units), e.g. 512M',
+      'nodes[1].ip: duplicate ip "192.168.10.11", also used by nodes[0]',
+    ]);
   });
 
   it('formats the error with the file name and a count', () => {

@@ -3,30 +3,41 @@
  * that ajv validates and editors read (schema/portacluster.schema.json, emitted by `npm run schema`).
  * Every field carries a description and, where one makes sense, a default.
  */
-import { Type as T, type Static } from '@sinclair/typebox';
+import { Type as T, type Static, type StringOptions } from '@sinclair/typebox';
+import { PATTERNS, type PatternName } from './patterns.ts';
 
-const Name = T.String({ description: 'An RFC 1123 host name label: lowercase letters, digits and hyphens.', minLength: 1, maxLength: 63 });
-const Mac = T.String({ description: 'A MAC address, any of aa:bb:cc:dd:ee:ff, AA-BB-…, aabb.ccdd.eeff; stored as lowercase colon form.' });
-const Ipv4 = T.String({ description: 'An IPv4 address, dotted quad.' });
-const Size = T.Union([T.String(), T.Integer({ minimum: 1 })], {
+/**
+ * A string of one of the forms in patterns.ts. `errorLabel` and `hint` are annotations ajv ignores
+ * (strict: false); validate.ts reads them to word a mismatch like the rules do.
+ */
+function str(form: PatternName, description: string, options: StringOptions = {}) {
+  const pat = PATTERNS[form];
+  return T.String({ ...options, description: `${description} Must be ${pat.label}: ${pat.hint}.`, pattern: pat.re.source, maxLength: pat.maxLength, errorLabel: pat.label, hint: pat.hint });
+}
+
+const Name = str('hostLabel', 'An RFC 1123 host name label.');
+const Mac = str('mac', 'A MAC address, any of aa:bb:cc:dd:ee:ff, AA-BB-…, aabb.ccdd.eeff, aabbccddeeff; stored as lowercase colon form.');
+const Ipv4 = str('ipv4', 'An IPv4 address.');
+const Size = T.Union([str('size', 'A size with a unit.'), T.Integer({ minimum: 1 })], {
   description: 'A size: bytes as an integer, or a string with a binary unit (512M, 20G, 1.5T; K/M/G/T = KiB/MiB/GiB/TiB).',
 });
-const SshKey = T.String({ description: 'One OpenSSH public key line (type, base64, optional comment).' });
+const SshKey = str('sshKey', 'One OpenSSH public key line (type, base64, optional comment).');
 
-export const ProfileName = T.String({
-  description: 'A boot profile: "installer", "rescue", the name of the installed OS profile (os.name), "diskless" (with boot.diskless), or "default".',
-});
+export const ProfileName = str(
+  'profile',
+  'A boot profile: "installer", "rescue", the name of the installed OS profile (os.name), "os" (the same), "diskless" (with boot.diskless).',
+);
 
 export const AdminSpec = T.Object(
   {
-    hostname: T.String({ description: 'Host name of the admin node.', default: 'node0' }),
-    interface: T.String({ description: 'The cluster-facing interface dnsmasq binds to (never a foreign network).', minLength: 1 }),
+    hostname: str('hostLabel', 'Host name of the admin node.', { default: 'node0' }),
+    interface: str('iface', 'The cluster-facing interface dnsmasq binds to (never a foreign network).'),
     ip: Ipv4,
     prefix: T.Integer({ description: 'Prefix length of the cluster subnet.', minimum: 8, maximum: 30, default: 24 }),
     httpBase: T.Optional(
-      T.String({ description: 'Base URL nodes fetch from; must use an IP (no DNS at fetch time). Default http://<ip>.' }),
+      str('httpBase', 'Base URL nodes fetch from; must use an IP (no DNS at fetch time). Default http://<ip>.'),
     ),
-    servedRoot: T.String({ description: 'Where the dist/ tree is served from on node0.', default: '/srv/public' }),
+    servedRoot: str('absPath', 'Where the dist/ tree is served from on node0.', { default: '/srv/public' }),
   },
   { additionalProperties: false, description: 'The admin node (node0): runs dnsmasq (DHCP + TFTP) and nginx.' },
 );
@@ -35,7 +46,7 @@ export const DhcpSpec = T.Object(
   {
     rangeStart: Ipv4,
     rangeEnd: Ipv4,
-    leaseTime: T.String({ description: 'dnsmasq lease time: 1h, 30m, 12h, infinite.', default: '1h' }),
+    leaseTime: str('leaseTime', 'dnsmasq lease time.', { default: '1h' }),
   },
   { additionalProperties: false, description: 'The dynamic DHCP range for unknown clients.' },
 );
@@ -58,7 +69,7 @@ export const NodeSpec = T.Object(
     profile: T.Optional(ProfileName),
     loader: T.Optional(Loader),
     reboot: T.Optional(
-      T.Array(T.String(), {
+      T.Array(str('rebootWord', 'One argv element.'), {
         description: 'Command line (argv) that reboots this node, run on node0 by `--reboot`; {name}, {mac}, {ip} are substituted.',
       }),
     ),
@@ -68,13 +79,13 @@ export const NodeSpec = T.Object(
 
 export const OsProfileSpec = T.Object(
   {
-    name: T.String({ description: 'Profile name of the installed OS (the pxelinux.cfg file name), e.g. arch-linux.', default: 'linux' }),
+    name: str('profile', 'Profile name of the installed OS (the pxelinux.cfg file name), e.g. arch-linux.', { default: 'linux' }),
     bootFrom: T.Union([T.Literal('network'), T.Literal('disk')], {
       description: 'network: kernel + initramfs from node0 with root= the root partition (no boot loader on disk); disk: GRUB installed.',
       default: 'network',
     }),
-    kernelArgs: T.Array(T.String(), { description: 'Extra kernel command-line words.', default: [] }),
-    serialConsole: T.Optional(T.String({ description: 'Serial console for kernel and getty, e.g. ttyS0,115200.' })),
+    kernelArgs: T.Array(str('kernelWord', 'One kernel command-line word.'), { description: 'Extra kernel command-line words.', default: [] }),
+    serialConsole: T.Optional(str('serial', 'Serial console for kernel and getty.')),
   },
   { additionalProperties: false },
 );
@@ -97,14 +108,14 @@ export const ImageSpecSchema = T.Object(
   {
     name: Name,
     distro: T.Union([T.Literal('arch'), T.Literal('debian')], { description: 'Bootstrap backend: pacstrap or mmdebstrap.' }),
-    release: T.String({ description: 'Debian suite (bookworm) or a label for Arch (rolling).' }),
-    packages: T.Array(T.String(), { description: 'Packages beyond the backend base set.', default: [] }),
+    release: str('release', 'Debian suite (bookworm) or a label for Arch (rolling).'),
+    packages: T.Array(str('packageName', 'A package name.'), { description: 'Packages beyond the backend base set.', default: [] }),
     mirror: T.Optional(
-      T.String({ description: "Debian archive URL (default: the build host's apt sources), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)." }),
+      str('mirror', "Debian archive URL (default: the build host's apt sources), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)."),
     ),
-    components: T.Optional(T.Array(T.String(), { description: 'Debian components (default main).' })),
-    repos: T.Optional(T.Array(T.String(), { description: 'Arch repositories for pacman.conf (default core, extra).' })),
-    rootfs: T.Optional(T.String({ description: 'Use this prepared root tree instead of bootstrapping (bring your own).' })),
+    components: T.Optional(T.Array(str('component', 'A Debian component.'), { description: 'Debian components (default main).' })),
+    repos: T.Optional(T.Array(str('archRepo', 'An Arch repository name.'), { description: 'Arch repositories for pacman.conf (default core, extra).' })),
+    rootfs: T.Optional(str('localPath', 'Use this prepared root tree instead of bootstrapping (bring your own).')),
     zstdLevel: T.Integer({ description: 'zstd level of the tarball.', default: 3, minimum: 1, maximum: 19 }),
     installMode: T.Union([T.Literal('tarball'), T.Literal('image')], {
       description:
@@ -117,23 +128,25 @@ export const ImageSpecSchema = T.Object(
 
 export const PartitionSpec = T.Object(
   {
-    size: T.Union([Size, T.Literal('rest')], { description: 'Size, or "rest" for what is left (last partition only).' }),
+    size: T.Union([str('sizeOrRest', 'A size with a unit, or "rest".'), T.Integer({ minimum: 1 })], {
+      description: 'Size: bytes as an integer, a string with a binary unit (512M, 20G), or "rest" for what is left (last partition only).',
+    }),
     type: T.Union([T.Literal('esp'), T.Literal('bios_grub'), T.Literal('swap'), T.Literal('linux')]),
     filesystem: T.Optional(
       T.Union([T.Literal('ext4'), T.Literal('xfs'), T.Literal('vfat'), T.Literal('swap')], {
         description: 'Filesystem; default by type: esp→vfat, swap→swap, linux→ext4, bios_grub→none.',
       }),
     ),
-    mountpoint: T.Optional(T.String({ description: 'Absolute mount point, e.g. / or /boot/efi.' })),
-    label: T.Optional(T.String({ description: 'Filesystem label (also the partition name on GPT).', maxLength: 11 })),
+    mountpoint: T.Optional(str('absPath', 'Absolute mount point, e.g. / or /boot/efi.')),
+    label: T.Optional(str('partLabel', 'Filesystem label (also the partition name on GPT).')),
   },
   { additionalProperties: false },
 );
 
 export const DiskTarget = T.Union(
   [
-    T.Object({ byId: T.String({ description: 'Name under /dev/disk/by-id.' }) }, { additionalProperties: false }),
-    T.Object({ byPath: T.String({ description: 'Name under /dev/disk/by-path.' }) }, { additionalProperties: false }),
+    T.Object({ byId: str('diskById', 'Name under /dev/disk/by-id.') }, { additionalProperties: false }),
+    T.Object({ byPath: str('diskByPath', 'Name under /dev/disk/by-path.') }, { additionalProperties: false }),
     T.Object({ onlyNonRemovable: T.Literal(true, { description: 'The only non-removable disk; several is an error.' }) }, { additionalProperties: false }),
   ],
   { description: 'How the installer picks the target disk.' },
@@ -151,17 +164,17 @@ export const DiskSpec = T.Object(
 
 export const UserSpec = T.Object(
   {
-    name: T.String({ description: 'Login name.' }),
+    name: str('userName', 'Login name (not root).'),
     sshKeys: T.Array(SshKey, { default: [] }),
     sudo: T.Boolean({ description: 'Passwordless sudo.', default: false }),
-    shell: T.String({ default: '/bin/bash' }),
+    shell: str('absPath', 'Login shell.', { default: '/bin/bash' }),
   },
   { additionalProperties: false },
 );
 
 export const RescueSpec = T.Object(
   {
-    user: T.String({ description: 'Admin user created in the rescue environment.', default: 'admin' }),
+    user: str('userName', 'Admin user created in the rescue environment.', { default: 'admin' }),
     sshKeys: T.Array(SshKey, { minItems: 1 }),
   },
   { additionalProperties: false, description: 'Access to a node booted in the rescue profile.' },
@@ -169,7 +182,7 @@ export const RescueSpec = T.Object(
 
 export const PhoneHomeSpec = T.Object(
   {
-    path: T.String({ description: 'URL path on node0 the installer reports to.', default: '/portacluster/report' }),
+    path: str('absPath', 'URL path on node0 the installer reports to.', { default: '/portacluster/report' }),
     afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot')], { default: 'reboot' }),
     watcherPort: T.Integer({ description: 'Loopback port of `portacluster watch`; nginx proxies phoneHome.path to it.', default: 8077, minimum: 1, maximum: 65535 }),
     timeoutMinutes: T.Integer({ description: 'An install with no report for this long is marked timed out.', default: 30, minimum: 1 }),
@@ -179,15 +192,22 @@ export const PhoneHomeSpec = T.Object(
 
 export const InstallerEnvSpec = T.Union(
   [
-    T.Object({ type: T.Literal('builtin'), mirror: T.Optional(T.String()), suite: T.Optional(T.String()) }, { additionalProperties: false }),
+    T.Object(
+      {
+        type: T.Literal('builtin'),
+        mirror: T.Optional(str('mirror', 'Debian archive URL the environment is bootstrapped from (default: mmdebstrap\'s own).')),
+        suite: T.Optional(str('release', 'Debian suite of the environment (default: the build host\'s).')),
+      },
+      { additionalProperties: false },
+    ),
     T.Object(
       {
         type: T.Literal('systemrescue'),
-        url: T.Optional(T.String({ description: 'Where to download the ISO.' })),
-        path: T.Optional(T.String({ description: 'A local ISO file.' })),
-        sha256: T.Optional(T.String()),
-        sha512: T.Optional(T.String()),
-        keymap: T.Optional(T.String({ description: 'Keyboard map for setkmap= (default us).' })),
+        url: T.Optional(str('downloadUrl', 'Where to download the ISO.')),
+        path: T.Optional(str('localPath', 'A local ISO file.')),
+        sha256: T.Optional(str('sha256', 'sha256 of the ISO.')),
+        sha512: T.Optional(str('sha512', 'sha512 of the ISO.')),
+        keymap: T.Optional(str('keymap', 'Keyboard map for setkmap= (default us).')),
       },
       { additionalProperties: false },
     ),
@@ -197,9 +217,9 @@ export const InstallerEnvSpec = T.Union(
 
 export const ClusterSpecSchema = T.Object(
   {
-    $schema: T.Optional(T.String()),
-    cluster: T.String({ description: 'Cluster name.', default: 'portacluster' }),
-    domain: T.String({ description: 'DNS domain of the cluster.' }),
+    $schema: T.Optional(str('schemaRef', 'The JSON Schema editors check this file against.')),
+    cluster: str('clusterName', 'Cluster name.', { default: 'portacluster' }),
+    domain: str('domain', 'DNS domain of the cluster.'),
     admin: AdminSpec,
     dhcp: DhcpSpec,
     appliances: T.Array(ApplianceSpec, { default: [] }),

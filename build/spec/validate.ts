@@ -6,7 +6,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { SpecError, type SpecIssue } from '../lib/errors.ts';
 import { ClusterSpecSchema, type ClusterSpec } from './schema.ts';
 import { parseMac, parseSize } from './values.ts';
-import { checkRules } from './rules.ts';
+import { checkRules, RULES } from './rules.ts';
+import { PATTERNS } from './patterns.ts';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateShape = ajv.compile<ClusterSpec>(ClusterSpecSchema);
@@ -109,6 +110,16 @@ function describe(e: ErrorObject, root: unknown): SpecIssue {
         .join(' | ');
       return { path: pathOf(e.instancePath), message: `must be one of ${options} (got ${got(value)})` };
     }
+    case 'pattern':
+    case 'maxLength': {
+      // The schema's own words for the form (build/spec/patterns.ts), so a refused value reads like a rule's.
+      const form = e.parentSchema as { errorLabel?: string; hint?: string; maxLength?: number; pattern?: string } | undefined;
+      if (!form?.errorLabel) return { path: pathOf(e.instancePath), message: `${e.message ?? e.keyword} (got ${got(value)})` };
+      // Too long and of the wrong form reads as one problem (the two errors are deduplicated by message).
+      if (e.keyword === 'maxLength' && form.pattern !== undefined && new RegExp(form.pattern, 'u').test(String(value)))
+        return { path: pathOf(e.instancePath), message: `is longer than ${form.maxLength} characters (got ${got(value)})`, hint: form.hint };
+      return { path: pathOf(e.instancePath), message: `not ${form.errorLabel} (got ${got(value)})`, hint: form.hint };
+    }
     default:
       return { path: pathOf(e.instancePath), message: `${e.message ?? e.keyword} (got ${got(value)})` };
   }
@@ -128,26 +139,38 @@ const DEFAULT_FS = { esp: 'vfat', swap: 'swap', linux: 'ext4', bios_grub: null }
 const DEFAULT_LABEL = (type: string, mountpoint: string | null) =>
   type === 'esp' ? 'ESP' : type === 'swap' ? 'swap' : mountpoint === '/' ? 'root' : null;
 
+/**
+ * Canonical forms. Each piece is computed on its own through `piece`: on a spec the schema refused, a
+ * value of the wrong shape (a missing mac, a partition that is not an object) throws in its own piece
+ * and leaves the raw value in place, so every other piece still reports its problems.
+ */
 function normalize(spec: ClusterSpec, issues: SpecIssue[]): NormalizedSpec {
-  const mac = (path: string, value: string) => {
-    const m = parseMac(value);
-    if (!m) issues.push({ path, message: `not a MAC address (got ${got(value)})`, hint: 'six hex pairs, e.g. c0:3f:d5:60:e5:a1' });
-    return m ?? value;
+  const piece = <V>(raw: unknown, make: () => V): V => {
+    try {
+      return make();
+    } catch {
+      return raw as V;
+    }
   };
-  const size = (path: string, value: string | number) => {
-    const n = parseSize(value);
-    if (n === null) issues.push({ path, message: `not a size (got ${got(value)})`, hint: 'bytes as an integer, or a number with K, M, G or T (binary units), e.g. 512M' });
-    return n ?? 0;
-  };
-  const { partitions, minSize, ...diskRest } = spec.disk;
-  return {
-    ...spec,
-    appliances: spec.appliances.map((a, i) => ({ ...a, mac: mac(`appliances[${i}].mac`, a.mac) })),
-    nodes: spec.nodes.map((n, i) => ({ ...n, mac: mac(`nodes[${i}].mac`, n.mac) })),
-    disk: {
+  const mac = (path: string, value: string) =>
+    piece(value, () => {
+      const m = parseMac(value);
+      if (!m) issues.push({ path, message: `not a MAC address (got ${got(value)})`, hint: PATTERNS.mac.hint });
+      return m ?? value;
+    });
+  const size = (path: string, value: string | number) =>
+    piece(0, () => {
+      const n = parseSize(value);
+      if (n === null) issues.push({ path, message: `not a size (got ${got(value)})`, hint: PATTERNS.size.hint });
+      return n ?? 0;
+    });
+  const list = <X, Y>(xs: X[], f: (x: X, i: number) => Y): Y[] => piece(xs, () => xs.map((x, i) => piece(x, () => f(x, i))));
+  const disk = piece(spec.disk, () => {
+    const { partitions, minSize, ...diskRest } = spec.disk;
+    return {
       ...diskRest,
       minBytes: size('disk.minSize', minSize ?? '8G'),
-      partitions: partitions.map((p, i) => {
+      partitions: list(partitions, (p, i) => {
         const filesystem = p.filesystem ?? DEFAULT_FS[p.type];
         const mountpoint = p.mountpoint ?? null;
         return {
@@ -158,7 +181,13 @@ function normalize(spec: ClusterSpec, issues: SpecIssue[]): NormalizedSpec {
           label: p.label ?? DEFAULT_LABEL(p.type, mountpoint),
         };
       }),
-    },
+    };
+  });
+  return {
+    ...spec,
+    appliances: list(spec.appliances, (a, i) => ({ ...a, mac: mac(`appliances[${i}].mac`, a.mac) })),
+    nodes: list(spec.nodes, (n, i) => ({ ...n, mac: mac(`nodes[${i}].mac`, n.mac) })),
+    disk: disk as NormalizedSpec['disk'],
   };
 }
 
@@ -183,11 +212,21 @@ export function validateSpec(input: unknown, source = 'spec'): NormalizedSpec {
  */
 function bestEffortIssues(data: unknown, shape: SpecIssue[]): SpecIssue[] {
   const found: SpecIssue[] = [];
+  let spec: NormalizedSpec;
   try {
-    const spec = normalize(data as ClusterSpec, found);
-    found.push(...checkRules(spec));
+    spec = normalize(data as ClusterSpec, found);
   } catch {
-    // Rules met a value of the wrong shape: keep what normalization found before it.
+    return []; // not even an object: the shape errors say so
+  }
+  // Each rule on its own: one that trips over a value of the wrong shape loses only what it had yet to find.
+  for (const rule of RULES) {
+    const mine: SpecIssue[] = [];
+    try {
+      rule(spec, mine);
+    } catch {
+      // The shape error that made it throw is already reported.
+    }
+    found.push(...mine);
   }
   const related = (a: string, b: string) => a === b || a.startsWith(`${b}.`) || a.startsWith(`${b}[`) || b.startsWith(`${a}.`) || b.startsWith(`${a}[`);
   return found.filter((i) => !shape.some((s) => related(i.path, s.path)) && !shape.some((s) => s.path === '(root)'));

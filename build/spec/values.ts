@@ -51,6 +51,3 @@ export function formatSize(bytes: number): string {
   }
   return `${bytes}B`;
 }
-
-/** RFC 1123 host name label. */
-export const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
