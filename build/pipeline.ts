@@ -4,6 +4,7 @@
  */
 import { chmod, lutimes, mkdir, readdir, statfs, symlink, utimes, writeFile } from 'node:fs/promises';
 import { StageError } from './lib/errors.ts';
+import { insideDir } from './lib/inside-dir.ts';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from './lib/log.ts';
 import { checkHost, type StageNeeds } from './lib/host.ts';
@@ -114,7 +115,7 @@ function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, Pxe
 }
 
 async function writeText(root: string, path: string, text: string, mode = 0o644): Promise<void> {
-  const full = join(root, path);
+  const full = insideDir(root, path, 'render');
   await mkdir(dirname(full), { recursive: true });
   await writeFile(full, text, { mode });
   await chmod(full, mode);
@@ -184,7 +185,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       const profiles = bootProfiles(plan, env);
       for (const [dir, tree] of [['pxe/pxelinux.cfg', renderPxelinuxTree(plan, profiles)], ['pxe/ipxe', renderIpxeTree(plan, profiles)]] as const) {
         for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
-        for (const [name, target] of Object.entries(tree.links)) await symlink(target, join(staging, dir, name));
+        for (const [name, target] of Object.entries(tree.links)) await symlink(target, insideDir(join(staging, dir), name, 'render'));
       }
       await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
       await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
+import { argvValue, pacmanSection, pacmanValue } from '../lib/escape.ts';
 import { capture, run } from '../lib/run.ts';
 import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
 
@@ -51,7 +52,9 @@ export function pacmanConf(spec: ImageSpec, paths: PacmanConfPaths): string {
     'ParallelDownloads = 5',
     '',
   ];
-  for (const repo of archRepos(spec)) lines.push(`[${repo}]`, `Server = ${spec.mirror}`, '');
+  // A repo name or URL that could open a section or end the line would rewrite SigLevel: refused.
+  const server = pacmanValue('image.mirror', spec.mirror);
+  for (const repo of archRepos(spec)) lines.push(`[${pacmanSection('image.repos', repo)}]`, `Server = ${server}`, '');
   return lines.join('\n');
 }
 
@@ -63,7 +66,8 @@ export function pacstrapArgv(confPath: string, target: string, packages: string[
     '-M', // the host's mirrorlist (if any) says nothing about the image
     '-G', // no host keyring copied in: see the keyring note at the top
     target,
-    ...packages,
+    // pacstrap hands these to pacman, which would read a leading "-" as an option: none may have one.
+    ...packages.map((p) => argvValue('pacstrap', 'package', p)),
   ];
 }
 

@@ -1,5 +1,6 @@
 /** The Debian backend: one mmdebstrap run lays a bootable node OS into an empty directory. */
 import { CommandError, StageError } from '../lib/errors.ts';
+import { argvValue } from '../lib/escape.ts';
 import { capture, run } from '../lib/run.ts';
 import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
 
@@ -38,16 +39,19 @@ export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
     // Essential + apt; everything else is listed explicitly so the image stays small and known.
     '--variant=minbase',
     '--format=directory',
-    `--components=${components.join(',')}`,
-    `--include=${debianPackages(spec).join(',')}`,
+    `--components=${components.map((c) => argvValue('mmdebstrap', 'image.components', c)).join(',')}`,
+    `--include=${debianPackages(spec).map((p) => argvValue('mmdebstrap', 'image.packages', p)).join(',')}`,
     // Recommends would pull firmware blobs, apparmor, man-db… into every node.
     '--aptopt=APT::Install-Recommends "false"',
     // The build-only options above must not stay in the image's apt/dpkg config.
     '--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap" "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap"',
-    spec.release,
+    // mmdebstrap (Getopt::Long) reads options anywhere on the line unless "--" ends them: a suite or mirror
+    // such as --setup-hook=… would run as root. "--" plus the refusal of a leading "-", belt and braces.
+    '--',
+    argvValue('mmdebstrap', 'image.release', spec.release),
     target,
     // No mirror: mmdebstrap's default, deb.debian.org plus -updates and -security for a stable suite.
-    ...(spec.mirror ? [spec.mirror] : []),
+    ...(spec.mirror ? [argvValue('mmdebstrap', 'image.mirror', spec.mirror)] : []),
   ];
 }
 

@@ -1,4 +1,5 @@
 /** The Debian bootstrap of the built-in installer environment: which packages, fetched how. */
+import { argvValue } from '../lib/escape.ts';
 import { run } from '../lib/run.ts';
 
 /** What a node's installer or rescue session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
@@ -29,11 +30,14 @@ export function installerRootArgv(root: string, o: Pick<BootstrapOptions, 'suite
     '--dpkgopt=path-exclude=/usr/share/locale/*',
     '--dpkgopt=path-exclude=/usr/share/info/*',
     '--aptopt=Acquire::Retries "3"',
-    o.suite,
+    // Getopt::Long reads options anywhere unless "--" ends them: a suite or mirror of --setup-hook=… would
+    // run as root. "--" plus the refusal of a leading "-" (argvValue), belt and braces.
+    '--',
+    argvValue('mmdebstrap', 'installerEnv.suite', o.suite),
     root,
     // No mirror: mmdebstrap's defaults (deb.debian.org plus -updates and -security for a stable suite).
     // An empty argument would be an empty sources.list.
-    ...(o.mirror ? [o.mirror] : []),
+    ...(o.mirror ? [argvValue('mmdebstrap', 'installerEnv.mirror', o.mirror)] : []),
   ];
 }
 

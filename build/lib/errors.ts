@@ -58,6 +58,28 @@ export class StageError extends Error {
   }
 }
 
+/**
+ * A value that would break out of the file or command line it is written into: a newline in a config line,
+ * a quote in a kernel argument, a leading "-" where a tool reads options. The spec's schema refuses such
+ * values first; this is the renderer's own refusal, so an unvalidated caller cannot slip one through.
+ */
+export class RenderError extends StageError {
+  override name = 'RenderError';
+  constructor(
+    readonly target: string,
+    readonly what: string,
+    readonly value: string,
+    reason: string,
+  ) {
+    super('render', `${target}: ${what} ${reason} (got ${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '…' : value)})`);
+  }
+}
+
+/** A path built from a spec value that would land outside the directory it belongs in. */
+export class PathEscapeError extends StageError {
+  override name = 'PathEscapeError';
+}
+
 export function indent(text: string, prefix: string): string {
   return text
     .split('\n')

@@ -1,10 +1,15 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only. */
+import { commentText, dnsmasqValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 
+// Every value from the plan goes through v() (or commentText() in a comment): validated values pass
+// unchanged, anything that could end the line or add a value is refused.
 export function renderDnsmasqConf(plan: Plan): string {
-  const tftpRoot = `${plan.admin.servedRoot}/pxe`;
+  const tftpRoot = `${v('admin.servedRoot', plan.admin.servedRoot)}/pxe`;
   const host = (h: { mac: string; name: string; ip?: string; loader?: string }) =>
-    `dhcp-host=${[h.mac, h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, h.name, h.ip].filter(Boolean).join(',')}`;
+    `dhcp-host=${[v('mac', h.mac), h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, v('name', h.name), h.ip && v('ip', h.ip)].filter(Boolean).join(',')}`;
+  const domain = v('domain', plan.domain);
+  const httpBase = v('admin.httpBase', plan.admin.httpBase);
   const other = plan.boot.loader === 'ipxe' ? 'pxelinux' : 'ipxe-node';
   // Nodes whose loader differs from the cluster's carry a tag; the cluster default needs none, so unknown
   // clients boot the cluster's loader.
@@ -14,23 +19,23 @@ export function renderDnsmasqConf(plan: Plan): string {
   const loaders = plan.nodes.some((n) => n.loader === 'ipxe') || plan.boot.loader === 'ipxe';
   const pxelinuxUsed = plan.nodes.some((n) => n.loader === 'pxelinux') || plan.boot.loader === 'pxelinux';
   return [
-    `# portacluster ${plan.cluster}: dnsmasq for ${plan.admin.hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
+    `# portacluster ${commentText('dnsmasq.conf', 'cluster', plan.cluster)}: dnsmasq for ${commentText('dnsmasq.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     '',
     '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${plan.admin.interface}`,
+    `interface=${v('admin.interface', plan.admin.interface)}`,
     'bind-interfaces',
     'except-interface=lo',
     '',
     '# DNS for the cluster names; upstream queries go to the resolvers in /etc/resolv.conf.',
-    `domain=${plan.domain}`,
-    `local=/${plan.domain}/`,
+    `domain=${domain}`,
+    `local=/${domain}/`,
     'domain-needed',
     'bogus-priv',
     'expand-hosts',
     '',
     'dhcp-authoritative',
-    `dhcp-range=${plan.dhcp.rangeStart},${plan.dhcp.rangeEnd},${plan.admin.netmask},${plan.dhcp.leaseTime}`,
-    `dhcp-option=option:domain-name,${plan.domain}`,
+    `dhcp-range=${v('dhcp.rangeStart', plan.dhcp.rangeStart)},${v('dhcp.rangeEnd', plan.dhcp.rangeEnd)},${v('netmask', plan.admin.netmask)},${v('dhcp.leaseTime', plan.dhcp.leaseTime)}`,
+    `dhcp-option=option:domain-name,${domain}`,
     '',
     'enable-tftp',
     `tftp-root=${tftpRoot}`,
@@ -53,7 +58,7 @@ export function renderDnsmasqConf(plan: Plan): string {
       ? [
           '',
           '# iPXE: clients already running iPXE get the HTTP entry script; other firmware chainloads iPXE over TFTP.',
-          `dhcp-boot=${uses('ipxe')}tag:ipxe,${plan.admin.httpBase}/pxe/ipxe/boot.ipxe`,
+          `dhcp-boot=${uses('ipxe')}tag:ipxe,${httpBase}/pxe/ipxe/boot.ipxe`,
           `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,undionly.kpxe`,
           `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,snponly.efi`,
         ]

@@ -5,6 +5,8 @@
  */
 import type { InstallerEnvArtifact } from '../iso/types.ts';
 import { StageError } from '../lib/errors.ts';
+import { cmdlineWord } from '../lib/escape.ts';
+import { matches } from '../spec/patterns.ts';
 
 export interface InstallerBootOptions {
   adminIp: string;
@@ -27,28 +29,22 @@ export interface InstallerBootEntry {
   sysappend?: number;
 }
 
-const ONE_WORD = /^[^\s"'\\`$;]+$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function word(what: string, value: string): string {
-  if (!ONE_WORD.test(value)) throw new StageError('render', `installer boot entry: ${what} must be one word without spaces, quotes or newlines (got ${JSON.stringify(value)})`);
-  return value;
-}
+const word = cmdlineWord;
 
 /** An http:// URL whose host is an IPv4 address (optionally with a port); returned without a trailing "/". */
 function ipUrl(what: string, value: string): string {
   word(what, value);
   const m = value.match(/^http:\/\/([^/:]+)(:\d{1,5})?(\/[^?#]*)?$/);
-  if (!m || !IPV4.test(m[1]!))
+  if (!m || !matches('ipv4', m[1]!))
     throw new StageError('render', `installer boot entry: ${what} must be an http:// URL with an IP address, not a host name (nothing resolves names before the environment is up) (got ${JSON.stringify(value)})`);
   return value.replace(/\/+$/, '');
 }
 
 export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOptions): InstallerBootEntry {
-  if (!IPV4.test(o.adminIp)) throw new StageError('render', `installer boot entry: adminIp must be an IPv4 address (got ${JSON.stringify(o.adminIp)})`);
+  if (!matches('ipv4', o.adminIp)) throw new StageError('render', `installer boot entry: adminIp must be an IPv4 address (got ${JSON.stringify(o.adminIp)})`);
   const base = ipUrl('httpBase', o.httpBase);
   const keymap = word('keymap', o.keymap);
-  if (!/^[A-Za-z0-9._-]+$/.test(keymap)) throw new StageError('render', `installer boot entry: keymap is not a keymap name (got ${JSON.stringify(keymap)})`);
+  if (!matches('keymap', keymap)) throw new StageError('render', `installer boot entry: keymap is not a keymap name (got ${JSON.stringify(keymap)})`);
   if (o.profile !== 'installer' && o.profile !== 'rescue' && o.profile !== 'diskless') throw new StageError('render', `installer boot entry: unknown profile ${JSON.stringify(o.profile)}`);
   if (o.profile === 'diskless' && env.kind !== 'builtin') throw new StageError('render', 'installer boot entry: the diskless profile needs the built-in installer environment');
   const kernel = word('kernel', env.kernel);

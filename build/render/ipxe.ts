@@ -4,15 +4,9 @@
  * with its pxelinux.cfg link, so one operation decides what a node boots. Everything after the loader
  * travels over HTTP.
  */
+import { cmdlineLine, ipxeLine, ipxeWord as word } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { PxeProfile } from './pxelinux.ts';
-
-const WORD = /^[^\s"'\\$]+$/;
-
-function word(what: string, value: string): string {
-  if (!WORD.test(value)) throw new Error(`iPXE ${what} must be one word without quotes or $: ${JSON.stringify(value)}`);
-  return value;
-}
 
 export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }): string {
   const lines = ['#!ipxe', `# portacluster: profile ${word('label', profile.label)} — generated; do not edit`];
@@ -20,12 +14,13 @@ export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }):
     // Leave iPXE: the firmware goes on to the next boot device, the local disk.
     lines.push('exit');
   } else {
-    if (/[\n\r]/.test(profile.append)) throw new Error('a kernel command line cannot contain a newline');
-    const url = (f: string) => `${o.httpBase}/pxe/${word('file', f)}`;
+    const append = ipxeLine('kernel arguments', cmdlineLine('kernel arguments', profile.append));
+    const url = (f: string) => `${word('httpBase', o.httpBase)}/pxe/${word('file', f)}`;
     // UEFI kernels find their initrds by name: initrd=<basename> for each.
-    const initrdArgs = profile.initrds.map((i) => `initrd=${i.split('/').pop()}`);
+    const initrdArgs = profile.initrds.map((i) => `initrd=${word('initrd', i).split('/').pop()}`);
+    // BOOTIF's ${…} is ours, added after the check: iPXE expands it to the booting NIC's MAC.
     const bootif = profile.sysappend && profile.sysappend & 2 ? ['BOOTIF=01-${netX/mac:hexhyp}'] : [];
-    lines.push(`kernel ${url(profile.kernel)} ${[...initrdArgs, profile.append, ...bootif].join(' ')}`);
+    lines.push(`kernel ${url(profile.kernel)} ${[...initrdArgs, append, ...bootif].join(' ')}`);
     for (const i of profile.initrds) lines.push(`initrd ${url(i)}`);
     lines.push('boot');
   }
@@ -43,11 +38,12 @@ export const ipxeProfileFile = (profile: string) => `${profile}.ipxe`;
 export const ipxeNodeFile = (pxeFile: string) => `${pxeFile}.ipxe`;
 
 export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>): IpxeTree {
+  const base = word('admin.httpBase', plan.admin.httpBase);
   const files: Record<string, string> = {
     'boot.ipxe': [
       '#!ipxe',
       '# portacluster: entry point handed to iPXE clients by dnsmasq — generated; do not edit',
-      `chain ${plan.admin.httpBase}/pxe/ipxe/01-\${netX/mac:hexhyp}.ipxe || chain ${plan.admin.httpBase}/pxe/ipxe/default.ipxe`,
+      `chain ${base}/pxe/ipxe/01-\${netX/mac:hexhyp}.ipxe || chain ${base}/pxe/ipxe/default.ipxe`,
       '',
     ].join('\n'),
   };

@@ -1,10 +1,14 @@
 /** etc/nginx.conf: serves the dist/ tree (= /srv/public) and proxies the installers' reports to the watcher. */
+import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 
+// Every value from the plan goes through v() (or commentText() in a comment): one nginx word each.
 export function renderNginxConf(plan: Plan): string {
-  const root = plan.admin.servedRoot;
+  const root = v('admin.servedRoot', plan.admin.servedRoot);
+  const ip = v('admin.ip', plan.admin.ip);
+  const hostname = v('admin.hostname', plan.admin.hostname);
   return [
-    `# portacluster ${plan.cluster}: nginx for ${plan.admin.hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
+    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     'worker_processes 1;',
     'pid /run/nginx.pid;',
     'error_log /var/log/nginx/error.log;',
@@ -29,8 +33,8 @@ export function renderNginxConf(plan: Plan): string {
     '    access_log /var/log/nginx/access.log portacluster;',
     '',
     '    server {',
-    `        listen ${plan.admin.ip}:80 default_server;`,
-    `        server_name ${plan.admin.hostname}.${plan.domain} ${plan.admin.hostname} ${plan.admin.ip};`,
+    `        listen ${ip}:80 default_server;`,
+    `        server_name ${hostname}.${v('domain', plan.domain)} ${hostname} ${ip};`,
     `        root ${root};`,
     '',
     '        location / {',
@@ -42,8 +46,8 @@ export function renderNginxConf(plan: Plan): string {
     '            deny all;',
     '        }',
     '',
-    `        location ${plan.phoneHome.path}/ {`,
-    `            proxy_pass http://127.0.0.1:${plan.phoneHome.watcherPort};`,
+    `        location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
+    `            proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
     '            proxy_set_header X-Real-IP $remote_addr;',
     '            client_max_body_size 16m;',
     '        }',

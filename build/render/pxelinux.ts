@@ -1,4 +1,5 @@
 /** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
+import { cmdlineLine, pxelinuxWord } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 
 export interface PxeEntry {
@@ -13,26 +14,19 @@ export interface PxeEntry {
 
 export type PxeProfile = PxeEntry | { label: string; localboot: true };
 
-const WORD = /^[^\s"'\\]+$/;
-
-function checkWord(what: string, value: string): string {
-  if (!WORD.test(value)) throw new Error(`pxelinux ${what} must be one word without quotes: ${JSON.stringify(value)}`);
-  return value;
-}
-
 export function renderPxelinuxConfig(profile: PxeProfile, o: { timeout: number; serialConsole?: string }): string {
-  const label = checkWord('label', profile.label);
+  const label = pxelinuxWord('label', profile.label);
   const lines = [`# portacluster: profile ${label} — generated; do not edit`];
+  // Only the port and speed are read out of the (validated) console name; nothing of it is copied.
   const serial = o.serialConsole ? /^ttyS(\d+)(?:,(\d+))?/.exec(o.serialConsole) : null;
   if (serial) lines.push(`SERIAL ${serial[1]} ${serial[2] ?? '115200'}`);
   lines.push('PROMPT 0', `TIMEOUT ${o.timeout}`, `DEFAULT ${label}`, '', `LABEL ${label}`);
   if ('localboot' in profile) {
     lines.push('        LOCALBOOT 0');
   } else {
-    lines.push(`        LINUX /${checkWord('kernel', profile.kernel)}`);
-    if (profile.initrds.length) lines.push(`        INITRD ${profile.initrds.map((i) => '/' + checkWord('initrd', i)).join(',')}`);
-    if (/[\n\r]/.test(profile.append)) throw new Error('a kernel command line cannot contain a newline');
-    lines.push(`        APPEND ${profile.append}`);
+    lines.push(`        LINUX /${pxelinuxWord('kernel', profile.kernel)}`);
+    if (profile.initrds.length) lines.push(`        INITRD ${profile.initrds.map((i) => '/' + pxelinuxWord('initrd', i)).join(',')}`);
+    lines.push(`        APPEND ${cmdlineLine('APPEND', profile.append)}`);
     if (profile.sysappend) lines.push(`        SYSAPPEND ${profile.sysappend}`);
   }
   return lines.join('\n') + '\n';

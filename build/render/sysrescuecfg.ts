@@ -4,6 +4,8 @@
  */
 import { stringify } from 'yaml';
 import { StageError } from '../lib/errors.ts';
+import { yamlScalar } from '../lib/escape.ts';
+import { matches } from '../spec/patterns.ts';
 
 export interface SysrescuecfgInput {
   /** OpenSSH public key lines, or an explicit map comment → key line. */
@@ -12,11 +14,9 @@ export interface SysrescuecfgInput {
   nofirewall?: boolean;
 }
 
-const KEY_LINE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
-
 function checkKey(where: string, key: string): string {
   const k = key.trim();
-  if (!KEY_LINE.test(k)) throw new StageError('render', `sysrescuecfg: ${where} is not one OpenSSH public key line (got ${JSON.stringify(key.slice(0, 60))})`);
+  if (!matches('sshKey', k)) throw new StageError('render', `sysrescuecfg: ${where} is not one OpenSSH public key line (got ${JSON.stringify(key.slice(0, 60))})`);
   return k;
 }
 
@@ -32,8 +32,8 @@ function keyMap(keys: SysrescuecfgInput['authorizedKeys']): Record<string, strin
     });
   } else {
     for (const [name, raw] of Object.entries(keys as Record<string, string>)) {
-      if (!name.trim() || /[\r\n]/.test(name)) throw new StageError('render', `sysrescuecfg: authorized key comment ${JSON.stringify(name)} must be one non-empty line`);
-      out[name] = checkKey(`authorizedKeys[${JSON.stringify(name)}]`, raw);
+      if (!name.trim()) throw new StageError('render', `sysrescuecfg: authorized key comment ${JSON.stringify(name)} must be one non-empty line`);
+      out[yamlScalar('authorized key comment', name)] = checkKey(`authorizedKeys[${JSON.stringify(name)}]`, raw);
     }
   }
   if (Object.keys(out).length === 0) throw new StageError('render', 'sysrescuecfg: no authorized keys: nobody could log in to the rescue environment');

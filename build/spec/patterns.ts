@@ -22,7 +22,7 @@ const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 const HEX2 = '[0-9A-Fa-f]{2}';
 const HEX4 = '[0-9A-Fa-f]{4}';
 // A path segment that is never "." or "..": it may not start with a dot.
-const SEGMENT = '[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*';
+const SEGMENT = '[A-Za-z0-9_+@][A-Za-z0-9._+@-]*';
 
 export const PATTERNS = {
   hostLabel: p(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 63, 'an RFC 1123 host name', 'lowercase letters, digits and inner hyphens, at most 63 characters'),
@@ -51,10 +51,10 @@ export const PATTERNS = {
   diskByPath: p(/^[A-Za-z0-9_:+@][A-Za-z0-9._:+@-]{0,254}$/, 255, 'a /dev/disk name', 'the name only, as listed by ls /dev/disk/by-path'),
   userName: p(/^[a-z_][a-z0-9_-]{0,31}$/, 32, 'a login name', 'lowercase, starts with a letter or _, at most 32 characters'),
   sshKey: p(
-    /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [A-Za-z0-9@._+:=,/-]+)*$/,
+    /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [A-Za-z0-9@._+:=,/()-]+)*$/,
     16384,
     'an OpenSSH public key line',
-    'one line: type, base64 blob, optional comment of letters, digits and @._+:=,/- (e.g. the contents of ~/.ssh/id_ed25519.pub)',
+    'one line: type, base64 blob, optional comment of letters, digits, spaces and @._+:=,/()- (e.g. the contents of ~/.ssh/id_ed25519.pub)',
   ),
   keymap: p(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$/, 32, 'a keymap name', 'e.g. us, de or fr-latin1'),
   sha256: p(/^[0-9a-fA-F]{64}$/, 64, '64 hex digits', 'the sha256 from the download page'),

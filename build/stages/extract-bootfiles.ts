@@ -8,6 +8,7 @@ import { copyFile, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs
 import { join, resolve } from 'node:path';
 import type { BootFiles, ImageSpec } from '../image/types.ts';
 import { StageError } from '../lib/errors.ts';
+import { insideDir } from '../lib/inside-dir.ts';
 
 const STAGE = 'extract-bootfiles';
 
@@ -144,8 +145,8 @@ export async function extractBootFiles(rootDir: string, opts: ExtractBootFilesOp
   }
   const outDir = resolve(opts.outDir);
   await mkdir(outDir, { recursive: true });
-  const kernel = join(outDir, `${opts.osName}-kernel`);
-  const initramfs = join(outDir, `${opts.osName}-initramfs`);
+  const kernel = insideDir(outDir, `${opts.osName}-kernel`, STAGE);
+  const initramfs = insideDir(outDir, `${opts.osName}-initramfs`, STAGE);
   await install(found.kernel, kernel);
   await install(found.initramfs, initramfs);
   return { kernel, initramfs, kernelVersion: found.version };

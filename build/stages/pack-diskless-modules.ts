@@ -16,6 +16,7 @@ import type { BootstrappedImage } from '../image/types.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { EXCLUDED_MODULES, KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { StageError } from '../lib/errors.ts';
+import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
 
@@ -50,7 +51,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
   const merged = join(work, 'merged');
   const out = join(work, 'out');
   for (const d of ['upper', 'ovl-work', 'merged', 'out/usr/lib/modules']) await mkdir(join(work, d), { recursive: true });
-  const tmp = join(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`);
+  const tmp = insideDir(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`, 'pack-diskless-modules');
   try {
     await run(['mount', '-t', 'overlay', 'pc-diskless-modules', '-o', `lowerdir=${rootDir},upperdir=${join(work, 'upper')},workdir=${join(work, 'ovl-work')}`, merged]);
     let kept: number;
@@ -62,7 +63,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
     }
     await mkdir(o.pxeDir, { recursive: true });
     await packInitramfs(out, tmp, o.sourceDateEpoch);
-    const path = join(o.pxeDir, o.fileName);
+    const path = insideDir(o.pxeDir, o.fileName, 'pack-diskless-modules');
     await rename(tmp, path);
     return { path, kernelVersion: o.kernelVersion, modulesKept: kept, bytes: (await stat(path)).size };
   } catch (e) {
@@ -98,8 +99,8 @@ export async function packDisklessModulesCached(image: BootstrappedImage, o: Pac
   });
   const meta = JSON.parse(await readFile(join(entry.dir, 'meta.json'), 'utf8')) as Omit<DisklessModules, 'path'>;
   await mkdir(o.pxeDir, { recursive: true });
-  const path = join(o.pxeDir, o.fileName);
-  const tmp = join(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`);
+  const path = insideDir(o.pxeDir, o.fileName, 'pack-diskless-modules');
+  const tmp = insideDir(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`, 'pack-diskless-modules');
   await rm(tmp, { force: true });
   await copyFile(join(entry.dir, FILE), tmp, constants.COPYFILE_FICLONE);
   await rename(tmp, path);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
+import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
 import { sha256File } from './checksum-tree.ts';
@@ -176,7 +177,9 @@ export async function packFsImage(rootDir: string, opts: FsImageOptions): Promis
   const geo = fsGeometry(tree);
 
   await mkdir(opts.outDir, { recursive: true });
-  const tmp = join(opts.outDir, `.${opts.name}.fsimage-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // The final name is checked before minutes of packing, not after.
+  insideDir(opts.outDir, fsImageFileName(opts.name, '0'.repeat(64)), STAGE);
+  const tmp = insideDir(opts.outDir, `.${opts.name}.fsimage-tmp-${process.pid}-${randomBytes(4).toString('hex')}`, STAGE);
   await mkdir(tmp);
   try {
     const raw = join(tmp, 'root.ext4');

@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { cachedBuild, hashInputs } from '../image/cache.ts';
 import type { BootstrappedImage, PackedImage } from '../image/types.ts';
 import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts';
+import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
 
@@ -73,7 +74,7 @@ export function checkZstdLevel(stage: string, requested: number | undefined): nu
 
 /** Moves a finished temp file to outDir/fileName, its `.sha256` first: a file under its final name always has its digest beside it. */
 export async function publishHashed(tmp: string, outDir: string, fileName: string, sha256: string): Promise<string> {
-  const path = join(outDir, fileName);
+  const path = insideDir(outDir, fileName, 'publish');
   await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
   await rename(`${tmp}.sha256`, `${path}.sha256`);
   await rename(tmp, path);
@@ -110,7 +111,9 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   if (!st?.isDirectory()) throw new StageError('pack-image', `${rootDir} is not a directory`);
   const level = checkZstdLevel('pack-image', opts.zstdLevel);
   await mkdir(opts.outDir, { recursive: true });
-  const tmp = join(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // The final name is checked before minutes of packing, not after.
+  insideDir(opts.outDir, imageFileName(opts.name, '0'.repeat(64)), 'pack-image');
+  const tmp = insideDir(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`, 'pack-image');
   const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
   const zstdCmd = zstdArgv(level);
   const env = { ...process.env, LC_ALL: 'C' };
@@ -205,7 +208,7 @@ export async function packedFromCache<M extends { fileName: string }>(
   const meta = JSON.parse(await readFile(join(entry.dir, 'packed.json'), 'utf8')) as M;
   await mkdir(o.outDir, { recursive: true });
   await copyFromCache(entry.dir, o.outDir, meta.fileName);
-  return { ...meta, path: join(o.outDir, meta.fileName), fromCache: entry.fromCache };
+  return { ...meta, path: insideDir(o.outDir, meta.fileName, 'pack-image'), fromCache: entry.fromCache };
 }
 
 /**

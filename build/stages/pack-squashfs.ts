@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { PackedImage } from '../image/types.ts';
 import { StageError } from '../lib/errors.ts';
+import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
 
@@ -68,7 +68,9 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
   const st = await stat(rootDir).catch(() => null);
   if (!st?.isDirectory()) throw new StageError('pack-squashfs', `${rootDir} is not a directory`);
   await mkdir(o.outDir, { recursive: true });
-  const tmp = join(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`);
+  // The final name is checked before minutes of packing, not after.
+  insideDir(o.outDir, squashfsFileName(o.name, '0'.repeat(64)), 'pack-squashfs');
+  const tmp = insideDir(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`, 'pack-squashfs');
   try {
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
     const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
@@ -76,7 +78,7 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
     const sha256 = await sha256Stream(tmp);
     const size = (await stat(tmp)).size;
     const fileName = squashfsFileName(o.name, sha256);
-    const path = join(o.outDir, fileName);
+    const path = insideDir(o.outDir, fileName, 'pack-squashfs');
     await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
     await rename(`${tmp}.sha256`, `${path}.sha256`);
     await rename(tmp, path);
