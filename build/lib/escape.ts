@@ -24,8 +24,15 @@ function refuse(target: string, what: string, value: unknown, bad: RegExp | null
   return value;
 }
 
-/** The rest of a comment line: only a line break could end it. */
-export const commentText = (target: string, what: string, v: string) => refuse(target, what, v, null, 'must stay on its comment line');
+/**
+ * The rest of a comment line: a line break would end it, and a very long one is refused by the tools
+ * themselves (dnsmasq: "bad option", nginx: "too long parameter"), found by test/spec-fuzz.test.ts.
+ */
+export function commentText(target: string, what: string, v: string): string {
+  refuse(target, what, v, null, 'must stay on its comment line');
+  if (v.length > 255) throw new RenderError(target, what, v, `is too long for a comment line (${v.length} characters, at most 255)`);
+  return v;
+}
 
 /** dnsmasq `key=value[,value]`: `,` separates values, `#` starts a comment, quotes and escapes are parsed. */
 export const dnsmasqValue = (what: string, v: string) => refuse('dnsmasq.conf', what, v, /[\s,#"'\\]/, 'must be one dnsmasq value');
