@@ -51,10 +51,10 @@ export const PATTERNS = {
   diskByPath: p(/^[A-Za-z0-9_:+@][A-Za-z0-9._:+@-]{0,254}$/, 255, 'a /dev/disk name', 'the name only, as listed by ls /dev/disk/by-path'),
   userName: p(/^[a-z_][a-z0-9_-]{0,31}$/, 32, 'a login name', 'lowercase, starts with a letter or _, at most 32 characters'),
   sshKey: p(
-    /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [A-Za-z0-9@._+:=,/()-]+)*$/,
+    /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\u0000-\u001f\u007f]*)?$/,
     16384,
     'an OpenSSH public key line',
-    'one line: type, base64 blob, optional comment of letters, digits, spaces and @._+:=,/()- (e.g. the contents of ~/.ssh/id_ed25519.pub)',
+    'one line: type, base64 blob, optional comment on the same line (e.g. the contents of ~/.ssh/id_ed25519.pub)',
   ),
   keymap: p(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$/, 32, 'a keymap name', 'e.g. us, de or fr-latin1'),
   sha256: p(/^[0-9a-fA-F]{64}$/, 64, '64 hex digits', 'the sha256 from the download page'),
