@@ -30,12 +30,16 @@ import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
+import { checkOutDir } from './stages/check-out-dir.ts';
+import { describeCache } from './lib/cache-dir.ts';
 import { SERVED_SPEC } from './cli/config-path.ts';
 
 export interface BuildOptions {
   outDir: string;
   cacheDir: string;
   force: boolean;
+  /** Replace a foreign non-empty directory or a served tree with switched node links (see checkOutDir). */
+  forceOut?: boolean;
   sourceDateEpoch: number;
   log: Logger;
   /** The spec as written; shipped as etc/portacluster.json so the lifecycle commands on node0 find it. */
@@ -135,6 +139,10 @@ async function clampTimes(dir: string, epoch: number): Promise<void> {
 export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const outDir = resolve(o.outDir);
+  // Before any stage: a refused --out must stay exactly as it was.
+  await checkOutDir({ outDir: o.outDir, cacheDir: o.cacheDir, nodes: plan.nodes, forceOut: !!o.forceOut });
+  // A wrong --cache costs minutes of bootstrap: name it, and say when it holds nothing.
+  log.info(await describeCache(o.cacheDir));
   let current = 'check host tools';
   const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     current = name;
