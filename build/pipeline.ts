@@ -32,6 +32,7 @@ import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 import { checkOutDir } from './stages/check-out-dir.ts';
 import { describeCache } from './lib/cache-dir.ts';
+import { setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
 import { SERVED_SPEC } from './cli/config-path.ts';
 
 export interface BuildOptions {
@@ -143,9 +144,12 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
   await checkOutDir({ outDir: o.outDir, cacheDir: o.cacheDir, nodes: plan.nodes, forceOut: !!o.forceOut });
   // A wrong --cache costs minutes of bootstrap: name it, and say when it holds nothing.
   log.info(await describeCache(o.cacheDir));
+  // Work dirs of builds killed earlier (kill -9, power loss): the signal handler never ran for them.
+  sweepDeadPidDirs(join(o.cacheDir, 'work'), (p) => log.info(`removing the work dir of an interrupted build: ${p}`));
   let current = 'check host tools';
   const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     current = name;
+    setActivity(name);
     return log.step(name, fn);
   };
   await step('check host tools', () => checkHost(stageNeeds(plan)));

@@ -6,6 +6,7 @@ import { planCluster } from '../../plan/plan.ts';
 import { buildDist, DEFAULT_SOURCE_DATE_EPOCH } from '../../pipeline.ts';
 import { defineCommand, emit } from '../command.ts';
 import { configPath } from '../config-path.ts';
+import { onInterrupt } from '../../lib/cleanup.ts';
 import { CONFIG, JSON_OUT } from '../options.ts';
 
 export const DEFAULT_CACHE = join('.cache', 'portacluster');
@@ -39,15 +40,15 @@ export const command = defineCommand(
     const log = createLogger({ quiet: !!values.quiet || !!values.json });
     const cacheDir = resolve(values.cache || process.env.PORTACLUSTER_CACHE || DEFAULT_CACHE);
     const started = Date.now();
-    const result = await buildDist(plan, {
-      outDir: values.out!,
-      cacheDir,
-      force: !!values.force,
-      forceOut: !!values['force-out'],
-      sourceDateEpoch,
-      log,
-      spec: raw,
+    const outDir = values.out!;
+    const uninstall = onInterrupt(({ signal, activity, removed }) => {
+      process.stderr.write(
+        `\nportacluster: build interrupted by ${signal} during "${activity}"; ${outDir} was left as it was` +
+          (removed.length ? `\n  removed ${removed.length} temporary director${removed.length === 1 ? 'y' : 'ies'}: ${removed.join(', ')}` : '') +
+          '\n  the cache keeps every finished step: the next build resumes from there\n',
+      );
     });
+    const result = await buildDist(plan, { outDir, cacheDir, force: !!values.force, forceOut: !!values['force-out'], sourceDateEpoch, log, spec: raw }).finally(uninstall);
     const seconds = (Date.now() - started) / 1000;
     const total = result.manifest.files.reduce((s, f) => s + f.size, 0);
     emit(
