@@ -6,7 +6,7 @@ import { CommandError, HostToolError, SpecError, StageError, UsageError } from '
 import { closest, type Command } from './command.ts';
 import { describeErrno } from './errno.ts';
 
-const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
+export const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   build: () => import('./commands/build.ts'),
   validate: () => import('./commands/validate.ts'),
   verify: () => import('./commands/verify.ts'),

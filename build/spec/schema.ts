@@ -100,7 +100,7 @@ export const ImageSpecSchema = T.Object(
     release: T.String({ description: 'Debian suite (bookworm) or a label for Arch (rolling).' }),
     packages: T.Array(T.String(), { description: 'Packages beyond the backend base set.', default: [] }),
     mirror: T.Optional(
-      T.String({ description: "Debian archive URL (default: the build host's apt sources), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)." }),
+      T.String({ description: "Debian archive URL (default: mmdebstrap's own, http://deb.debian.org/debian plus -updates and -security for a stable suite; the build host's apt sources are not used), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)." }),
     ),
     components: T.Optional(T.Array(T.String(), { description: 'Debian components (default main).' })),
     repos: T.Optional(T.Array(T.String(), { description: 'Arch repositories for pacman.conf (default core, extra).' })),

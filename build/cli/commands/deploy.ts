@@ -16,7 +16,7 @@ export const command = defineCommand(
       from: { type: 'string', arg: 'DIR', default: 'dist', description: 'the built tree to publish' },
       'dry-run': { type: 'boolean', description: 'list what would change on the destination; write nothing' },
       keep: { type: 'string', arg: 'N', default: '3', description: 'releases to keep, the live one included' },
-      'ssh-config': SSH_CONFIG,
+      'ssh-config': { ...SSH_CONFIG, description: 'ssh config file for a node0:/path destination (ssh -F)' },
       json: JSON_OUT,
     },
     examples: ['portacluster deploy node0:/srv/public', 'portacluster deploy /srv/public --from dist --dry-run'],
