@@ -100,7 +100,7 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
     });
   }
   const iso = await fetchIso(env, { cacheDir: join(o.cacheDir, 'downloads'), log: o.log });
-  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, 'sysrcd'), workDir: join(o.cacheDir, 'work'), log: o.log });
+  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, 'sysrcd'), workDir: join(o.cacheDir, 'work'), log: o.log, source: env.url ?? env.path ?? iso });
 }
 
 function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {

@@ -2,6 +2,8 @@
  * The system errors a user meets in everyday use (no permission on the served tree, a port taken by
  * another watcher, a tree not built yet, a full disk), said in words with what to do next.
  */
+import { dirname } from 'node:path';
+
 interface ErrnoLike {
   code: string;
   path?: string;
@@ -22,9 +24,11 @@ function errnoOf(e: unknown): ErrnoLike | null {
 export function describeErrno(e: unknown): string | null {
   const err = errnoOf(e);
   if (!err) return null;
-  const path = err.path ?? '';
+  // Making a link or renaming needs write permission on the directory that receives the new name.
+  const inDir = err.dest && (err.syscall === 'symlink' || err.syscall === 'link' || err.syscall === 'rename');
+  const path = inDir ? dirname(err.dest!) : (err.path ?? '');
   const on = path ? ` on ${path}` : '';
-  const op = err.syscall ? ` (${err.syscall}${err.dest ? ` → ${err.dest}` : ''})` : '';
+  const op = err.syscall ? ` (${err.syscall})` : '';
   switch (err.code) {
     case 'EACCES':
     case 'EPERM':
