@@ -91,6 +91,12 @@ describe('build --out refuses what it would destroy', () => {
     await expectRefused('/', ['--force-out'], { cwd: here, snap: join(ws.dir, 'project') });
   });
 
+  it('the repository itself, from anywhere', async () => {
+    const r = await cli(['build', '--config', specFile, '--out', resolve('.'), '--cache', join(ws.dir, 'cache'), '--force-out'], { cwd: ws.dir });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`is or holds portacluster itself (${resolve('.')})`);
+  });
+
   it('a file', async () => {
     const file = join(ws.dir, 'README.md');
     await writeFile(file, '# mine\n');
@@ -138,7 +144,8 @@ describe('build --out refuses what it would destroy', () => {
     const release = await readlink(pub);
     expect(await expectRefused(pub, ['--force-out'], { snap: ws.dir + '/public.releases' })).toContain('is a symlink to');
     expect(await readlink(pub)).toBe(release);
-    expect(await expectRefused(join(ws.dir, release), ['--force-out'], { snap: ws.dir + '/public.releases' })).toContain('is a release of a deployed tree');
+    expect(await expectRefused(join(ws.dir, release), ['--force-out'], { snap: ws.dir + '/public.releases' })).toContain('is inside a release of a deployed tree');
+    expect(await expectRefused(join(pub, 'images'), ['--force-out'], { snap: ws.dir + '/public.releases' })).toContain('is inside a release of a deployed tree');
     const forced = await cli(['build', '--config', specFile, '--out', dist, '--cache', join(ws.dir, 'cache'), '--force-out', '-q']);
     expect(forced.code, forced.stderr).toBe(0);
     expect(await readlink(join(dist, 'pxe/pxelinux.cfg/01-c0-3f-d5-60-e5-a1'))).toBe('installer');

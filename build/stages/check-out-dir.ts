@@ -91,9 +91,11 @@ export async function checkOutDir(o: OutDirCheck): Promise<void> {
     throw refuse(`is a symlink to ${await readlink(abs)} (a deployed tree, or someone else's directory); a build replaces directories, never links\n  to publish a build there, build into dist/ and run \`portacluster deploy ${abs}\``, false);
   }
   if (st && !st.isDirectory()) throw refuse('is a file, not a directory: the build would replace it with a tree', false);
-  if (basename(dirname(abs)).endsWith('.releases')) throw refuse(`is a release of a deployed tree (${dirname(abs)}): it is served through a symlink`, false);
-
   const real = await canonical(abs);
+  // Inside `<dest>.releases/`, however it is reached (directly, or through the served symlink).
+  const releases = real.split(sep).findIndex((c, i, all) => c.endsWith('.releases') && i < all.length - 1);
+  if (releases > 0) throw refuse(`is inside a release of a deployed tree (${real.split(sep).slice(0, releases + 1).join(sep)}): it is served through a symlink`, false);
+
   const cwd = await canonical(o.cwd ?? process.cwd());
   const cache = await canonical(o.cacheDir);
   if (real === sep) throw refuse('is the root directory', false);
