@@ -31,12 +31,17 @@ import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
+import { checkOutDir } from './stages/check-out-dir.ts';
+import { describeCache } from './lib/cache-dir.ts';
+import { setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
 import { SERVED_SPEC } from './cli/config-path.ts';
 
 export interface BuildOptions {
   outDir: string;
   cacheDir: string;
   force: boolean;
+  /** Replace a foreign non-empty directory or a served tree with switched node links (see checkOutDir). */
+  forceOut?: boolean;
   sourceDateEpoch: number;
   log: Logger;
   /** The spec as written; shipped as etc/portacluster.json so the lifecycle commands on node0 find it. */
@@ -96,7 +101,7 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
     });
   }
   const iso = await fetchIso(env, { cacheDir: join(o.cacheDir, 'downloads'), log: o.log });
-  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, 'sysrcd'), workDir: join(o.cacheDir, 'work'), log: o.log });
+  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, 'sysrcd'), workDir: join(o.cacheDir, 'work'), log: o.log, source: env.url ?? env.path ?? iso });
 }
 
 function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {
@@ -136,9 +141,16 @@ async function clampTimes(dir: string, epoch: number): Promise<void> {
 export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const outDir = resolve(o.outDir);
+  // Before any stage: a refused --out must stay exactly as it was.
+  await checkOutDir({ outDir: o.outDir, cacheDir: o.cacheDir, nodes: plan.nodes, forceOut: !!o.forceOut });
+  // A wrong --cache costs minutes of bootstrap: name it, and say when it holds nothing.
+  log.info(await describeCache(o.cacheDir));
+  // Work dirs of builds killed earlier (kill -9, power loss): the signal handler never ran for them.
+  sweepDeadPidDirs(join(o.cacheDir, 'work'), (p) => log.info(`removing the work dir of an interrupted build: ${p}`));
   let current = 'check host tools';
   const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     current = name;
+    setActivity(name);
     return log.step(name, fn);
   };
   await step('check host tools', () => checkHost(stageNeeds(plan)));

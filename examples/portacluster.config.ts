@@ -29,7 +29,7 @@ export default defineConfig({
     name: 'debian',
     distro: 'debian',
     release: 'bookworm',
-    // No mirror: mmdebstrap uses this build host's apt sources.
+    // No mirror: mmdebstrap's default, deb.debian.org (plus -updates and -security), not this host's apt sources.
     packages: ['openssh-server', 'sudo', 'less', 'curl'],
     // The fast path: nodes write a verified ext4 image instead of unpacking the tarball.
     installMode: 'image',

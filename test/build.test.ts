@@ -277,7 +277,8 @@ describe('a full disk', () => {
       const out = join(full, 'dist');
       await mkdir(out);
       await writeFile(join(out, 'previous'), 'the previous dist/\n');
-      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(full, 'cache')]);
+      // A directory portacluster did not build: --force-out, since the point here is the full disk.
+      const r = await cli(['build', '--config', file, '--out', out, '--cache', join(full, 'cache'), '--force-out']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/no space left on device/i);
       expect(r.stderr).toContain(full);

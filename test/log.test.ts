@@ -59,3 +59,42 @@ describe('logger', () => {
     expect(out.text()).toMatch(/^ {4}pack image: \d+\.\d s\n$/);
   });
 });
+
+describe('heartbeat off a terminal', () => {
+  it('says a long step is still running, only for the innermost step, and stops when it ends', async () => {
+    delete process.env.GITHUB_ACTIONS;
+    const out = sink(false);
+    const log = createLogger({ stream: out, heartbeatMs: 40 });
+    await log.step('bootstrap image', async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      await log.step('zstd -19', () => new Promise((r) => setTimeout(r, 100)));
+    });
+    const after = out.text();
+    await new Promise((r) => setTimeout(r, 120));
+    const lines = after.split('\n');
+    const beats = lines.filter((l) => l.includes('still running'));
+    expect(beats.filter((l) => /^ {4}bootstrap image: still running, 0s$/.test(l)).length).toBeGreaterThanOrEqual(1);
+    expect(beats.filter((l) => /^ {4}zstd -19: still running, 0s$/.test(l)).length).toBeGreaterThanOrEqual(1);
+    // While zstd runs, only zstd beats: between its heading and its duration line no parent beat appears.
+    const inner = lines.slice(lines.indexOf('==> zstd -19'), lines.findIndex((l) => /zstd -19: \d+\.\d s$/.test(l)));
+    expect(inner.some((l) => l.startsWith('    bootstrap image: still running'))).toBe(false);
+    expect(out.text()).toBe(after);
+  });
+
+  it('stays silent on a terminal (the progress line shows life) and with --quiet', async () => {
+    delete process.env.GITHUB_ACTIONS;
+    for (const [tty, quiet] of [[true, false], [false, true]] as const) {
+      const out = sink(tty);
+      const log = createLogger({ stream: out, heartbeatMs: 20, quiet });
+      await log.step('pack image', () => new Promise((r) => setTimeout(r, 90)));
+      expect(out.text()).not.toContain('still running');
+    }
+  });
+
+  it('formats minutes the way people read them', async () => {
+    const { formatElapsed } = await import('../build/lib/log.ts');
+    expect(formatElapsed(90_000)).toBe('1m30s');
+    expect(formatElapsed(5_000)).toBe('5s');
+    expect(formatElapsed(600_000)).toBe('10m00s');
+  });
+});

@@ -3,9 +3,10 @@
  * Each command lives in build/cli/commands/<name>.ts and exports `command: Command`.
  */
 import { CommandError, HostToolError, SpecError, StageError, UsageError } from '../lib/errors.ts';
-import type { Command } from './command.ts';
+import { closest, type Command } from './command.ts';
+import { describeErrno } from './errno.ts';
 
-const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
+export const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   build: () => import('./commands/build.ts'),
   validate: () => import('./commands/validate.ts'),
   verify: () => import('./commands/verify.ts'),
@@ -22,15 +23,16 @@ function usage(): string {
   return [
     'usage: portacluster <command> [options]',
     '',
-    '  build     [--config F] [--out DIR] [--cache DIR] [--force] [--json]   build dist/ from the spec',
-    '  validate  [--config F] [--json]                                       check a spec, print every problem',
-    '  verify    DIR [--json]                                                re-check a built tree against SHA256SUMS',
-    '  reimage | rescue | diskless | normal  <node…|--all> [--root DIR | --ssh HOST] [--reboot]',
-    '  watch     [--root DIR] [--state F] [--listen ADDR] [--access-log F] [--until-done] [--json]',
-    '  status    [--root DIR] [--state F] [--json]',
-    '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--json]',
+    '  build                                  build dist/ from the spec',
+    '  validate                               check a spec, print every problem',
+    '  verify DIR                             re-check a built tree against SHA256SUMS',
+    '  reimage | rescue | diskless | normal   switch nodes to a profile (<node…|--all>)',
+    '  watch                                  receive the installers\' reports, switch finished nodes to their OS',
+    '  status                                 each node, its profile and its last state',
+    '  deploy <node0:/srv/public | DIR>       publish dist/ as a new release, atomically',
     '',
-    'The spec defaults to ./portacluster.config.ts (or .json).',
+    'Every command lists its options with `portacluster <command> --help`.',
+    'The spec defaults to ./portacluster.config.ts (or .js, .json).',
   ].join('\n');
 }
 
@@ -42,7 +44,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (!load) {
-    process.stderr.write(`portacluster: unknown command "${name}"\n\n${usage()}\n`);
+    const guess = closest(name, Object.keys(COMMANDS));
+    process.stderr.write(`portacluster: unknown command "${name}"${guess ? `: did you mean ${guess}?` : ''}\n\n${usage()}\n`);
     return 2;
   }
   try {
@@ -63,15 +66,24 @@ function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {
 }
 
 export function reportError(e: unknown): number {
+  // A stack trace is for whoever debugs portacluster, not for its users: only on request.
+  const debug = process.env.PORTACLUSTER_DEBUG === '1';
+  const stack = debug && e instanceof Error && e.stack ? `\n${e.stack}` : '';
   if (e instanceof UsageError || e instanceof SpecError) {
-    process.stderr.write(`portacluster: ${e.message}\n`);
+    process.stderr.write(`portacluster: ${e.message}${stack}\n`);
     return 2;
   }
   if (e instanceof CommandError || e instanceof StageError || e instanceof HostToolError) {
-    process.stderr.write(`portacluster: ${e.message}\n`);
+    process.stderr.write(`portacluster: ${e.message}${stack}\n`);
     return 1;
   }
-  process.stderr.write(`portacluster: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  const known = describeErrno(e);
+  if (known) {
+    process.stderr.write(`portacluster: ${known}${stack}\n`);
+    return 1;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`portacluster: ${message}${stack || '\n  (an unexpected error: PORTACLUSTER_DEBUG=1 shows where it came from)'}\n`);
   return 1;
 }
 

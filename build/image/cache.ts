@@ -5,6 +5,7 @@
  * beside it and renamed in. A failed build removes its temp dir; a killed one leaves a temp dir named
  * with its pid, swept by the next run once that pid is gone. Nothing half-made is ever an entry.
  */
+import { registerTemp } from '../lib/cleanup.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, readlink, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -148,16 +149,19 @@ export async function cachedBuild(opts: CachedBuildOptions): Promise<CacheEntry>
 
   const tmp = join(area, `${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${key}`);
   await mkdir(tmp);
+  const unregister = registerTemp(tmp);
   try {
     await opts.build(tmp);
   } catch (e) {
     await removeTree(tmp);
+    unregister();
     throw e;
   }
   if (await exists(dir)) {
     if (!opts.force) {
       // Another build of the same key finished first: its result is as good as ours.
       await removeTree(tmp);
+      unregister();
       return { dir, fromCache: true };
     }
     const old = join(area, `.old-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -167,5 +171,6 @@ export async function cachedBuild(opts: CachedBuildOptions): Promise<CacheEntry>
   } else {
     await rename(tmp, dir);
   }
+  unregister();
   return { dir, fromCache: false };
 }

@@ -51,7 +51,8 @@ const MODERN = {
 } as const;
 
 /** Every regular file in the ISO, as absolute ISO paths ("/isolinux/rescue64"). */
-export async function listIsoFiles(iso: string): Promise<string[]> {
+/** `name`: how the user knows the ISO (the spec's installerEnv.path or url), for messages; default iso. */
+export async function listIsoFiles(iso: string, name = iso): Promise<string[]> {
   let stdout: string;
   let stderr: string;
   try {
@@ -60,7 +61,7 @@ export async function listIsoFiles(iso: string): Promise<string[]> {
   } catch (err) {
     if (err instanceof CommandError && err.exitCode === 127)
       throw new HostToolError("Could not find 'xorriso', which is required to read the SystemRescue ISO without mounting it (Debian: xorriso, Arch: libisoburn)");
-    if (err instanceof CommandError) throw new StageError(STAGE, `cannot read ${iso} as an ISO 9660 image\n${err.message}`);
+    if (err instanceof CommandError) throw new StageError(STAGE, `cannot read ${name} as an ISO 9660 image\n${err.message}`);
     throw err;
   }
   const files = stdout
@@ -70,7 +71,7 @@ export async function listIsoFiles(iso: string): Promise<string[]> {
   // xorriso happily opens any file as blank media: no files at all means it is no ISO image.
   if (files.length === 0) {
     const status = stderr.match(/^Media status : (.*)$/m)?.[1];
-    throw new StageError(STAGE, `cannot read ${iso} as an ISO 9660 image: xorriso finds no files in it${status ? ` (media status: ${status})` : ''}`);
+    throw new StageError(STAGE, `cannot read ${name} as an ISO 9660 image: xorriso finds no files in it${status ? ` (media status: ${status})` : ''}`);
   }
   return files;
 }
@@ -132,6 +133,6 @@ export function detectLayout(files: readonly string[], iso = 'the ISO'): IsoLayo
   );
 }
 
-export async function readIsoLayout(iso: string): Promise<IsoLayout> {
-  return detectLayout(await listIsoFiles(iso), iso);
+export async function readIsoLayout(iso: string, name = iso): Promise<IsoLayout> {
+  return detectLayout(await listIsoFiles(iso, name), name);
 }

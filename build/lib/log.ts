@@ -15,9 +15,20 @@ export interface Logger {
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 
-export function createLogger(opts: { quiet?: boolean; stream?: NodeJS.WriteStream } = {}): Logger {
+/** Off a terminal (CI, a pipe, a log file) a silent step looks hung: say it still runs this often. */
+export const HEARTBEAT_MS = 30_000;
+
+export function formatElapsed(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+export function createLogger(opts: { quiet?: boolean; stream?: NodeJS.WriteStream | NodeJS.WritableStream & { isTTY?: boolean }; heartbeatMs?: number } = {}): Logger {
   const out = opts.stream ?? process.stderr;
   const tty = Boolean(out.isTTY) && !inActions();
+  const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+  // Only the innermost running step beats: a nested step's parent is running by definition.
+  const running: string[] = [];
   let lastDraw = 0;
   const clearLine = () => {
     if (tty) out.write('\r\x1b[K');
@@ -37,9 +48,20 @@ export function createLogger(opts: { quiet?: boolean; stream?: NodeJS.WriteStrea
       const started = Date.now();
       if (inActions()) actions.startGroup(name);
       else if (!opts.quiet) out.write(`==> ${name}\n`);
+      const token = `${name}\0${started}\0${running.length}`;
+      running.push(token);
+      const beat =
+        !tty && !opts.quiet
+          ? setInterval(() => {
+              if (running.at(-1) === token) out.write(`    ${name}: still running, ${formatElapsed(Date.now() - started)}\n`);
+            }, heartbeatMs)
+          : undefined;
+      beat?.unref();
       try {
         return await fn();
       } finally {
+        clearInterval(beat);
+        running.splice(running.lastIndexOf(token), 1);
         clearLine();
         if (inActions()) actions.endGroup();
         if (!opts.quiet) out.write(`    ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

@@ -180,7 +180,11 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   if (o.dryRun) {
     // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
     const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_GLOBS.map((g) => `--exclude=${g}`), ...rsh, `${from}/`, where(`${probe.current ?? dest}/`)]);
-    result.changes = r.stdout.split('\n').filter((l) => l && !l.startsWith('.d..t'));
+    // rsync says "created directory" for the destination even in a dry run, where it creates nothing.
+    result.changes = r.stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith('.d..t'))
+      .map((l) => l.replace(/^created directory /, 'would create directory '));
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }

@@ -79,6 +79,13 @@ function ops(nodes: readonly Pick<PlanNode, 'name' | 'pxeFile'>[], profile: stri
   return nodes.flatMap((n) => nodeLinks(n, profile).map((l) => ({ ...l, node: n.name })));
 }
 
+/** A missing tree is the everyday case (not built or deployed yet, a typo in --root): say so plainly. */
+export async function assertServedTree(root: string, command: string): Promise<void> {
+  if (await isDir(join(root, PXELINUX_DIR))) return;
+  const what = (await isDir(root)) ? `${root} has no ${PXELINUX_DIR}` : `${root} does not exist`;
+  throw new StageError(command, `no served tree at ${root} (${what})\n  hint: run \`portacluster build\` (then \`portacluster deploy\`), or name the tree with --root DIR`);
+}
+
 const exists = (p: string) => stat(p).then(() => true, () => false);
 const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
 
@@ -97,6 +104,7 @@ export async function switchNodes(nodes: readonly PlanNode[], profile: string, o
 let seq = 0;
 
 async function switchLocal(list: Op[], root: string): Promise<Map<string, string | null>> {
+  await assertServedTree(root, 'switch');
   const missing: string[] = [];
   const skip = new Set<Op>();
   for (const op of list) {
@@ -165,6 +173,7 @@ export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'pxeF
     }
     return out;
   }
+  await assertServedTree(o.root, 'status');
   for (const n of nodes) {
     const link = join(o.root, PXELINUX_DIR, n.pxeFile);
     const isLink = await lstat(link).then((s) => s.isSymbolicLink(), () => false);

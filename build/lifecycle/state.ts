@@ -13,7 +13,7 @@
  */
 import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 
 export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
@@ -50,8 +50,16 @@ export const FINISHED: ReadonlySet<NodeStatus> = new Set(['done', 'failed', 'tim
 
 export const emptyState = (): StateDoc => ({ version: 1, nodes: {} });
 
-export function defaultStateFile(): string {
-  return process.env.PORTACLUSTER_STATE ?? '/var/lib/portacluster/state.json';
+/**
+ * The state belongs to one served tree: the spec's servedRoot (node0's /srv/public) keeps
+ * /var/lib/portacluster/state.json (or $PORTACLUSTER_STATE); any other --root gets its own file under
+ * `<that dir>/trees/<root with / as _>/state.json`, so `status --root dist` never shows node0's nodes.
+ * --state still names any file explicitly.
+ */
+export function defaultStateFile(root?: string, servedRoot?: string): string {
+  const main = process.env.PORTACLUSTER_STATE || '/var/lib/portacluster/state.json';
+  if (root === undefined || (servedRoot !== undefined && resolve(root) === resolve(servedRoot))) return main;
+  return join(dirname(main), 'trees', resolve(root).replace(/\//g, '_'), 'state.json');
 }
 
 export async function readState(file: string): Promise<StateDoc> {

@@ -111,7 +111,7 @@ export const ImageSpecSchema = T.Object(
     release: str('release', 'Debian suite (bookworm) or a label for Arch (rolling).'),
     packages: T.Array(str('packageName', 'A package name.'), { description: 'Packages beyond the backend base set.', default: [] }),
     mirror: T.Optional(
-      str('mirror', "Debian archive URL (default: the build host's apt sources), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)."),
+      str('mirror', "Debian archive URL (default: mmdebstrap's own, http://deb.debian.org/debian plus -updates and -security for a stable suite; the build host's apt sources are not used), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)."),
     ),
     components: T.Optional(T.Array(str('component', 'A Debian component.'), { description: 'Debian components (default main).' })),
     repos: T.Optional(T.Array(str('archRepo', 'An Arch repository name.'), { description: 'Arch repositories for pacman.conf (default core, extra).' })),

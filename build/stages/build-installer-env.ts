@@ -7,6 +7,7 @@ import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'nod
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { registerTemp } from '../lib/cleanup.ts';
 import type { InstallerEnvArtifact } from '../iso/types.ts';
 import { StageError } from '../lib/errors.ts';
 import { checkHost } from '../lib/host.ts';
@@ -99,6 +100,7 @@ async function buildInto(entry: string, o: BuildInstallerEnvOptions): Promise<vo
   await sweepWorkRoots(o.workDir, o.log);
   const root = join(o.workDir, `installer-env-root-${process.pid}`);
   await removeTree(root).catch(() => {});
+  const unregister = registerTemp(root);
   try {
     await o.log.step('bootstrap installer environment (mmdebstrap)', () => bootstrapInstallerRoot(root, o));
     const kvers = await readdir(join(root, 'usr/lib/modules'));
@@ -125,6 +127,7 @@ async function buildInto(entry: string, o: BuildInstallerEnvOptions): Promise<vo
     await writeFile(join(entry, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   } finally {
     await removeTree(root).catch(() => {});
+    unregister();
   }
 }
 

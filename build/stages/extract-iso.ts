@@ -23,6 +23,8 @@ export interface ExtractIsoOptions {
   /** Scratch space; the extraction is staged here and verified before anything is placed. */
   workDir: string;
   log: Logger;
+  /** The ISO as the spec names it (installerEnv.path or url): errors name it, not the cache copy. */
+  source?: string;
   /** What artifact.files are relative to; default: the parent of pxeDir. */
   distDir?: string;
 }
@@ -74,9 +76,11 @@ function placements(layout: IsoLayout, o: ExtractIsoOptions): Plan {
 }
 
 export async function extractIso(isoPath: string, o: ExtractIsoOptions): Promise<InstallerEnvArtifact> {
-  const layout = await readIsoLayout(isoPath);
+  // The user knows the ISO by the spec's path or URL; the cache copy's name means nothing to them.
+  const named = o.source && o.source !== isoPath ? `${o.source} (cached as ${isoPath})` : isoPath;
+  const layout = await readIsoLayout(isoPath, named);
   const plan = placements(layout, o);
-  o.log.info(`${isoPath}: ${layout.kind === 'sysrcd-legacy' ? 'legacy SystemRescueCd (4.x/5.x)' : 'modern SystemRescue (6+)'} layout`);
+  o.log.info(`${named}: ${layout.kind === 'sysrcd-legacy' ? 'legacy SystemRescueCd (4.x/5.x)' : 'modern SystemRescue (6+)'} layout`);
 
   const staging = join(o.workDir, 'extract-iso');
   await rm(staging, { recursive: true, force: true });
@@ -86,7 +90,7 @@ export async function extractIso(isoPath: string, o: ExtractIsoOptions): Promise
   const staged = (isoMember: string) => join(staging, isoMember);
   await extractMembers(isoPath, members, staging);
 
-  await verifyMember(staged(plan.check.member), plan.check.member, staged(plan.check.sums), plan.check.sums, plan.check.algo, isoPath);
+  await verifyMember(staged(plan.check.member), plan.check.member, staged(plan.check.sums), plan.check.sums, plan.check.algo, named);
   const version = layout.versionFile ? (await readFile(staged(layout.versionFile), 'utf8')).split('\n')[0]!.trim() || 'unknown' : 'unknown';
 
   const distDir = o.distDir ?? dirname(o.pxeDir);

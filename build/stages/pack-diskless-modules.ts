@@ -12,6 +12,7 @@ import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } fro
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { registerTemp } from '../lib/cleanup.ts';
 import type { BootstrappedImage } from '../image/types.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { EXCLUDED_MODULES, KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
@@ -52,6 +53,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
   const out = join(work, 'out');
   for (const d of ['upper', 'ovl-work', 'merged', 'out/usr/lib/modules']) await mkdir(join(work, d), { recursive: true });
   const tmp = insideDir(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`, 'pack-diskless-modules');
+  const unregister = registerTemp(work);
   try {
     await run(['mount', '-t', 'overlay', 'pc-diskless-modules', '-o', `lowerdir=${rootDir},upperdir=${join(work, 'upper')},workdir=${join(work, 'ovl-work')}`, merged]);
     let kept: number;
@@ -71,6 +73,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
     throw e;
   } finally {
     await removeTree(work).catch(() => {});
+    unregister();
   }
 }
 

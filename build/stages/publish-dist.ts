@@ -5,6 +5,7 @@
  */
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { registerTemp } from '../lib/cleanup.ts';
 
 async function present(path: string): Promise<boolean> {
   return lstat(path).then(
@@ -43,11 +44,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
+const unregister = new Map<string, () => void>();
+
 export async function createStaging(outDir: string): Promise<string> {
   await recoverDist(outDir);
   const staging = siblings(outDir).staging(String(process.pid));
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true, mode: 0o755 });
+  unregister.set(staging, registerTemp(staging));
   return staging;
 }
 
@@ -56,9 +60,11 @@ export async function publishDist(staging: string, outDir: string): Promise<void
   const had = await present(outDir);
   if (had) await rename(outDir, aside);
   await rename(staging, outDir);
+  unregister.get(staging)?.();
   if (had) await rm(aside, { recursive: true, force: true });
 }
 
 export async function discardStaging(staging: string): Promise<void> {
   await rm(staging, { recursive: true, force: true });
+  unregister.get(staging)?.();
 }

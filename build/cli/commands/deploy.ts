@@ -1,39 +1,47 @@
 /** deploy DEST: publish dist/ to node0:/srv/public (or a local dir) as a new release, atomically. */
 import { UsageError } from '../../lib/errors.ts';
 import { deploy } from '../../lifecycle/deploy.ts';
-import { emit, parseFlags, type Command } from '../command.ts';
+import { defineCommand, emit } from '../command.ts';
+import { JSON_OUT, SSH_CONFIG } from '../options.ts';
 
-export const command: Command = async (argv) => {
-  const { values, positionals } = parseFlags(
-    argv,
-    {
-      from: { type: 'string', default: 'dist' },
-      'dry-run': { type: 'boolean' },
-      keep: { type: 'string', default: '3' },
-      'ssh-config': { type: 'string' },
-      json: { type: 'boolean' },
+export const command = defineCommand(
+  {
+    name: 'deploy',
+    positionals: '<node0:/srv/public | DIR>',
+    summary: [
+      'Publish a built tree as a new release beside the live one and switch the served symlink to it;',
+      "the nodes' current links and the live release's images are carried over.",
+    ].join('\n'),
+    options: {
+      from: { type: 'string', arg: 'DIR', default: 'dist', description: 'the built tree to publish' },
+      'dry-run': { type: 'boolean', description: 'list what would change on the destination; write nothing' },
+      keep: { type: 'string', arg: 'N', default: '3', description: 'releases to keep, the live one included' },
+      'ssh-config': { ...SSH_CONFIG, description: 'ssh config file for a node0:/path destination (ssh -F)' },
+      json: JSON_OUT,
     },
-    true,
-  );
-  if (positionals.length !== 1) throw new UsageError('usage: portacluster deploy <node0:/srv/public | DIR> [--from dist] [--dry-run] [--keep N] [--json]');
-  const keep = Number(values.keep);
-  const r = await deploy({
-    from: values.from!,
-    dest: positionals[0]!,
-    dryRun: !!values['dry-run'],
-    keep,
-    ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}),
-    log: (l) => process.stderr.write(l + '\n'),
-  });
-  const where = (r.host ? r.host + ':' : '') + r.dest;
-  const text = r.dryRun
-    ? [...r.changes, `dry run: ${r.changes.length} change${r.changes.length === 1 ? '' : 's'} to ${where} (nothing written; node links excluded)`].join('\n')
-    : [
-        ...(r.migrated ? [`${where} was a plain directory: it is now ${r.migrated}, and ${r.dest} a symlink`] : []),
-        `published ${r.release} at ${where} in ${r.seconds.toFixed(1)} s; ${r.checked} files verified by sha256sum -c on the destination`,
-        `kept ${r.keptLinks.length} node link${r.keptLinks.length === 1 ? '' : 's'} from the live tree${r.lateLinks.length ? `, re-applied ${r.lateLinks.length} switched during the deploy` : ''}`,
-        ...(r.pruned.length ? [`pruned ${r.pruned.join(', ')}`] : []),
-      ].join('\n');
-  emit(!!values.json, r, text);
-  return 0;
-};
+    examples: ['portacluster deploy node0:/srv/public', 'portacluster deploy /srv/public --from dist --dry-run'],
+  },
+  async (values, positionals) => {
+    if (positionals.length !== 1) throw new UsageError('deploy takes one destination: node0:/srv/public or a local DIR\n  see: portacluster deploy --help');
+    const keep = Number(values.keep);
+    const r = await deploy({
+      from: values.from!,
+      dest: positionals[0]!,
+      dryRun: !!values['dry-run'],
+      keep,
+      ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}),
+      log: (l) => process.stderr.write(l + '\n'),
+    });
+    const where = (r.host ? r.host + ':' : '') + r.dest;
+    const text = r.dryRun
+      ? [...r.changes, `dry run: ${r.changes.length} change${r.changes.length === 1 ? '' : 's'} to ${where} (nothing written; node links excluded)`].join('\n')
+      : [
+          ...(r.migrated ? [`${where} was a plain directory: it is now ${r.migrated}, and ${r.dest} a symlink`] : []),
+          `published ${r.release} at ${where} in ${r.seconds.toFixed(1)} s; ${r.checked} files verified by sha256sum -c on the destination`,
+          `kept ${r.keptLinks.length} node link${r.keptLinks.length === 1 ? '' : 's'} from the live tree${r.lateLinks.length ? `, re-applied ${r.lateLinks.length} switched during the deploy` : ''}`,
+          ...(r.pruned.length ? [`pruned ${r.pruned.join(', ')}`] : []),
+        ].join('\n');
+    emit(!!values.json, r, text);
+    return 0;
+  },
+);

@@ -12,7 +12,8 @@ import type { Plan, PlanNode } from '../../plan/plan.ts';
 import { planCluster } from '../../plan/plan.ts';
 import { loadSpec } from '../../spec/load.ts';
 import { UsageError } from '../../lib/errors.ts';
-import { emit, parseFlags, type Command } from '../command.ts';
+import { defineCommand, emit, type Command, type CommandSpec } from '../command.ts';
+import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { configPath } from '../config-path.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
@@ -35,22 +36,30 @@ function profileFor(action: Action, plan: Plan): string {
   return action === 'reimage' ? plan.profiles.installer : action === 'rescue' ? plan.profiles.rescue : plan.profiles.os;
 }
 
+const switchSpec = (action: Action) => ({
+  name: action,
+  positionals: '<node…|--all>',
+  summary: [
+    "Point nodes' boot links at a profile: reimage → the installer, rescue → the rescue environment,",
+    'diskless → the golden image from RAM, normal → the installed OS. reimage, rescue and diskless mark the',
+    'nodes requested in the state file (watch then expects their reports); normal marks them done.',
+    'Nodes are host names or MACs in any spelling.',
+  ].join('\n'),
+  options: {
+    config: CONFIG,
+    all: { type: 'boolean', description: 'every node of the spec' },
+    root: ROOT,
+    ssh: SSH,
+    'ssh-config': SSH_CONFIG,
+    state: STATE,
+    reboot: { type: 'boolean', description: "then reboot the nodes (the spec's nodes[].reboot, else ssh NODE systemctl reboot)" },
+    json: JSON_OUT,
+  },
+  examples: [`portacluster ${action} node3${action === 'normal' ? '' : ' --reboot'}`, `portacluster ${action} --all --ssh node0`],
+}) satisfies CommandSpec;
+
 function makeCommand(action: Action): Command {
-  return async (argv) => {
-    const { values, positionals } = parseFlags(
-      argv,
-      {
-        config: { type: 'string', short: 'c' },
-        all: { type: 'boolean' },
-        root: { type: 'string' },
-        ssh: { type: 'string' },
-        'ssh-config': { type: 'string' },
-        state: { type: 'string' },
-        reboot: { type: 'boolean' },
-        json: { type: 'boolean' },
-      },
-      true,
-    );
+  return defineCommand(switchSpec(action), async (values, positionals) => {
     const plan = await loadPlan(values.config, values.ssh ? undefined : values.root);
     const nodes = resolveNodes(plan.nodes, positionals, !!values.all);
     const profile = profileFor(action, plan);
@@ -60,7 +69,7 @@ function makeCommand(action: Action): Command {
     const switched = await switchNodes(nodes, profile, { root, target });
     const ms = performance.now() - started;
     // The state file lives where the watcher runs; with --ssh that is node0, which the next report updates.
-    if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(), nodes, action, profile);
+    if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(root, plan.admin.servedRoot), nodes, action, profile);
 
     const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
     if (values.reboot) {
@@ -79,7 +88,7 @@ function makeCommand(action: Action): Command {
     ].join('\n');
     emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, reboots, ms }, text);
     return reboots.every((r) => r.ok) ? 0 : 1;
-  };
+  });
 }
 
 export const reimage = makeCommand('reimage');
