@@ -82,11 +82,12 @@ describe('build --out refuses what it would destroy', () => {
     const here = join(ws.dir, 'project');
     await mkdir(here, { recursive: true });
     await writeFile(join(here, 'notes.md'), 'my notes\n');
-    const err = await expectRefused('.', [], { cwd: here });
+    // The snapshot is of the user's directory (the test process's own '.' is the repository).
+    const err = await expectRefused('.', [], { cwd: here, snap: here });
     expect(err).toContain(`--out . (${here}): is the current directory; nothing was built or changed`);
     expect(err).toContain('hint: give --out a new path');
     // Not even --force-out replaces the current directory or one of its ancestors.
-    await expectRefused('.', ['--force-out'], { cwd: here });
+    await expectRefused('.', ['--force-out'], { cwd: here, snap: here });
     await expectRefused(ws.dir, ['--force-out'], { cwd: here });
     await expectRefused('/', ['--force-out'], { cwd: here, snap: join(ws.dir, 'project') });
   });
