@@ -15,12 +15,13 @@ export const command: Command = async (argv) => {
     force: { type: 'boolean' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
+    'no-typecheck': { type: 'boolean' },
   });
   const epochText = process.env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = epochText === undefined || epochText === '' ? DEFAULT_SOURCE_DATE_EPOCH : Number(epochText);
   if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch < 0) throw new UsageError(`SOURCE_DATE_EPOCH is not a number of seconds: ${epochText}`);
   // The spec is validated before anything is written: a bad spec exits 2 and leaves dist/ alone.
-  const { spec, path, raw } = await loadSpec(configPath(values.config));
+  const { spec, path, raw } = await loadSpec(configPath(values.config), { typecheck: !values['no-typecheck'] });
   const plan = planCluster(spec);
   const log = createLogger({ quiet: !!values.quiet || !!values.json });
   const started = Date.now();

@@ -1,0 +1,82 @@
+/**
+ * Type-checks a TypeScript spec against this package's types with the TypeScript compiler API, so a wrong
+ * field type is reported as `spec.ts:12:5: Type 'number' is not assignable to type 'string'` before the
+ * schema check turns it into a less precise message. tsx only strips types; this is the one place that
+ * reads them. TypeScript is a devDependency: where it is missing the spec is only schema-checked.
+ */
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as TS from 'typescript';
+import type { SpecIssue } from '../lib/errors.ts';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../index.ts', import.meta.url));
+
+export type TypecheckResult = { checked: true; issues: SpecIssue[] } | { checked: false; reason: string };
+
+type LoadTypescript = () => Promise<typeof TS>;
+
+const loadInstalledTypescript: LoadTypescript = async () => {
+  const mod = (await import('typescript')) as typeof TS & { default?: typeof TS };
+  return mod.default ?? mod;
+};
+
+/**
+ * Module-format-agnostic settings: the loader runs a spec as an ES module wherever it is (hooks.mjs), so
+ * what is checked here is types only. 'portacluster' maps to this package's entry, also for a spec in a
+ * directory with no node_modules.
+ */
+function compilerOptions(ts: typeof TS): TS.CompilerOptions {
+  return {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2023.d.ts'],
+    module: ts.ModuleKind.Preserve,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    allowImportingTsExtensions: true,
+    resolveJsonModule: true,
+    esModuleInterop: true,
+    paths: { portacluster: [ENTRY] },
+    // A spec may read process.env; the types come from this package's install, not the spec's directory.
+    typeRoots: [resolve(PACKAGE_ROOT, 'node_modules/@types')],
+    types: ['node'],
+  };
+}
+
+/** Problems in the user's own files; this package's sources are checked by its own `tsc --noEmit`. */
+export async function typecheckSpec(file: string, loadTypescript: LoadTypescript = loadInstalledTypescript): Promise<TypecheckResult> {
+  let ts: typeof TS;
+  try {
+    ts = await loadTypescript();
+  } catch (e) {
+    return { checked: false, reason: `typescript is not installed (${(e as Error).message.split('\n')[0]})` };
+  }
+  const path = resolve(file);
+  const program = ts.createProgram({ rootNames: [path], options: compilerOptions(ts) });
+  const ours = (f: string) => (f.startsWith(PACKAGE_ROOT) && !relative(PACKAGE_ROOT, f).startsWith('..') && !isUserFile(f, path)) || f.includes('/node_modules/');
+  const issues: SpecIssue[] = [];
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    if (d.category !== ts.DiagnosticCategory.Error) continue;
+    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n    ');
+    if (!d.file) {
+      issues.push({ path: relativeName(path), message: `TS${d.code}: ${message}` });
+      continue;
+    }
+    if (ours(d.file.fileName)) continue;
+    const { line, character } = d.file.getLineAndCharacterOfPosition(d.start ?? 0);
+    issues.push({ path: `${relativeName(d.file.fileName)}:${line + 1}:${character + 1}`, message });
+  }
+  return { checked: true, issues };
+}
+
+/** A spec inside this repository (examples/, test fixtures) is still the user's file, and so are its siblings. */
+function isUserFile(f: string, spec: string): boolean {
+  return !f.startsWith(resolve(PACKAGE_ROOT, 'build') + '/') && dirname(f).startsWith(dirname(spec));
+}
+
+function relativeName(f: string): string {
+  const rel = relative(process.cwd(), f);
+  return rel.startsWith('..') ? f : rel;
+}
