@@ -45,7 +45,7 @@ function compilerOptions(ts: typeof TS): TS.CompilerOptions {
   };
 }
 
-/** Problems in the user's own files; this package's sources are checked by its own `tsc --noEmit`. */
+/** Type errors in the spec and the files it imports, located as file:line:column. */
 export async function typecheckSpec(file: string, loadTypescript: LoadTypescript = loadInstalledTypescript): Promise<TypecheckResult> {
   let ts: typeof TS;
   try {
@@ -55,25 +55,33 @@ export async function typecheckSpec(file: string, loadTypescript: LoadTypescript
   }
   const path = resolve(file);
   const program = ts.createProgram({ rootNames: [path], options: compilerOptions(ts) });
-  const ours = (f: string) => (f.startsWith(PACKAGE_ROOT) && !relative(PACKAGE_ROOT, f).startsWith('..') && !isUserFile(f, path)) || f.includes('/node_modules/');
+  const userFiles = program.getSourceFiles().filter((f) => !f.isDeclarationFile && isUserFile(f.fileName, path));
+  const diagnostics = [
+    ...program.getOptionsDiagnostics(),
+    ...program.getGlobalDiagnostics(),
+    ...userFiles.flatMap((f) => [...program.getSyntacticDiagnostics(f), ...program.getSemanticDiagnostics(f)]),
+  ];
   const issues: SpecIssue[] = [];
-  for (const d of ts.getPreEmitDiagnostics(program)) {
+  for (const d of diagnostics) {
     if (d.category !== ts.DiagnosticCategory.Error) continue;
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n    ');
     if (!d.file) {
       issues.push({ path: relativeName(path), message: `TS${d.code}: ${message}` });
       continue;
     }
-    if (ours(d.file.fileName)) continue;
     const { line, character } = d.file.getLineAndCharacterOfPosition(d.start ?? 0);
     issues.push({ path: `${relativeName(d.file.fileName)}:${line + 1}:${character + 1}`, message });
   }
   return { checked: true, issues };
 }
 
-/** A spec inside this repository (examples/, test fixtures) is still the user's file, and so are its siblings. */
+/**
+ * The spec and what it imports, except this package's sources (its own `tsc --noEmit` checks them) and
+ * installed packages. A spec inside this repository (examples/) is a user's file too.
+ */
 function isUserFile(f: string, spec: string): boolean {
-  return !f.startsWith(resolve(PACKAGE_ROOT, 'build') + '/') && dirname(f).startsWith(dirname(spec));
+  if (f === spec) return true;
+  return !f.includes('/node_modules/') && !(f.startsWith(PACKAGE_ROOT) && !f.startsWith(dirname(spec) + '/'));
 }
 
 function relativeName(f: string): string {
