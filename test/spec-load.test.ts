@@ -193,6 +193,19 @@ describe('typecheckSpec', () => {
     expect(await typecheckSpec(file)).toEqual({ checked: true, issues: [] });
   });
 
+  it("a spec using Node's API type-checks against Node's types, and its own errors are still found", async () => {
+    const file = join(ws.dir, 'spec.ts');
+    const lines = [
+      `import { defineConfig } from 'portacluster';`,
+      `import { readFileSync } from 'node:fs';`,
+      `const key = readFileSync(process.env.KEY_FILE ?? '/dev/null', 'utf8');`,
+      `export default defineConfig({ rescue: { user: 'root', sshKeys: [key] }, domain: Buffer.from('x') });`,
+    ];
+    await writeFile(file, lines.join('\n') + '\n');
+    const result = await typecheckSpec(file);
+    expect(result).toEqual({ checked: true, issues: [{ path: `${file}:4:${lines[3]!.indexOf('domain') + 1}`, message: expect.stringMatching(/^Type 'Buffer.*' is not assignable to type 'string'/) }] });
+  });
+
   it('without TypeScript installed, says so and checks nothing', async () => {
     const file = join(ws.dir, 'spec.ts');
     await writeFile(file, 'export default { cluster: 1 };\n');

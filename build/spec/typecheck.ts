@@ -4,6 +4,7 @@
  * schema check turns it into a less precise message. tsx only strips types; this is the one place that
  * reads them. TypeScript is a devDependency: where it is missing the spec is only schema-checked.
  */
+import { isBuiltin } from 'node:module';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as TS from 'typescript';
@@ -39,9 +40,8 @@ function compilerOptions(ts: typeof TS): TS.CompilerOptions {
     resolveJsonModule: true,
     esModuleInterop: true,
     paths: { portacluster: [ENTRY] },
-    // A spec may read process.env; the types come from this package's install, not the spec's directory.
+    // Node's types, when a spec needs them, come from this package's install, not the spec's directory.
     typeRoots: [resolve(PACKAGE_ROOT, 'node_modules/@types')],
-    types: ['node'],
   };
 }
 
@@ -54,13 +54,9 @@ export async function typecheckSpec(file: string, loadTypescript: LoadTypescript
     return { checked: false, reason: `typescript is not installed (${(e as Error).message.split('\n')[0]})` };
   }
   const path = resolve(file);
-  const program = ts.createProgram({ rootNames: [path], options: compilerOptions(ts) });
-  const userFiles = program.getSourceFiles().filter((f) => !f.isDeclarationFile && isUserFile(f.fileName, path));
-  const diagnostics = [
-    ...program.getOptionsDiagnostics(),
-    ...program.getGlobalDiagnostics(),
-    ...userFiles.flatMap((f) => [...program.getSyntacticDiagnostics(f), ...program.getSemanticDiagnostics(f)]),
-  ];
+  // Most specs use no Node API, and @types/node is a third of the work: add it only when the spec needs it.
+  let diagnostics = diagnose(ts, path, []);
+  if (diagnostics.some((d) => needsNodeTypes(ts, d))) diagnostics = diagnose(ts, path, ['node']);
   const issues: SpecIssue[] = [];
   for (const d of diagnostics) {
     if (d.category !== ts.DiagnosticCategory.Error) continue;
@@ -73,6 +69,23 @@ export async function typecheckSpec(file: string, loadTypescript: LoadTypescript
     issues.push({ path: `${relativeName(d.file.fileName)}:${line + 1}:${character + 1}`, message });
   }
   return { checked: true, issues };
+}
+
+function diagnose(ts: typeof TS, path: string, types: string[]): readonly TS.Diagnostic[] {
+  const program = ts.createProgram({ rootNames: [path], options: { ...compilerOptions(ts), types } });
+  const userFiles = program.getSourceFiles().filter((f) => !f.isDeclarationFile && isUserFile(f.fileName, path));
+  return [
+    ...program.getOptionsDiagnostics(),
+    ...program.getGlobalDiagnostics(),
+    ...userFiles.flatMap((f) => [...program.getSyntacticDiagnostics(f), ...program.getSemanticDiagnostics(f)]),
+  ];
+}
+
+/** TS2580/2591/2592: "Cannot find name 'process'. Do you need to install type definitions for node?"; TS2307 on a node: module. */
+function needsNodeTypes(ts: typeof TS, d: TS.Diagnostic): boolean {
+  if (d.code === 2580 || d.code === 2591 || d.code === 2592) return true;
+  const missing = d.code === 2307 && /'([^']+)'/.exec(ts.flattenDiagnosticMessageText(d.messageText, '\n'))?.[1];
+  return !!missing && isBuiltin(missing);
 }
 
 /**
