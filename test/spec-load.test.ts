@@ -113,6 +113,12 @@ describe('every spec format, in-process through the same loader', () => {
     expect(loaded.nodes).toHaveLength(2);
   });
 
+  it('a CommonJS helper beside an ES-module spec stays CommonJS', async () => {
+    await writeFile(join(ws.dir, 'helper.js'), `// export default is not used here\nmodule.exports = { cluster: 'from-cjs' };\n`);
+    await writeFile(join(ws.dir, 'spec.ts'), `import helper from './helper.js';\nexport default { ...${literal()}, cluster: helper.cluster };\n`);
+    expect((await loadSpec(join(ws.dir, 'spec.ts'))).spec.cluster).toBe('from-cjs');
+  });
+
   it('a spec edited on disk loads again with the new value in the same process', async () => {
     const file = join(ws.dir, 'spec.ts');
     await writeFile(file, `export default ${JSON.stringify(baseSpec())};\n`);
