@@ -4,7 +4,7 @@
  * schema check turns it into a less precise message. tsx only strips types; this is the one place that
  * reads them. TypeScript is a devDependency: where it is missing the spec is only schema-checked.
  */
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as TS from 'typescript';
@@ -40,9 +40,18 @@ function compilerOptions(ts: typeof TS): TS.CompilerOptions {
     resolveJsonModule: true,
     esModuleInterop: true,
     paths: { portacluster: [ENTRY] },
-    // Node's types, when a spec needs them, come from this package's install, not the spec's directory.
-    typeRoots: [resolve(PACKAGE_ROOT, 'node_modules/@types')],
+    // Node's types, when a spec needs them, come from where this package finds them, not the spec's directory.
+    typeRoots: [typesDir()],
   };
+}
+
+/** The node_modules/@types this package resolves (hoisted or not when it is installed as a dependency). */
+function typesDir(): string {
+  try {
+    return dirname(dirname(createRequire(import.meta.url).resolve('@types/node/package.json')));
+  } catch {
+    return resolve(PACKAGE_ROOT, 'node_modules/@types');
+  }
 }
 
 /** Type errors in the spec and the files it imports, located as file:line:column. */
