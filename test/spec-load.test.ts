@@ -59,6 +59,18 @@ describe('the bundled example copied to a temp dir', () => {
     expect(r.code).toBe(0);
   });
 
+  it.each<[Route, string]>([
+    ['import', 'spec.ts'],
+    ['bin', 'spec.ts'],
+    ['bin', 'spec.js'],
+  ])('a plain `export default {...}` validates through the CLI (%s, %s)', async (route, name) => {
+    await writeFile(join(ws.dir, name), `export default ${JSON.stringify(baseSpec(), null, 2)};\n`);
+    const r = await cli(route, ['validate', '--config', name], ws.dir);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`${name}: ok (2 nodes`);
+    expect(r.code).toBe(0);
+  });
+
   it('validates beside a package.json that says "type": "commonjs" (absolute --config, another cwd)', async () => {
     await writeFile(join(ws.dir, 'package.json'), '{ "type": "commonjs" }\n');
     const spec = await copiedExample(ws.dir);
