@@ -65,7 +65,8 @@ describe('the bundled example copied to a temp dir', () => {
     ['bin', 'spec.js'],
   ])('a plain `export default {...}` validates through the CLI (%s, %s)', async (route, name) => {
     await writeFile(join(ws.dir, name), `export default ${JSON.stringify(baseSpec(), null, 2)};\n`);
-    const r = await cli(route, ['validate', '--config', name], ws.dir);
+    // Loading is the point here; the type-check of a .ts spec is covered below and in-process.
+    const r = await cli(route, ['validate', '--no-typecheck', '--config', name], ws.dir);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`${name}: ok (2 nodes`);
     expect(r.code).toBe(0);
