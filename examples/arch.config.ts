@@ -1,7 +1,7 @@
 // The original portacluster (node0 + switch, pdu and six nodes) as in the original post, with an Arch Linux golden image.
 // Build it where an Arch mirror can be reached. To install with SystemRescue as the original did, set
 // installerEnv: { type: 'systemrescue', url: '<ISO URL>', sha512: '<its published digest>' }.
-import { defineConfig } from '../build/spec/load.ts';
+import { defineConfig } from 'portacluster';
 
 export default defineConfig({
   cluster: 'portacluster',

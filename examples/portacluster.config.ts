@@ -1,6 +1,6 @@
 // The original portacluster (node0 + switch, pdu and six nodes), reimaged with a Debian golden image.
 // This is the bundled default: `npm run build:image` builds it on a fresh Debian machine.
-import { defineConfig } from '../build/spec/load.ts';
+import { defineConfig } from 'portacluster';
 
 export default defineConfig({
   cluster: 'portacluster',

@@ -26,6 +26,7 @@ export const command = defineCommand(
       cache: { type: 'string', arg: 'DIR', description: 'bootstrapped roots, packed images, downloads (else $PORTACLUSTER_CACHE; default: .cache/portacluster)' },
       force: { type: 'boolean', description: 'rebuild every cached artifact (image root, installer environment, packs)' },
       quiet: { type: 'boolean', short: 'q', description: 'print only the result line (and warnings)' },
+      'no-typecheck': { type: 'boolean', description: 'skip the TypeScript type-check of a .ts spec (the schema and rules still run)' },
       json: JSON_OUT,
     },
     examples: ['portacluster build --config lab.config.ts --out dist', 'PORTACLUSTER_CACHE=/var/cache/portacluster portacluster build -q'],
@@ -35,7 +36,7 @@ export const command = defineCommand(
     const sourceDateEpoch = epochText === undefined || epochText === '' ? DEFAULT_SOURCE_DATE_EPOCH : Number(epochText);
     if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch < 0) throw new UsageError(`SOURCE_DATE_EPOCH is not a number of seconds: ${epochText}`);
     // The spec is validated before anything is written: a bad spec exits 2 and leaves dist/ alone.
-    const { spec, path, raw } = await loadSpec(configPath(values.config));
+    const { spec, path, raw } = await loadSpec(configPath(values.config), { typecheck: !values['no-typecheck'] });
     const plan = planCluster(spec);
     const log = createLogger({ quiet: !!values.quiet || !!values.json });
     const cacheDir = resolve(values.cache || process.env.PORTACLUSTER_CACHE || DEFAULT_CACHE);
