@@ -16,6 +16,7 @@ import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
+import { IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -76,8 +77,8 @@ describe('deploy to a local directory', () => {
     expect(r.checked).toBe(11);
     // node1 stays on its OS although dist/ says installer.
     expect([...(await readProfiles(plan.nodes, { root: dest })).values()]).toEqual(['arch-linux', 'installer', 'installer']);
-    expect(await readlink(join(dest, 'pxe/ipxe', `${plan.nodes[0]!.pxeFile}.ipxe`))).toBe('arch-linux.ipxe');
-    expect(r.keptLinks).toContain(`pxe/pxelinux.cfg/${plan.nodes[0]!.pxeFile} -> arch-linux`);
+    expect(await readlink(join(dest, IPXE_DIR, ipxeNodeFile(plan.nodes[0]!.mac)))).toBe('arch-linux.ipxe');
+    expect(r.keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[0]!.pxeFile} -> arch-linux`);
     await run(['sha256sum', '--quiet', '-c', 'SHA256SUMS'], { cwd: dest });
 
     // Second deploy: the unchanged image is a hard link to the previous release's.
@@ -183,7 +184,7 @@ describe('deploy and switch over ssh', () => {
     expect(await readlink(join(dest, 'pxe/pxelinux.cfg', plan.nodes[1]!.pxeFile))).toBe('arch-linux');
     const dep = await cli(['deploy', `node0:${dest}`, '--from', v2, '--ssh-config', sshd.sshConfig, '--json']);
     expect(dep.code).toBe(0);
-    expect(JSON.parse(dep.stdout).keptLinks).toContain(`pxe/pxelinux.cfg/${plan.nodes[1]!.pxeFile} -> arch-linux`);
+    expect(JSON.parse(dep.stdout).keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[1]!.pxeFile} -> arch-linux`);
   });
 });
 

@@ -9,7 +9,7 @@ import { lstat, readlink, rename, stat, symlink, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { UsageError, StageError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
-import { ipxeNodeFile, ipxeProfileFile } from '../render/ipxe.ts';
+import { IPXE_DIR, PXELINUX_DIR, ipxeNodeFile, ipxeProfileFile, pxelinuxNodeFile } from '../layout.ts';
 import { shq } from '../render/shell.ts';
 import { parseMac } from '../spec/values.ts';
 import { runScript, type Target } from './target.ts';
@@ -24,13 +24,11 @@ export interface NodeLink {
   required: boolean;
 }
 
-export const PXELINUX_DIR = 'pxe/pxelinux.cfg';
-
 /** Every per-node link for a node booting `profile`. The first is the primary one that status reads. */
-export function nodeLinks(node: Pick<PlanNode, 'pxeFile'>, profile: string): NodeLink[] {
+export function nodeLinks(node: Pick<PlanNode, 'mac'>, profile: string): NodeLink[] {
   return [
-    { dir: PXELINUX_DIR, name: node.pxeFile, target: profile, required: true },
-    { dir: 'pxe/ipxe', name: ipxeNodeFile(node.pxeFile), target: ipxeProfileFile(profile), required: false },
+    { dir: PXELINUX_DIR, name: pxelinuxNodeFile(node.mac), target: profile, required: true },
+    { dir: IPXE_DIR, name: ipxeNodeFile(node.mac), target: ipxeProfileFile(profile), required: false },
   ];
 }
 
@@ -75,7 +73,7 @@ interface Op extends NodeLink {
   node: string;
 }
 
-function ops(nodes: readonly Pick<PlanNode, 'name' | 'pxeFile'>[], profile: string): Op[] {
+function ops(nodes: readonly Pick<PlanNode, 'name' | 'mac'>[], profile: string): Op[] {
   return nodes.flatMap((n) => nodeLinks(n, profile).map((l) => ({ ...l, node: n.name })));
 }
 
@@ -89,7 +87,7 @@ export async function switchNodes(nodes: readonly PlanNode[], profile: string, o
   const before = o.target?.host || o.viaShell ? await switchRemote(list, o) : await switchLocal(list, o.root);
   return nodes.map((n) => {
     const mine = list.filter((op) => op.node === n.name && before.has(`${op.dir}/${op.name}`));
-    const primary = before.get(`${PXELINUX_DIR}/${n.pxeFile}`);
+    const primary = before.get(`${PXELINUX_DIR}/${pxelinuxNodeFile(n.mac)}`);
     return { node: n.name, mac: n.mac, from: primary ?? null, to: profile, links: mine.map((op) => `${op.dir}/${op.name}`) };
   });
 }
@@ -153,10 +151,10 @@ async function switchRemote(list: Op[], o: SwitchOptions): Promise<Map<string, s
 }
 
 /** Each node's current profile, read from its primary link (null: no link, or not a link). */
-export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'pxeFile'>[], o: SwitchOptions): Promise<Map<string, string | null>> {
+export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'mac'>[], o: SwitchOptions): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   if (o.target?.host || o.viaShell) {
-    const script = ['cd -- ' + shq(join(o.root, PXELINUX_DIR)) + ' || exit 3', ...nodes.map((n) => `printf '%s\\t%s\\n' ${shq(n.name)} "$(readlink -- ${shq(n.pxeFile)} || true)"`)].join('\n');
+    const script = ['cd -- ' + shq(join(o.root, PXELINUX_DIR)) + ' || exit 3', ...nodes.map((n) => `printf '%s\\t%s\\n' ${shq(n.name)} "$(readlink -- ${shq(pxelinuxNodeFile(n.mac))} || true)"`)].join('\n');
     const r = await runScript(o.target ?? {}, script, { nothrow: true });
     if (r.exitCode !== 0) throw new StageError('status', `cannot read ${o.root}/${PXELINUX_DIR}: ${r.stderr.trim()}`);
     for (const line of r.stdout.split('\n')) {
@@ -166,7 +164,7 @@ export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'pxeF
     return out;
   }
   for (const n of nodes) {
-    const link = join(o.root, PXELINUX_DIR, n.pxeFile);
+    const link = join(o.root, PXELINUX_DIR, pxelinuxNodeFile(n.mac));
     const isLink = await lstat(link).then((s) => s.isSymbolicLink(), () => false);
     out.set(n.name, isLink ? await readlink(link) : null);
   }

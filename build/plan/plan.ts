@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { NormalizedPartition, NormalizedSpec } from '../spec/validate.ts';
-import { formatIpv4, parseIpv4, pxelinuxMacFile, subnetOf } from '../spec/values.ts';
+import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
+import { pxelinuxNodeFile } from '../layout.ts';
 import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
 import type { ImageSpec } from '../image/types.ts';
 
@@ -109,7 +110,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       firmware: n.firmware,
       loader: n.loader ?? spec.boot.loader,
       profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
-      pxeFile: pxelinuxMacFile(n.mac),
+      pxeFile: pxelinuxNodeFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
     })),
     profiles: {

@@ -1,8 +1,9 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only. */
 import type { Plan } from '../plan/plan.ts';
+import { IPXE_BOOT_FILE, LOADER_FILES, PXE_DIR, ipxePath, urlFor } from '../layout.ts';
 
 export function renderDnsmasqConf(plan: Plan): string {
-  const tftpRoot = `${plan.admin.servedRoot}/pxe`;
+  const tftpRoot = `${plan.admin.servedRoot}/${PXE_DIR}`;
   const host = (h: { mac: string; name: string; ip?: string; loader?: string }) =>
     `dhcp-host=${[h.mac, h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, h.name, h.ip].filter(Boolean).join(',')}`;
   const other = plan.boot.loader === 'ipxe' ? 'pxelinux' : 'ipxe-node';
@@ -45,17 +46,17 @@ export function renderDnsmasqConf(plan: Plan): string {
           '',
           '# pxelinux: x86-64 UEFI clients (client-arch 7 and 9) get syslinux.efi, BIOS clients pxelinux.0;',
           '# both read the same pxelinux.cfg/ tree over TFTP.',
-          `dhcp-boot=${uses('pxelinux')}tag:!efi64,pxelinux.0`,
-          `dhcp-boot=${uses('pxelinux')}tag:efi64,syslinux.efi`,
+          `dhcp-boot=${uses('pxelinux')}tag:!efi64,${LOADER_FILES.pxelinux}`,
+          `dhcp-boot=${uses('pxelinux')}tag:efi64,${LOADER_FILES.syslinuxEfi}`,
         ]
       : []),
     ...(loaders
       ? [
           '',
           '# iPXE: clients already running iPXE get the HTTP entry script; other firmware chainloads iPXE over TFTP.',
-          `dhcp-boot=${uses('ipxe')}tag:ipxe,${plan.admin.httpBase}/pxe/ipxe/boot.ipxe`,
-          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,undionly.kpxe`,
-          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,snponly.efi`,
+          `dhcp-boot=${uses('ipxe')}tag:ipxe,${urlFor(plan.admin.httpBase, ipxePath(IPXE_BOOT_FILE))}`,
+          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,${LOADER_FILES.ipxeBios}`,
+          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,${LOADER_FILES.ipxeEfi}`,
         ]
       : []),
     '',

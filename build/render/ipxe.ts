@@ -6,6 +6,7 @@
  */
 import type { Plan } from '../plan/plan.ts';
 import type { PxeProfile } from './pxelinux.ts';
+import { DEFAULT_LINK, IPXE_BOOT_FILE, IPXE_DEFAULT_LINK, IPXE_NODE_EXPANSION, ipxeNodeFile, ipxePath, ipxeProfileFile, pxePath, urlFor } from '../layout.ts';
 
 const WORD = /^[^\s"'\\$]+$/;
 
@@ -21,7 +22,7 @@ export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }):
     lines.push('exit');
   } else {
     if (/[\n\r]/.test(profile.append)) throw new Error('a kernel command line cannot contain a newline');
-    const url = (f: string) => `${o.httpBase}/pxe/${word('file', f)}`;
+    const url = (f: string) => urlFor(o.httpBase, pxePath(word('file', f)));
     // UEFI kernels find their initrds by name: initrd=<basename> for each.
     const initrdArgs = profile.initrds.map((i) => `initrd=${i.split('/').pop()}`);
     const bootif = profile.sysappend && profile.sysappend & 2 ? ['BOOTIF=01-${netX/mac:hexhyp}'] : [];
@@ -39,15 +40,12 @@ export interface IpxeTree {
   links: Record<string, string>;
 }
 
-export const ipxeProfileFile = (profile: string) => `${profile}.ipxe`;
-export const ipxeNodeFile = (pxeFile: string) => `${pxeFile}.ipxe`;
-
 export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>): IpxeTree {
   const files: Record<string, string> = {
-    'boot.ipxe': [
+    [IPXE_BOOT_FILE]: [
       '#!ipxe',
       '# portacluster: entry point handed to iPXE clients by dnsmasq — generated; do not edit',
-      `chain ${plan.admin.httpBase}/pxe/ipxe/01-\${netX/mac:hexhyp}.ipxe || chain ${plan.admin.httpBase}/pxe/ipxe/default.ipxe`,
+      `chain ${urlFor(plan.admin.httpBase, ipxePath(IPXE_NODE_EXPANSION))} || chain ${urlFor(plan.admin.httpBase, ipxePath(IPXE_DEFAULT_LINK))}`,
       '',
     ].join('\n'),
   };
@@ -56,7 +54,7 @@ export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>)
     if (!profile) throw new Error(`no boot entry for profile ${name}`);
     files[ipxeProfileFile(name)] = renderIpxeProfile(profile, { httpBase: plan.admin.httpBase });
   }
-  const links: Record<string, string> = { 'default.ipxe': ipxeProfileFile(plan.profiles.default) };
-  for (const node of plan.nodes) links[ipxeNodeFile(node.pxeFile)] = ipxeProfileFile(node.profile);
+  const links: Record<string, string> = { [ipxeProfileFile(DEFAULT_LINK)]: ipxeProfileFile(plan.profiles.default) };
+  for (const node of plan.nodes) links[ipxeNodeFile(node.mac)] = ipxeProfileFile(node.profile);
   return { files, links };
 }

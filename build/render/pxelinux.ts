@@ -1,5 +1,6 @@
 /** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
 import type { Plan } from '../plan/plan.ts';
+import { DEFAULT_LINK, pxelinuxNodeFile } from '../layout.ts';
 
 export interface PxeEntry {
   label: string;
@@ -64,7 +65,7 @@ export function renderPxelinuxTree(plan: Plan, profiles: Record<string, PxeProfi
     if (!profile) throw new Error(`no boot entry for profile ${name}`);
     files[name] = renderPxelinuxConfig(profile, { timeout: plan.boot.timeout, serialConsole: plan.os.serialConsole });
   }
-  const links: Record<string, string> = { default: plan.profiles.default };
-  for (const node of plan.nodes) links[node.pxeFile] = node.profile;
+  const links: Record<string, string> = { [DEFAULT_LINK]: plan.profiles.default };
+  for (const node of plan.nodes) links[pxelinuxNodeFile(node.mac)] = node.profile;
   return { files, links };
 }

@@ -8,6 +8,7 @@ import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import { StageError } from '../lib/errors.ts';
+import { IMAGES_DIR, MANIFEST_FILE, SUMS_FILE } from '../layout.ts';
 
 export interface TreeFile {
   path: string;
@@ -25,8 +26,6 @@ export interface TreeListing {
   links: TreeLink[];
 }
 
-export const SUMS_FILE = 'SHA256SUMS';
-export const MANIFEST_FILE = 'manifest.json';
 
 export function sha256File(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -145,9 +144,9 @@ export async function verifyTree(root: string): Promise<VerifyResult> {
  * SHA256SUMS, but checked against its own `.sha256` sidecar (both carried together).
  */
 async function carriedImage(root: string, path: string, actual: Map<string, string>): Promise<boolean> {
-  if (!path.startsWith('images/')) return false;
+  if (!path.startsWith(`${IMAGES_DIR}/`)) return false;
   const image = path.endsWith('.sha256') ? path.slice(0, -'.sha256'.length) : path;
   const sidecar = await readFile(join(root, `${image}.sha256`), 'utf8').catch(() => null);
   const m = sidecar && /^([0-9a-f]{64}) [ *](.+)\n?$/.exec(sidecar);
-  return !!m && m[2] === image.slice('images/'.length) && actual.get(image) === m[1];
+  return !!m && m[2] === image.slice(IMAGES_DIR.length + 1) && actual.get(image) === m[1];
 }

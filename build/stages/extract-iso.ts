@@ -14,6 +14,7 @@ import type { InstallerEnvArtifact } from '../iso/types.ts';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { SYSRCD_LEGACY_FILES } from '../layout.ts';
 
 export interface ExtractIsoOptions {
   /** TFTP/HTTP root for boot files: dist/pxe. */
@@ -53,8 +54,8 @@ function placements(layout: IsoLayout, o: ExtractIsoOptions): Plan {
       kernel: pxe(layout.kernel, 'sysrcd-kernel'),
       initrds: [pxe(layout.initrd, 'sysrcd-initram.igz')],
       web: [
-        { from: layout.rootImage, to: join(o.sysrcdDir, 'sysrcd.dat') },
-        { from: layout.rootChecksum, to: join(o.sysrcdDir, 'sysrcd.md5') },
+        { from: layout.rootImage, to: join(o.sysrcdDir, SYSRCD_LEGACY_FILES.root) },
+        { from: layout.rootChecksum, to: join(o.sysrcdDir, SYSRCD_LEGACY_FILES.sums) },
       ],
       check: { member: layout.rootImage, sums: layout.rootChecksum, algo: 'md5' },
     };
