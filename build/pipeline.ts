@@ -16,7 +16,7 @@ import { installerBootEntry } from './render/installer-append.ts';
 import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
-import type { InstallerEnvArtifact } from './iso/types.ts';
+import type { InstallerEnvArtifact } from './plan/artifacts.ts';
 import { bootstrapImage } from './stages/bootstrap-image.ts';
 import { packImageCached } from './stages/pack-image.ts';
 import { packFsImageCached } from './stages/pack-fsimage.ts';

@@ -16,7 +16,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import { capture, run } from '../lib/run.ts';
-import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
+import type { BootstrapBackend, ImageBuildContext } from './types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 
 export const ARCH_BASE_PACKAGES = ['base', 'linux', 'openssh', 'sudo'] as const;
 const ARCH = 'x86_64';

@@ -1,7 +1,8 @@
 /** The Debian backend: one mmdebstrap run lays a bootable node OS into an empty directory. */
 import { CommandError, StageError } from '../lib/errors.ts';
 import { capture, run } from '../lib/run.ts';
-import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
+import type { BootstrapBackend, ImageBuildContext } from './types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 
 /**
  * What a node booted by the PXE kernel with root= on its local disk needs, and no more: the kernel and

@@ -3,11 +3,29 @@
  * never apply defaults of their own.
  */
 import { createHash } from 'node:crypto';
-import type { NormalizedPartition, NormalizedSpec } from '../spec/validate.ts';
+import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
 import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
-import type { ImageSpec } from '../image/types.ts';
+
+/** The golden image as the image stages take it: what the spec asks for, defaults applied. */
+export interface ImageSpec {
+  /** Used in file names, e.g. "debian". */
+  name: string;
+  distro: 'debian' | 'arch';
+  /** Debian suite e.g. "bookworm"; arch: free text e.g. "rolling". */
+  release: string;
+  /** Extra packages beyond the backend's base set. */
+  packages: string[];
+  /** Debian: archive URL; arch: a pacman Server= URL with $repo/$arch, or file:///path for a local repo. */
+  mirror: string;
+  /** Debian only, default ["main"]. */
+  components?: string[];
+  /** Arch only: repo names for pacman.conf, default ["core","extra"]. */
+  repos?: string[];
+  /** A prepared root tree: skip bootstrapping, use it as is (tests, bring-your-own). */
+  rootfs?: string;
+}
 
 export type Firmware = 'bios' | 'uefi';
 

@@ -3,7 +3,7 @@
  * generation, for the installer and rescue profiles. Every value is checked to be one word: a space,
  * quote or newline would silently split or end a kernel command line.
  */
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
 import { autorunDir, SYSRCD_DIR, SYSRCD_LEGACY_ROOT, urlFor } from '../layout.ts';
 

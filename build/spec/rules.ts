@@ -1,6 +1,6 @@
 /** Rules over a normalized spec. Each rule pushes every problem it finds; none stops at the first. */
 import type { SpecIssue } from '../lib/errors.ts';
-import type { NormalizedSpec } from './validate.ts';
+import type { NormalizedSpec } from './normalized.ts';
 import { HOST_LABEL, formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;

@@ -10,7 +10,8 @@ import { archBackend } from '../image/arch.ts';
 import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
 import { debianBackend } from '../image/debian.ts';
 import { makeGeneric } from '../image/generic.ts';
-import type { BootstrapBackend, BootstrappedImage, HostTool, ImageBuildContext, ImageSpec } from '../image/types.ts';
+import type { BootstrapBackend, BootstrappedImage, HostTool, ImageBuildContext } from '../image/types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 
 const STAGE = 'bootstrap-image';
 /** Bump when a backend changes what it produces for the same inputs: old entries stop matching. */

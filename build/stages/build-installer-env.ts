@@ -7,7 +7,7 @@ import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'nod
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
 import { checkHost } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';

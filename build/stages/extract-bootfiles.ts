@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { BootFiles, ImageSpec } from '../image/types.ts';
+import type { BootFiles } from '../image/types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 import { StageError } from '../lib/errors.ts';
 
 const STAGE = 'extract-bootfiles';

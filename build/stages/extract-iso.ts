@@ -10,7 +10,7 @@ import { chmod, copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { hashFile, isHexDigest, type DigestAlgo } from '../fetch/digest.ts';
 import { readIsoLayout, type IsoLayout } from '../iso/layout.ts';
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';

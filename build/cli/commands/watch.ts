@@ -7,8 +7,8 @@ import { readProfiles } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { startWatcher, type WatchEvent } from '../../lifecycle/watch.ts';
 import { parseFlags, type Command } from '../command.ts';
-import { ago, table } from './status.ts';
-import { loadPlan } from './switch.ts';
+import { ago, table } from '../format.ts';
+import { loadPlan } from '../load-plan.ts';
 
 export function parseListen(value: string | undefined, defaultPort: number): { host: string; port: number } | null {
   if (value === 'off' || value === 'none') return null;
