@@ -9,7 +9,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { checksumTree, sha256File } from '../build/stages/checksum-tree.ts';
+import { checksumTree } from '../build/stages/checksum-tree.ts';
+import { sha256File } from '../build/lib/hash.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { workspace } from './helpers/workspace.ts';
 

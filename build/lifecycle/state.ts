@@ -15,6 +15,7 @@ import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StageError } from '../lib/errors.ts';
+import { pidAlive } from '../lib/process.ts';
 
 export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
 
@@ -92,15 +93,6 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Holds `<file>.lock` while fn runs. Waits up to waitMs for another holder; takes over a dead one's lock. */
 export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
   const lock = `${file}.lock`;
@@ -115,7 +107,7 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 1
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     const owner = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+    if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
       // Rename, don't unlink: of two processes taking over the same stale lock only one rename succeeds,
       // and neither can remove a fresh lock created in between (it would have a live owner).
       const aside = `${lock}.stale-${process.pid}`;

@@ -2,11 +2,11 @@
  * The plan: the spec fully resolved by a pure function. Renderers and stages read only the plan and
  * never apply defaults of their own.
  */
-import { createHash } from 'node:crypto';
 import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
 import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 /** The golden image as the image stages take it: what the spec asks for, defaults applied. */
 export interface ImageSpec {
@@ -90,13 +90,6 @@ export interface Plan {
   installerEnv: InstallerEnvSpecT;
 }
 
-/** Stable JSON: object keys sorted, so the same spec always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  );
-}
-
 export function planCluster(spec: NormalizedSpec): Plan {
   const adminIp = parseIpv4(spec.admin.ip)!;
   const net = subnetOf(adminIp, spec.admin.prefix);
@@ -105,7 +98,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
   return {
-    specHash: createHash('sha256').update(canonicalJson(spec)).digest('hex'),
+    specHash: hashInputs(spec),
     cluster: spec.cluster,
     domain: spec.domain,
     admin: {

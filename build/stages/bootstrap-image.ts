@@ -7,11 +7,12 @@ import { access, constants, lstat, mkdir, readdir, readlink, writeFile } from 'n
 import { delimiter, join, resolve } from 'node:path';
 import { HostToolError, StageError } from '../lib/errors.ts';
 import { archBackend } from '../image/arch.ts';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import { debianBackend } from '../image/debian.ts';
 import { makeGeneric } from '../image/generic.ts';
 import type { BootstrapBackend, BootstrappedImage, HostTool, ImageBuildContext } from '../image/types.ts';
 import type { ImageSpec } from '../plan/plan.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 const STAGE = 'bootstrap-image';
 /** Bump when a backend changes what it produces for the same inputs: old entries stop matching. */

@@ -6,7 +6,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
 import { checkHost } from '../lib/host.ts';
@@ -16,6 +16,8 @@ import { bootstrapInstallerRoot, INSTALLER_ENV_PACKAGES } from '../installer-env
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
+import { pidAlive } from '../lib/process.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 export interface BuildInstallerEnvOptions {
   mirror: string;
@@ -72,15 +74,6 @@ async function cacheKey(o: BuildInstallerEnvOptions): Promise<string> {
 
 async function duBytes(dir: string): Promise<number> {
   return Number((await capture(['du', '--summarize', '--bytes', '--', dir])).split(/\s/)[0]);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Work roots of killed builds: mmdebstrap may have left /proc, /sys and /dev mounted inside them. */

@@ -2,13 +2,12 @@
  * SHA256SUMS and manifest.json over a tree. Files are hashed by streaming, several at once (p-limit);
  * symlinks (the per-node profile links, which change on node0) are recorded in the manifest, not summed.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import { StageError } from '../lib/errors.ts';
 import { IMAGES_DIR, MANIFEST_FILE, SUMS_FILE } from '../layout.ts';
+import { sha256File, sha256Text } from '../lib/hash.ts';
 
 export interface TreeFile {
   path: string;
@@ -26,16 +25,6 @@ export interface TreeListing {
   links: TreeLink[];
 }
 
-
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}
 
 async function walk(root: string, dir = root, out: { files: string[]; links: string[] } = { files: [], links: [] }) {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -89,7 +78,7 @@ export async function checksumTree(root: string, meta: Omit<Manifest, 'files' | 
   const manifest: Manifest = { ...meta, files: listing.files, links: listing.links };
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   await writeFile(join(root, MANIFEST_FILE), manifestText);
-  const manifestEntry = { path: MANIFEST_FILE, size: Buffer.byteLength(manifestText), sha256: createHash('sha256').update(manifestText).digest('hex') };
+  const manifestEntry = { path: MANIFEST_FILE, size: Buffer.byteLength(manifestText), sha256: sha256Text(manifestText) };
   await writeFile(join(root, SUMS_FILE), renderSums([...listing.files, manifestEntry].sort(byPath)));
   return manifest;
 }

@@ -11,13 +11,14 @@
 import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import type { BootstrappedImage } from '../image/types.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { EXCLUDED_MODULES, KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 export interface PackDisklessModulesOptions {
   /** The pxe/ directory of dist/ (the TFTP root). */

@@ -13,13 +13,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
-import { sha256File } from './checksum-tree.ts';
+import { sha256File } from '../lib/hash.ts';
 import { checkZstdLevel, packedFromCache, publishHashed } from './pack-image.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 const STAGE = 'pack-fsimage';
 const BLOCK = 4096;

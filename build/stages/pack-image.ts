@@ -13,11 +13,12 @@ import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } fro
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { cachedBuild, hashInputs } from '../image/cache.ts';
+import { cachedBuild } from '../image/cache.ts';
 import type { BootstrappedImage, PackedImage } from '../image/types.ts';
 import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 export interface PackOptions {
   outDir: string;

@@ -4,14 +4,13 @@
  * Named and checksummed like the golden tarball (pack-image.ts): images/<name>-<sha256[:16]>.sfs and a
  * .sha256 beside it, written under temp names and renamed, digest file first.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PackedImage } from '../image/types.ts';
 import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { sha256File } from '../lib/hash.ts';
 
 export interface PackSquashfsOptions {
   outDir: string;
@@ -57,12 +56,6 @@ export function squashfsFileName(name: string, sha256: string): string {
   return `${name}-${sha256.slice(0, 16)}.sfs`;
 }
 
-async function sha256Stream(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** mksquashfs into a temp name in outDir, then the digest file, then the squashfs under its final name. */
 export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Promise<PackedImage> {
   const st = await stat(rootDir).catch(() => null);
@@ -73,7 +66,7 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
     const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
     await run(mksquashfsArgv(rootDir, tmp, o.sourceDateEpoch), { env: { ...env, LC_ALL: 'C' } });
-    const sha256 = await sha256Stream(tmp);
+    const sha256 = await sha256File(tmp);
     const size = (await stat(tmp)).size;
     const fileName = squashfsFileName(o.name, sha256);
     const path = join(o.outDir, fileName);
