@@ -17,16 +17,16 @@ import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './plan/artifacts.ts';
-import { bootstrapImage } from './stages/bootstrap-image.ts';
-import { packImageCached } from './stages/pack-image.ts';
-import { packFsImageCached } from './stages/pack-fsimage.ts';
-import { packSquashfs } from './stages/pack-squashfs.ts';
+import { bootstrapImage, needs as bootstrapNeeds } from './stages/bootstrap-image.ts';
+import { packImageCached, needs as packImageNeeds } from './stages/pack-image.ts';
+import { packFsImageCached, needs as packFsImageNeeds } from './stages/pack-fsimage.ts';
+import { packSquashfs, needs as squashfsNeeds } from './stages/pack-squashfs.ts';
 import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
-import { extractIso } from './stages/extract-iso.ts';
-import { buildInstallerEnv } from './stages/build-installer-env.ts';
-import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
+import { extractIso, needs as extractIsoNeeds } from './stages/extract-iso.ts';
+import { buildInstallerEnv, needs as installerEnvNeeds } from './stages/build-installer-env.ts';
+import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
@@ -50,19 +50,16 @@ export interface BuildResult {
 /** Default for reproducible output when SOURCE_DATE_EPOCH is not set: 2024-01-01T00:00:00Z. */
 export const DEFAULT_SOURCE_DATE_EPOCH = 1_704_067_200;
 
+/** The host tools of the stages this plan runs, each list owned by its stage. */
 export function stageNeeds(plan: Plan): StageNeeds[] {
-  const image: StageNeeds = plan.image.rootfs
-    ? { stage: 'pack-image', needs: ['tar', 'zstd'] }
-    : plan.image.distro === 'debian'
-      ? { stage: 'bootstrap-image', needs: ['mmdebstrap', 'tar', 'zstd'] }
-      : { stage: 'bootstrap-image', needs: ['pacstrap', 'pacman', 'tar', 'zstd'] };
-  const env: StageNeeds =
-    plan.installerEnv.type === 'builtin'
-      ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
-      : { stage: 'extract-iso', needs: ['xorriso'] };
-  const fsImage: StageNeeds[] = plan.image.installMode === 'image' ? [{ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }] : [];
-  const diskless: StageNeeds[] = plan.diskless ? [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }] : [];
-  return [image, ...fsImage, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  return [
+    ...bootstrapNeeds(plan.image),
+    ...packImageNeeds,
+    ...(plan.image.installMode === 'image' ? packFsImageNeeds : []),
+    ...(plan.installerEnv.type === 'builtin' ? installerEnvNeeds : extractIsoNeeds),
+    ...(plan.diskless ? squashfsNeeds : []),
+    ...bootloaderNeeds({ ipxe: usesIpxe(plan) }),
+  ];
 }
 
 export function usesIpxe(plan: Plan): boolean {

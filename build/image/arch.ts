@@ -110,11 +110,7 @@ function pacmanErrors(text: string): string[] {
 export const archBackend: BootstrapBackend = {
   distro: 'arch',
   basePackages: ARCH_BASE_PACKAGES,
-  tools: [
-    { command: 'pacstrap', debianPackage: 'arch-install-scripts', archPackage: 'arch-install-scripts', why: 'bootstrap an Arch image' },
-    { command: 'pacman', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'install Arch packages into the image' },
-    { command: 'pacman-key', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'verify Arch packages' },
-  ],
+  tools: ['pacstrap', 'pacman', 'pacmanKey'],
   problems(spec: ImageSpec) {
     return spec.mirror ? [] : ['an Arch image needs image.mirror: a Server= URL with $repo/$arch, or file:///path of a local repository'];
   },

@@ -68,11 +68,7 @@ async function firstLine(argv: string[]): Promise<string> {
 export const debianBackend: BootstrapBackend = {
   distro: 'debian',
   basePackages: DEBIAN_BASE_PACKAGES,
-  tools: [
-    { command: 'mmdebstrap', debianPackage: 'mmdebstrap', archPackage: 'mmdebstrap', why: 'bootstrap a Debian image' },
-    { command: 'dpkg', debianPackage: 'dpkg', archPackage: 'dpkg', why: 'install Debian packages into the image' },
-    { command: 'apt-get', debianPackage: 'apt', archPackage: 'apt', why: 'resolve Debian packages for the image' },
-  ],
+  tools: ['mmdebstrap', 'dpkg', 'aptGet'],
   async keyInputs() {
     return {
       mmdebstrap: await firstLine(['mmdebstrap', '--version']),

@@ -1,4 +1,5 @@
 /** The golden image: the artifacts each image stage hands to the next (what a spec asks for is the plan's ImageSpec). */
+import type { RequirementName } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';
 import type { ImageSpec } from '../plan/plan.ts';
 
@@ -31,18 +32,11 @@ export interface BootFiles {
   kernelVersion: string;
 }
 
-/** A host tool a backend needs, and where to get it. */
-export interface HostTool {
-  command: string;
-  debianPackage: string;
-  archPackage: string;
-  why: string;
-}
-
 /** One way of laying an OS into an empty directory. */
 export interface BootstrapBackend {
   distro: ImageSpec['distro'];
-  tools: HostTool[];
+  /** The host tools it runs, in lib/host.ts's vocabulary. */
+  tools: readonly RequirementName[];
   /** The packages always installed, before the spec's extras. */
   basePackages: readonly string[];
   /** What is wrong with the spec for this backend, found before anything is written. */

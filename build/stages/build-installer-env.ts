@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { cachedBuild, removeTree } from '../image/cache.ts';
 import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
-import { checkHost } from '../lib/host.ts';
+import { checkHost, type StageNeeds } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture } from '../lib/run.ts';
 import { bootstrapInstallerRoot, INSTALLER_ENV_PACKAGES } from '../installer-env/bootstrap.ts';
@@ -18,6 +18,9 @@ import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
 import { pidAlive } from '../lib/process.ts';
 import { hashInputs } from '../lib/hash.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }];
 
 export interface BuildInstallerEnvOptions {
   mirror: string;
@@ -136,7 +139,7 @@ export async function buildInstallerEnv(o: BuildInstallerEnvOptions): Promise<In
   if (process.getuid?.() !== 0) {
     throw new StageError('build-installer-env', 'must run as root (mmdebstrap --mode=root, device nodes and file owners in the initramfs)');
   }
-  await checkHost([{ stage: 'build-installer-env', needs: ['mmdebstrap', 'zstd', 'cpio'] }]);
+  await checkHost(needs);
   const key = await cacheKey(o);
   const { dir, fromCache } = await cachedBuild({
     area: join(o.cacheDir, 'installer-env'),

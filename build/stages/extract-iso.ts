@@ -15,6 +15,7 @@ import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
 import { SYSRCD_LEGACY_FILES } from '../layout.ts';
+import type { StageNeeds } from '../lib/host.ts';
 
 export interface ExtractIsoOptions {
   /** TFTP/HTTP root for boot files: dist/pxe. */
@@ -29,6 +30,8 @@ export interface ExtractIsoOptions {
 }
 
 const STAGE = 'extract-iso';
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: STAGE, needs: ['xorriso'] }];
 
 interface Placement {
   /** Path inside the ISO. */

@@ -17,11 +17,13 @@ import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
-import { sha256File } from '../lib/hash.ts';
+import { hashInputs, sha256File } from '../lib/hash.ts';
 import { checkZstdLevel, packedFromCache, publishHashed } from './pack-image.ts';
-import { hashInputs } from '../lib/hash.ts';
+import type { StageNeeds } from '../lib/host.ts';
 
 const STAGE = 'pack-fsimage';
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: STAGE, needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }];
 const BLOCK = 4096;
 const INODE_SIZE = 256;
 const INODE_RATIO = 16384;

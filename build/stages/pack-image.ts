@@ -19,6 +19,10 @@ import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
 import { hashInputs } from '../lib/hash.ts';
+import { REQUIREMENTS, type Requirement, type StageNeeds } from '../lib/host.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'pack-image', needs: ['tar', 'zstd'] }];
 
 export interface PackOptions {
   outDir: string;
@@ -93,12 +97,17 @@ function collectStderr(p: ChildProcess): () => string {
   return () => err;
 }
 
+function missingTool(command: string): string {
+  const req = (REQUIREMENTS as Record<string, Requirement>)[command];
+  return `could not find '${command}', which pack-image needs to pack the golden image: install the Debian package '${req?.debian ?? command}' (Arch: '${req?.arch ?? command}')`;
+}
+
 function exited(p: ChildProcess, command: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((res, rej) => {
     p.once('error', (e: NodeJS.ErrnoException) =>
       rej(
         e.code === 'ENOENT'
-          ? new HostToolError(`could not find '${command}', which pack-image needs to pack the golden image: install the Debian package '${command}' (Arch: '${command}')`)
+          ? new HostToolError(missingTool(command))
           : e,
       ),
     );

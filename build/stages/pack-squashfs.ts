@@ -11,6 +11,10 @@ import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
 import { sha256File } from '../lib/hash.ts';
+import type { StageNeeds } from '../lib/host.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }];
 
 export interface PackSquashfsOptions {
   outDir: string;
