@@ -20,7 +20,7 @@ import type { InstallerEnvArtifact } from './plan/artifacts.ts';
 import { bootstrapImage, needs as bootstrapNeeds } from './stages/bootstrap-image.ts';
 import { packImageCached, needs as packImageNeeds } from './stages/pack-image.ts';
 import { packFsImageCached, needs as packFsImageNeeds } from './stages/pack-fsimage.ts';
-import { packSquashfs, needs as squashfsNeeds } from './stages/pack-squashfs.ts';
+import { packSquashfsCached, needs as squashfsNeeds } from './stages/pack-squashfs.ts';
 import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
@@ -168,7 +168,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const diskless = plan.diskless
       ? {
           root: await step('pack the diskless root (squashfs)', () =>
-            packSquashfs(root.rootDir, { outDir: join(staging, IMAGES_DIR), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
+            packSquashfsCached(root, { outDir: join(staging, IMAGES_DIR), cacheDir: ctx.cacheDir, force: o.force, name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
           ),
           modules: await step('pack the golden kernel modules for the diskless boot', () =>
             packDisklessModulesCached(root, { pxeDir: join(staging, PXE_DIR), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
