@@ -28,7 +28,10 @@ export interface PackOptions {
   outDir: string;
   name: string;
   sourceDateEpoch: number;
-  /** zstd level; 3 packs a 625 MB tree in ~2 s, 19 saves ~1 s per node for ~100 s here (qemu-lab.md). */
+  /**
+   * zstd level. 3 packs the 698 MB Debian tree in ~2 s (docs/figures.md, bench/pack.ts); in the lab's QEMU
+   * runs on this 2-core machine, 19 took ~100 s to save each node ~1 s of download.
+   */
   zstdLevel?: number;
   log: Logger;
 }
