@@ -15,6 +15,7 @@ import type { Logger } from '../lib/log.ts';
 import { hashFile, isHexDigest } from './digest.ts';
 import { startHashingSink, SinkError, type HashingSink } from './sink.ts';
 import { pidAlive } from '../lib/process.ts';
+import { tempPathFor } from '../lib/atomic.ts';
 
 export interface DownloadSource {
   url?: string;
@@ -109,8 +110,7 @@ async function ingestLocal(src: string, finalPath: string, want: Expected, log: 
   } catch {
     throw new StageError(STAGE, `ISO not found: ${src}`);
   }
-  const tmp = `${finalPath}.tmp-${process.pid}`;
-  await rm(tmp, { force: true });
+  const tmp = tempPathFor(finalPath);
   // Hash the cache's own copy (a link shares the inode), so what we verify is what we keep.
   try {
     await link(src, tmp);

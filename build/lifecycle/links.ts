@@ -5,7 +5,7 @@
  * temporary name, renamed over the old one), so a TFTP or HTTP read at any moment sees the old target or
  * the new one, never a missing or dangling link, even when several switches race.
  */
-import { lstat, readlink, rename, stat, symlink, unlink } from 'node:fs/promises';
+import { lstat, readlink, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, StageError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
@@ -13,6 +13,7 @@ import { IPXE_DIR, PXELINUX_DIR, ipxeNodeFile, ipxeProfileFile, pxelinuxNodeFile
 import { shq } from '../render/shell.ts';
 import { parseMac } from '../spec/values.ts';
 import { runScript, type Target } from './target.ts';
+import { replaceAtomically } from '../lib/atomic.ts';
 
 export interface NodeLink {
   /** Directory relative to the served root. */
@@ -92,8 +93,6 @@ export async function switchNodes(nodes: readonly PlanNode[], profile: string, o
   });
 }
 
-let seq = 0;
-
 async function switchLocal(list: Op[], root: string): Promise<Map<string, string | null>> {
   const missing: string[] = [];
   const skip = new Set<Op>();
@@ -108,16 +107,7 @@ async function switchLocal(list: Op[], root: string): Promise<Map<string, string
     if (skip.has(op)) continue;
     const link = join(root, op.dir, op.name);
     before.set(`${op.dir}/${op.name}`, await readlink(link).catch(() => null));
-    // pid + sequence: unique among concurrent switchers, in this process and others.
-    const tmp = join(root, op.dir, `.${op.name}.tmp-${process.pid}-${seq++}`);
-    await unlink(tmp).catch(() => {});
-    await symlink(op.target, tmp);
-    try {
-      await rename(tmp, link);
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
+    await replaceAtomically(link, (tmp) => symlink(op.target, tmp));
   }
   return before;
 }

@@ -3,7 +3,7 @@
  * disk tools, curl, udev, sshd) whose /init follows SystemRescue's autorun contract. Bootstrapped with
  * mmdebstrap, shrunk, packed reproducibly, cached by a hash of everything that goes into it.
  */
-import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, removeTree } from '../image/cache.ts';
@@ -18,6 +18,7 @@ import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
 import { pidAlive } from '../lib/process.ts';
 import { hashInputs } from '../lib/hash.ts';
+import { replaceAtomically } from '../lib/atomic.ts';
 
 /** The host tools this stage runs. */
 export const needs: StageNeeds[] = [{ stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }];
@@ -130,9 +131,7 @@ export async function readInstallerEnvMeta(entryDir: string): Promise<InstallerE
 
 /** Copies into place through a temp name, so a reader never sees a half-written boot file. */
 async function publish(src: string, dst: string): Promise<void> {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  await copyFile(src, tmp);
-  await rename(tmp, dst);
+  await replaceAtomically(dst, (tmp) => copyFile(src, tmp));
 }
 
 export async function buildInstallerEnv(o: BuildInstallerEnvOptions): Promise<InstallerEnvArtifact> {

@@ -19,6 +19,7 @@ import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
 import { hashInputs } from '../lib/hash.ts';
+import { replaceAtomically, tempPathFor } from '../lib/atomic.ts';
 
 export interface PackDisklessModulesOptions {
   /** The pxe/ directory of dist/ (the TFTP root). */
@@ -51,7 +52,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
   const merged = join(work, 'merged');
   const out = join(work, 'out');
   for (const d of ['upper', 'ovl-work', 'merged', 'out/usr/lib/modules']) await mkdir(join(work, d), { recursive: true });
-  const tmp = join(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`);
+  const tmp = tempPathFor(join(o.pxeDir, o.fileName));
   try {
     await run(['mount', '-t', 'overlay', 'pc-diskless-modules', '-o', `lowerdir=${rootDir},upperdir=${join(work, 'upper')},workdir=${join(work, 'ovl-work')}`, merged]);
     let kept: number;
@@ -100,9 +101,6 @@ export async function packDisklessModulesCached(image: BootstrappedImage, o: Pac
   const meta = JSON.parse(await readFile(join(entry.dir, 'meta.json'), 'utf8')) as Omit<DisklessModules, 'path'>;
   await mkdir(o.pxeDir, { recursive: true });
   const path = join(o.pxeDir, o.fileName);
-  const tmp = join(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`);
-  await rm(tmp, { force: true });
-  await copyFile(join(entry.dir, FILE), tmp, constants.COPYFILE_FICLONE);
-  await rename(tmp, path);
+  await replaceAtomically(path, (tmp) => copyFile(join(entry.dir, FILE), tmp, constants.COPYFILE_FICLONE));
   return { ...meta, path, fromCache: entry.fromCache };
 }

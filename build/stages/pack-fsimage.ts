@@ -10,7 +10,7 @@
  * the UUID and directory hash seed derived from the content, E2FSPROGS_FAKE_TIME and E2FSCK_TIME for
  * the rest.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { commandLine, run } from '../lib/run.ts';
 import { hashInputs, sha256File } from '../lib/hash.ts';
 import { checkZstdLevel, packedFromCache, publishHashed } from './pack-image.ts';
 import type { StageNeeds } from '../lib/host.ts';
+import { tempPathFor } from '../lib/atomic.ts';
 
 const STAGE = 'pack-fsimage';
 /** The host tools this stage runs. */
@@ -178,7 +179,7 @@ export async function packFsImage(rootDir: string, opts: FsImageOptions): Promis
   const geo = fsGeometry(tree);
 
   await mkdir(opts.outDir, { recursive: true });
-  const tmp = join(opts.outDir, `.${opts.name}.fsimage-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPathFor(join(opts.outDir, `${opts.name}.fsimage`));
   await mkdir(tmp);
   try {
     const raw = join(tmp, 'root.ext4');

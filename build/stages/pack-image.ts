@@ -7,7 +7,7 @@
  * not use run(): run() collects output into strings and cannot stream a pipeline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
 import { hashInputs } from '../lib/hash.ts';
 import { REQUIREMENTS, type Requirement, type StageNeeds } from '../lib/host.ts';
+import { atomicWrite, replaceAtomically, tempPathFor } from '../lib/atomic.ts';
 
 /** The host tools this stage runs. */
 export const needs: StageNeeds[] = [{ stage: 'pack-image', needs: ['tar', 'zstd'] }];
@@ -82,8 +83,7 @@ export function checkZstdLevel(stage: string, requested: number | undefined): nu
 /** Moves a finished temp file to outDir/fileName, its `.sha256` first: a file under its final name always has its digest beside it. */
 export async function publishHashed(tmp: string, outDir: string, fileName: string, sha256: string): Promise<string> {
   const path = join(outDir, fileName);
-  await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
-  await rename(`${tmp}.sha256`, `${path}.sha256`);
+  await atomicWrite(`${path}.sha256`, `${sha256}  ${fileName}\n`);
   await rename(tmp, path);
   return path;
 }
@@ -123,7 +123,7 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   if (!st?.isDirectory()) throw new StageError('pack-image', `${rootDir} is not a directory`);
   const level = checkZstdLevel('pack-image', opts.zstdLevel);
   await mkdir(opts.outDir, { recursive: true });
-  const tmp = join(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPathFor(join(opts.outDir, `${opts.name}.tar.zst`));
   const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
   const zstdCmd = zstdArgv(level);
   const env = { ...process.env, LC_ALL: 'C' };
@@ -227,9 +227,6 @@ export async function packedFromCache<M extends { fileName: string }>(
  */
 export async function copyFromCache(entryDir: string, outDir: string, fileName: string): Promise<void> {
   for (const f of [fileName, `${fileName}.sha256`]) {
-    const tmp = join(outDir, `.${f}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    await copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE);
-    await rename(tmp, join(outDir, f));
+    await replaceAtomically(join(outDir, f), (tmp) => copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE));
   }
 }

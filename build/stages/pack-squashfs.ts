@@ -15,6 +15,7 @@ import { run } from '../lib/run.ts';
 import { hashInputs, sha256File } from '../lib/hash.ts';
 import { packedFromCache, publishHashed } from './pack-image.ts';
 import type { StageNeeds } from '../lib/host.ts';
+import { tempPathFor } from '../lib/atomic.ts';
 
 /** The host tools this stage runs. */
 export const needs: StageNeeds[] = [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }];
@@ -68,7 +69,7 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
   const st = await stat(rootDir).catch(() => null);
   if (!st?.isDirectory()) throw new StageError('pack-squashfs', `${rootDir} is not a directory`);
   await mkdir(o.outDir, { recursive: true });
-  const tmp = join(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`);
+  const tmp = tempPathFor(join(o.outDir, `${o.name}.sfs`));
   try {
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
     const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
