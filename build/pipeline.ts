@@ -30,7 +30,7 @@ import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloa
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
-import { DNSMASQ_CONF, IMAGES_DIR, IPXE_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, PXELINUX_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
+import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -179,9 +179,9 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: usesIpxe(plan) }));
     await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
-      for (const [dir, tree] of [[PXELINUX_DIR, renderPxelinuxTree(plan, profiles)], [IPXE_DIR, renderIpxeTree(plan, profiles)]] as const) {
-        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
-        for (const [name, target] of Object.entries(tree.links)) await symlink(target, join(staging, dir, name));
+      for (const tree of [renderPxelinuxTree(plan, profiles), renderIpxeTree(plan, profiles)]) {
+        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${tree.dir}/${name}`, text);
+        for (const [name, target] of Object.entries(tree.links)) await symlink(target, join(staging, tree.dir, name));
       }
       await writeText(staging, DNSMASQ_CONF, renderDnsmasqConf(plan));
       await writeText(staging, NGINX_CONF, renderNginxConf(plan));

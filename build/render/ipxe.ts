@@ -6,7 +6,7 @@
  */
 import type { Plan } from '../plan/plan.ts';
 import type { PxeProfile } from './pxelinux.ts';
-import { DEFAULT_LINK, IPXE_BOOT_FILE, IPXE_DEFAULT_LINK, IPXE_NODE_EXPANSION, ipxeNodeFile, ipxePath, ipxeProfileFile, pxePath, urlFor } from '../layout.ts';
+import { DEFAULT_LINK, IPXE_BOOT_FILE, IPXE_DEFAULT_LINK, IPXE_DIR, IPXE_NODE_EXPANSION, ipxeNodeFile, ipxePath, ipxeProfileFile, pxePath, urlFor } from '../layout.ts';
 
 const WORD = /^[^\s"'\\$]+$/;
 
@@ -34,9 +34,11 @@ export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }):
 }
 
 export interface IpxeTree {
-  /** File name under pxe/ipxe/ → contents. */
+  /** Where the tree goes, relative to the served root. */
+  dir: typeof IPXE_DIR;
+  /** File name under dir → contents. */
   files: Record<string, string>;
-  /** Link name under pxe/ipxe/ → relative target. */
+  /** Link name under dir → relative target. */
   links: Record<string, string>;
 }
 
@@ -56,5 +58,5 @@ export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>)
   }
   const links: Record<string, string> = { [ipxeProfileFile(DEFAULT_LINK)]: ipxeProfileFile(plan.profiles.default) };
   for (const node of plan.nodes) links[ipxeNodeFile(node.mac)] = ipxeProfileFile(node.profile);
-  return { files, links };
+  return { dir: IPXE_DIR, files, links };
 }

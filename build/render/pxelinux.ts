@@ -1,6 +1,6 @@
 /** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
 import type { Plan } from '../plan/plan.ts';
-import { DEFAULT_LINK, pxelinuxNodeFile } from '../layout.ts';
+import { DEFAULT_LINK, PXELINUX_DIR, pxelinuxNodeFile } from '../layout.ts';
 
 export interface PxeEntry {
   label: string;
@@ -52,9 +52,11 @@ export function osProfile(plan: Plan): PxeProfile {
 }
 
 export interface PxelinuxTree {
-  /** File name under pxe/pxelinux.cfg/ → contents. */
+  /** Where the tree goes, relative to the served root. */
+  dir: typeof PXELINUX_DIR;
+  /** File name under dir → contents. */
   files: Record<string, string>;
-  /** Link name under pxe/pxelinux.cfg/ → relative target. */
+  /** Link name under dir → relative target. */
   links: Record<string, string>;
 }
 
@@ -67,5 +69,5 @@ export function renderPxelinuxTree(plan: Plan, profiles: Record<string, PxeProfi
   }
   const links: Record<string, string> = { [DEFAULT_LINK]: plan.profiles.default };
   for (const node of plan.nodes) links[pxelinuxNodeFile(node.mac)] = node.profile;
-  return { files, links };
+  return { dir: PXELINUX_DIR, files, links };
 }
