@@ -101,7 +101,7 @@ describe('switchNodes', () => {
     const r = await cli(['diskless', 'node1', '--config', d.file, '--root', droot, '--state', state, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ action: 'diskless', profile: 'diskless', switched: [{ node: 'node1', from: 'installer', to: 'diskless' }] });
-    expect(await readlink(join(droot, 'pxe/pxelinux.cfg', d.plan.nodes[0]!.pxeFile))).toBe('diskless');
+    expect(await readlink(join(droot, PXELINUX_DIR, d.plan.nodes[0]!.pxeFile))).toBe('diskless');
     expect(await readlink(join(droot, IPXE_DIR, ipxeNodeFile(d.plan.nodes[0]!.mac)))).toBe('diskless.ipxe');
     const s = JSON.parse((await cli(['status', '--config', d.file, '--root', droot, '--state', state, '--json'])).stdout);
     expect(s.nodes[0]).toMatchObject({ name: 'node1', profile: 'diskless', state: 'requested' });
@@ -147,7 +147,7 @@ describe('switchNodes', () => {
     const problems: string[] = [];
     while (running) {
       for (const n of plan.nodes) {
-        for (const [dir, name] of [['pxe/pxelinux.cfg', n.pxeFile], [IPXE_DIR, ipxeNodeFile(n.mac)]] as const) {
+        for (const [dir, name] of [[PXELINUX_DIR, n.pxeFile], [IPXE_DIR, ipxeNodeFile(n.mac)]] as const) {
           // What pxelinux's TFTP read does: open the name, follow the link.
           await stat(join(root, dir, name)).catch((e: Error) => problems.push(`${dir}/${name}: ${e.message}`));
           reads++;

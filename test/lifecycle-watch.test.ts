@@ -16,7 +16,7 @@ import { adaptNginxConf } from './helpers/nginx.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { freePort, waitForPort } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
-import { IPXE_DIR, ipxeNodeFile } from '../build/layout.ts';
+import { IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -37,7 +37,7 @@ afterEach(async () => {
   await ws.cleanup();
 });
 
-const pxe = (node: string) => readlink(join(root, 'pxe/pxelinux.cfg', plan.nodes.find((n) => n.name === node)!.pxeFile));
+const pxe = (node: string) => readlink(join(root, PXELINUX_DIR, plan.nodes.find((n) => n.name === node)!.pxeFile));
 const q = (name: string) => `host=${name}&mac=${plan.nodes.find((n) => n.name === name)!.mac}`;
 
 async function watcher(o: Partial<Parameters<typeof startWatcher>[0]> = {}): Promise<{ w: Watcher; events: WatchEvent[]; next: (pred: (e: WatchEvent) => boolean) => Promise<WatchEvent> }> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLabDist, startLab, type Lab } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
-import { DNSMASQ_CONF, IPXE_DIR, ipxeNodeFile } from '../../build/layout.ts';
+import { DNSMASQ_CONF, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../../build/layout.ts';
 
 const MIN = 60_000;
 let lab: Lab;
@@ -111,7 +111,7 @@ describe.sequential('iPXE over HTTP (QEMU, BIOS and UEFI)', () => {
       const nodes = ['labipxe', 'labbios'];
       await lab.cli(['reimage', ...nodes]);
       for (const n of nodes) {
-        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(n).pxeFile))).toBe('installer');
+        expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node(n).pxeFile))).toBe('installer');
         expect(await readlink(join(lab.dist, IPXE_DIR, ipxeNodeFile(lab.node(n).mac)))).toBe('installer.ipxe');
       }
       const since = lab.reports.length;
