@@ -17,24 +17,24 @@ import { installerBootEntry } from './render/installer-append.ts';
 import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
 import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
-import type { InstallerEnvArtifact } from './iso/types.ts';
-import { bootstrapImage } from './stages/bootstrap-image.ts';
-import { packImageCached } from './stages/pack-image.ts';
-import { packFsImageCached } from './stages/pack-fsimage.ts';
-import { packSquashfs } from './stages/pack-squashfs.ts';
+import type { InstallerEnvArtifact } from './plan/artifacts.ts';
+import { bootstrapImage, needs as bootstrapNeeds } from './stages/bootstrap-image.ts';
+import { packImageCached, needs as packImageNeeds } from './stages/pack-image.ts';
+import { packFsImageCached, needs as packFsImageNeeds } from './stages/pack-fsimage.ts';
+import { packSquashfsCached, needs as squashfsNeeds } from './stages/pack-squashfs.ts';
 import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
 import { fetchIso } from './stages/fetch-iso.ts';
-import { extractIso } from './stages/extract-iso.ts';
-import { buildInstallerEnv } from './stages/build-installer-env.ts';
-import { bootloaderNeeds, copyBootloaders } from './stages/copy-bootloaders.ts';
+import { extractIso, needs as extractIsoNeeds } from './stages/extract-iso.ts';
+import { buildInstallerEnv, needs as installerEnvNeeds } from './stages/build-installer-env.ts';
+import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloaders.ts';
 import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 import { checkOutDir } from './stages/check-out-dir.ts';
 import { describeCache } from './lib/cache-dir.ts';
 import { setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
-import { SERVED_SPEC } from './cli/config-path.ts';
+import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -44,7 +44,7 @@ export interface BuildOptions {
   forceOut?: boolean;
   sourceDateEpoch: number;
   log: Logger;
-  /** The spec as written; shipped as etc/portacluster.json so the lifecycle commands on node0 find it. */
+  /** The spec as written; shipped as SERVED_SPEC so the lifecycle commands on node0 find it. */
   spec?: unknown;
 }
 
@@ -56,19 +56,16 @@ export interface BuildResult {
 /** Default for reproducible output when SOURCE_DATE_EPOCH is not set: 2024-01-01T00:00:00Z. */
 export const DEFAULT_SOURCE_DATE_EPOCH = 1_704_067_200;
 
+/** The host tools of the stages this plan runs, each list owned by its stage. */
 export function stageNeeds(plan: Plan): StageNeeds[] {
-  const image: StageNeeds = plan.image.rootfs
-    ? { stage: 'pack-image', needs: ['tar', 'zstd'] }
-    : plan.image.distro === 'debian'
-      ? { stage: 'bootstrap-image', needs: ['mmdebstrap', 'tar', 'zstd'] }
-      : { stage: 'bootstrap-image', needs: ['pacstrap', 'pacman', 'tar', 'zstd'] };
-  const env: StageNeeds =
-    plan.installerEnv.type === 'builtin'
-      ? { stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }
-      : { stage: 'extract-iso', needs: ['xorriso'] };
-  const fsImage: StageNeeds[] = plan.image.installMode === 'image' ? [{ stage: 'pack-fsimage', needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }] : [];
-  const diskless: StageNeeds[] = plan.diskless ? [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }] : [];
-  return [image, ...fsImage, env, ...diskless, { stage: 'copy-bootloaders', needs: bootloaderNeeds({ ipxe: usesIpxe(plan) }) }];
+  return [
+    ...bootstrapNeeds(plan.image),
+    ...packImageNeeds,
+    ...(plan.image.installMode === 'image' ? packFsImageNeeds : []),
+    ...(plan.installerEnv.type === 'builtin' ? installerEnvNeeds : extractIsoNeeds),
+    ...(plan.diskless ? squashfsNeeds : []),
+    ...bootloaderNeeds({ ipxe: usesIpxe(plan) }),
+  ];
 }
 
 export function usesIpxe(plan: Plan): boolean {
@@ -87,7 +84,7 @@ async function toolVersions(): Promise<Record<string, string>> {
 
 async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions): Promise<InstallerEnvArtifact> {
   const env = plan.installerEnv;
-  const pxeDir = join(staging, 'pxe');
+  const pxeDir = join(staging, PXE_DIR);
   if (env.type === 'builtin') {
     return buildInstallerEnv({
       mirror: env.mirror ?? '',
@@ -101,7 +98,7 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
     });
   }
   const iso = await fetchIso(env, { cacheDir: join(o.cacheDir, 'downloads'), log: o.log });
-  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, 'sysrcd'), workDir: join(o.cacheDir, 'work'), log: o.log, source: env.url ?? env.path ?? iso });
+  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, SYSRCD_DIR), workDir: join(o.cacheDir, 'work'), log: o.log, source: env.url ?? env.path ?? iso });
 }
 
 function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {
@@ -112,7 +109,7 @@ function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, Pxe
       httpBase: plan.admin.httpBase,
       keymap: (plan.installerEnv.type === 'systemrescue' && plan.installerEnv.keymap) || 'us',
       profile,
-      ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: `${plan.admin.httpBase}/rescue/sysrescue.yaml` } : {}),
+      ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: urlFor(plan.admin.httpBase, SYSRESCUE_YAML) } : {}),
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     }),
   });
@@ -162,7 +159,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     // An unchanged tree is not packed again: the cached tarball is copied (a reflink where possible).
     const image = await step('pack image', () =>
       packImageCached(root, {
-        outDir: join(staging, 'images'),
+        outDir: join(staging, IMAGES_DIR),
         cacheDir: join(o.cacheDir, 'images'),
         force: o.force,
         name: plan.image.name,
@@ -175,37 +172,37 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const fsImage =
       plan.image.installMode === 'image'
         ? await step('pack filesystem image', () =>
-            packFsImageCached(root.rootDir, { outDir: join(staging, 'images'), cacheDir: join(o.cacheDir, 'images'), force: o.force, name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
+            packFsImageCached(root.rootDir, { outDir: join(staging, IMAGES_DIR), cacheDir: join(o.cacheDir, 'images'), force: o.force, name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
           )
         : undefined;
     const boot = await step('extract kernel and initramfs from the image', () =>
-      extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, 'pxe'), osName: plan.os.name }),
+      extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, PXE_DIR), osName: plan.os.name }),
     );
     const diskless = plan.diskless
       ? {
           root: await step('pack the diskless root (squashfs)', () =>
-            packSquashfs(root.rootDir, { outDir: join(staging, 'images'), name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
+            packSquashfsCached(root, { outDir: join(staging, IMAGES_DIR), cacheDir: ctx.cacheDir, force: o.force, name: plan.image.name, sourceDateEpoch: o.sourceDateEpoch, log }),
           ),
           modules: await step('pack the golden kernel modules for the diskless boot', () =>
-            packDisklessModulesCached(root, { pxeDir: join(staging, 'pxe'), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
+            packDisklessModulesCached(root, { pxeDir: join(staging, PXE_DIR), fileName: plan.diskless!.modules, kernelVersion: boot.kernelVersion, workDir: ctx.workDir, cacheDir: ctx.cacheDir, force: o.force, sourceDateEpoch: o.sourceDateEpoch, log }),
           ),
         }
       : null;
     const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
-    await step('copy boot loaders', () => copyBootloaders(join(staging, 'pxe'), { ipxe: usesIpxe(plan) }));
+    await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: usesIpxe(plan) }));
     await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
-      for (const [dir, tree] of [['pxe/pxelinux.cfg', renderPxelinuxTree(plan, profiles)], ['pxe/ipxe', renderIpxeTree(plan, profiles)]] as const) {
-        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${dir}/${name}`, text);
-        for (const [name, target] of Object.entries(tree.links)) await symlink(target, insideDir(join(staging, dir), name, 'render'));
+      for (const tree of [renderPxelinuxTree(plan, profiles), renderIpxeTree(plan, profiles)]) {
+        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${tree.dir}/${name}`, text);
+        for (const [name, target] of Object.entries(tree.links)) await symlink(target, insideDir(join(staging, tree.dir), name, 'render'));
       }
-      await writeText(staging, 'etc/dnsmasq.conf', renderDnsmasqConf(plan));
-      await writeText(staging, 'etc/nginx.conf', renderNginxConf(plan));
+      await writeText(staging, DNSMASQ_CONF, renderDnsmasqConf(plan));
+      await writeText(staging, NGINX_CONF, renderNginxConf(plan));
       if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
-      await writeText(staging, 'installer/autorun', await renderInstallerScript(plan, image, fsImage), 0o755);
-      await writeText(staging, 'rescue/autorun', await renderRescueScript(plan), 0o755);
-      if (diskless) await writeText(staging, 'diskless/autorun', await renderDisklessScript(plan, diskless.root), 0o755);
-      if (env.kind === 'sysrcd-modern') await writeText(staging, 'rescue/sysrescue.yaml', renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
+      await writeText(staging, autorunPath('installer'), await renderInstallerScript(plan, image, fsImage), 0o755);
+      await writeText(staging, autorunPath('rescue'), await renderRescueScript(plan), 0o755);
+      if (diskless) await writeText(staging, autorunPath('diskless'), await renderDisklessScript(plan, diskless.root), 0o755);
+      if (env.kind === 'sysrcd-modern') await writeText(staging, SYSRESCUE_YAML, renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
     const manifest = await step('checksum', async () =>
@@ -215,15 +212,15 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         sourceDateEpoch: o.sourceDateEpoch,
         tools: await toolVersions(),
         artifacts: {
-          image: { file: `images/${image.fileName}`, sha256: image.sha256, size: image.size, cacheKey: root.cacheKey },
-          ...(fsImage ? { fsImage: { file: `images/${fsImage.fileName}`, sha256: fsImage.sha256, size: fsImage.size, imageBytes: fsImage.imageBytes } } : {}),
-          os: { kernel: `pxe/${plan.os.kernel}`, initramfs: `pxe/${plan.os.initramfs}`, kernelVersion: boot.kernelVersion },
+          image: { file: imagePath(image.fileName), sha256: image.sha256, size: image.size, cacheKey: root.cacheKey },
+          ...(fsImage ? { fsImage: { file: imagePath(fsImage.fileName), sha256: fsImage.sha256, size: fsImage.size, imageBytes: fsImage.imageBytes } } : {}),
+          os: { kernel: pxePath(plan.os.kernel), initramfs: pxePath(plan.os.initramfs), kernelVersion: boot.kernelVersion },
           installerEnv: env,
           ...(diskless
             ? {
                 diskless: {
-                  root: { file: `images/${diskless.root.fileName}`, sha256: diskless.root.sha256, size: diskless.root.size },
-                  modules: `pxe/${plan.diskless!.modules}`,
+                  root: { file: imagePath(diskless.root.fileName), sha256: diskless.root.sha256, size: diskless.root.size },
+                  modules: pxePath(plan.diskless!.modules),
                   kernelVersion: diskless.modules.kernelVersion,
                 },
               }
@@ -231,8 +228,8 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         },
       }),
     );
-    await utimes(join(staging, 'manifest.json'), o.sourceDateEpoch, o.sourceDateEpoch);
-    await utimes(join(staging, 'SHA256SUMS'), o.sourceDateEpoch, o.sourceDateEpoch);
+    await utimes(join(staging, MANIFEST_FILE), o.sourceDateEpoch, o.sourceDateEpoch);
+    await utimes(join(staging, SUMS_FILE), o.sourceDateEpoch, o.sourceDateEpoch);
     await chmod(staging, 0o755);
     await step('publish', () => publishDist(staging, outDir));
     return { outDir, manifest };

@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capture, run } from '../build/lib/run.ts';
 import { checkHost } from '../build/lib/host.ts';
+import { checkBootstrapHost } from '../build/stages/bootstrap-image.ts';
+import { archBackend } from '../build/image/arch.ts';
 import { HostToolError } from '../build/lib/errors.ts';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
 import { startFileServer } from './helpers/file-server.ts';
@@ -312,6 +314,15 @@ describe('host check', () => {
     expect(stageNeeds(planCluster(validateSpec(baseSpec()))).map((n) => n.stage)).not.toContain('pack-fsimage');
     const err = await checkHost(needs, join(ws.dir, 'empty-path')).catch((e) => e);
     expect(err.message).toContain('mke2fs: needed by stage "pack-fsimage" to make the golden image as an ext4 filesystem image (image.installMode "image")\n    Debian/Ubuntu: apt-get install e2fsprogs');
+  });
+
+  it('each stage owns its tools, in the one vocabulary: the bootstrap backend and the host check agree', async () => {
+    const e = await checkBootstrapHost(archBackend, { path: join(ws.dir, 'empty-path'), uid: 1000 }).then(() => new Error('passed'), (x: unknown) => x as Error);
+    expect(e).toBeInstanceOf(HostToolError);
+    expect(e.message).toMatch(/bootstrap-image must run as root/);
+    expect(e.message).toContain('pacman-key: needed by stage "bootstrap-image" to verify Arch packages\n    Debian/Ubuntu: apt-get install pacman-package-manager    Arch: pacman -S pacman');
+    const s = baseSpec();
+    expect(stageNeeds(planCluster(validateSpec(s)))).toContainEqual({ stage: 'bootstrap-image', needs: ['pacstrap', 'pacman', 'pacmanKey'] });
   });
 
   it('passes when the tools are there', async () => {

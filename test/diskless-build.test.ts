@@ -1,10 +1,10 @@
 /** The diskless root's squashfs: same tree, same bytes whatever the times on disk; file capabilities kept. */
-import { mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../build/lib/log.ts';
 import { run } from '../build/lib/run.ts';
-import { packSquashfs } from '../build/stages/pack-squashfs.ts';
+import { packSquashfs, packSquashfsCached } from '../build/stages/pack-squashfs.ts';
 import { FIXED_EPOCH, workspace } from './helpers/workspace.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -39,5 +39,28 @@ describe.runIf(process.getuid?.() === 0)('pack-squashfs', () => {
     await run(['unsquashfs', '-quiet', '-no-progress', '-d', dest, a!.path]);
     expect((await run(['getcap', join(dest, 'usr/bin/ping')])).stdout).toMatch(/cap_net_raw[=+]ep/);
     expect((await run(['stat', '-c', '%Y', join(dest, 'etc-hostname')])).stdout.trim()).toBe(String(FIXED_EPOCH));
+  });
+
+  it('is packed once: an unchanged tree is copied from the cache, a changed key or --force packs again', async () => {
+    const ws = await workspace('pc-sfs-cache-');
+    cleanups.push(ws.cleanup);
+    const rootDir = join(ws.dir, 'root');
+    await tree(rootDir, FIXED_EPOCH);
+    const cacheDir = join(ws.dir, 'cache');
+    const pack = (out: string, o: { key?: string; force?: boolean } = {}) =>
+      packSquashfsCached({ rootDir, cacheKey: o.key ?? 'tree-1', fromCache: false }, { outDir: join(ws.dir, out), cacheDir, force: !!o.force, name: 'golden', sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() });
+    const first = await pack('out1');
+    expect(first.fromCache).toBe(false);
+    // The tree changes on disk, its key does not: the cache answers, so the squashfs is the first one's.
+    await writeFile(join(rootDir, 'etc-hostname'), 'changed\n');
+    const second = await pack('out2');
+    expect(second).toMatchObject({ fromCache: true, sha256: first.sha256, fileName: first.fileName, size: first.size });
+    expect(await readFile(second.path)).toEqual(await readFile(first.path));
+    expect(await readFile(`${second.path}.sha256`, 'utf8')).toBe(`${first.sha256}  ${first.fileName}\n`);
+    expect((await readdir(join(ws.dir, 'out2'))).sort()).toEqual([first.fileName, `${first.fileName}.sha256`]);
+    const rekeyed = await pack('out3', { key: 'tree-2' });
+    expect(rekeyed.fromCache).toBe(false);
+    expect(rekeyed.sha256).not.toBe(first.sha256);
+    expect((await pack('out4', { force: true })).fromCache).toBe(false);
   });
 });

@@ -17,7 +17,7 @@ import { renderIpxeProfile } from '../build/render/ipxe.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 import { baseSpec } from './fixtures/specs.ts';
-import type { ImageSpec } from '../build/image/types.ts';
+import type { ImageSpec } from '../build/plan/plan.ts';
 
 // The renderers' own refusals, for callers that did not go through validateSpec (the schema refuses all
 // of these first: test/spec.test.ts, test/spec-fuzz.test.ts).

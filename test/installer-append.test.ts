@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import type { InstallerEnvArtifact } from '../build/iso/types.ts';
+import type { InstallerEnvArtifact } from '../build/plan/artifacts.ts';
 import { installerBootEntry, type InstallerBootOptions } from '../build/render/installer-append.ts';
 import { expectGolden } from './helpers/golden.ts';
 import { loadSpec } from '../build/spec/load.ts';

@@ -16,6 +16,7 @@ import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
+import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -33,7 +34,7 @@ beforeAll(async () => {
   await writeServedTree(v2, plan, { version: 'v2' });
   // v2 keeps v1's image, so --link-dest makes it a hard link.
   // With its mtime, as the build clamps every mtime: --link-dest links only files whose attributes match.
-  await cp(join(v1, 'images/os.tar.zst'), join(v2, 'images/os.tar.zst'), { preserveTimestamps: true });
+  await cp(join(v1, imagePath('os.tar.zst')), join(v2, imagePath('os.tar.zst')), { preserveTimestamps: true });
   await rebuildSums(v2);
   sshd = await startSshd(join(ws.dir, 'ssh'));
 });
@@ -76,13 +77,13 @@ describe('deploy to a local directory', () => {
     expect(r.checked).toBe(11);
     // node1 stays on its OS although dist/ says installer.
     expect([...(await readProfiles(plan.nodes, { root: dest })).values()]).toEqual(['arch-linux', 'installer', 'installer']);
-    expect(await readlink(join(dest, 'pxe/ipxe', `${plan.nodes[0]!.pxeFile}.ipxe`))).toBe('arch-linux.ipxe');
-    expect(r.keptLinks).toContain(`pxe/pxelinux.cfg/${plan.nodes[0]!.pxeFile} -> arch-linux`);
+    expect(await readlink(join(dest, IPXE_DIR, ipxeNodeFile(plan.nodes[0]!.mac)))).toBe('arch-linux.ipxe');
+    expect(r.keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[0]!.pxeFile} -> arch-linux`);
     await run(['sha256sum', '--quiet', '-c', 'SHA256SUMS'], { cwd: dest });
 
     // Second deploy: the unchanged image is a hard link to the previous release's.
     const r2 = await deploy({ from: v2, dest, keep: 2 });
-    expect((await stat(join(r2.release!, 'images/os.tar.zst'))).nlink).toBeGreaterThan(1);
+    expect((await stat(join(r2.release!, imagePath('os.tar.zst')))).nlink).toBeGreaterThan(1);
     expect(r2.pruned).toEqual([r.migrated!.split('/').pop()]);
     expect((await readdir(`${dest}.releases`)).sort()).toEqual([r.release!, r2.release!].map((p) => p.split('/').pop()).sort());
   });
@@ -95,7 +96,7 @@ describe('deploy to a local directory', () => {
       // As the build names them: <name>-<hash>.tar.zst with a sidecar.
       const body = `image ${v}\n`;
       const name = `os-${v}.tar.zst`;
-      await rm(join(dir, 'images/os.tar.zst'));
+      await rm(join(dir, imagePath('os.tar.zst')));
       await writeFile(join(dir, 'images', name), body);
       await writeFile(join(dir, 'images', `${name}.sha256`), `${createHash('sha256').update(body).digest('hex')}  ${name}\n`);
       await rebuildSums(dir);
@@ -105,7 +106,7 @@ describe('deploy to a local directory', () => {
     const b = await deploy({ from: trees.vb!, dest });
     // A node that fetched va's autorun still finds va's image, verified by its own sidecar.
     expect(b.carried).toEqual(['os-va.tar.zst', 'os-va.tar.zst.sha256']);
-    expect(await served(dest, 'images/os-va.tar.zst')).toBe('image va\n');
+    expect(await served(dest, imagePath('os-va.tar.zst'))).toBe('image va\n');
     await run(['sha256sum', '--quiet', '--strict', '-c', 'os-va.tar.zst.sha256'], { cwd: join(dest, 'images') });
     const v = await verifyTree(dest);
     expect(v).toMatchObject({ ok: true, problems: [], carried: ['images/os-va.tar.zst', 'images/os-va.tar.zst.sha256'] });
@@ -114,7 +115,7 @@ describe('deploy to a local directory', () => {
     expect(c.carried).toEqual(['os-vb.tar.zst', 'os-vb.tar.zst.sha256']);
     expect((await readdir(join(dest, 'images'))).sort()).toEqual(['os-vb.tar.zst', 'os-vb.tar.zst.sha256', 'os-vc.tar.zst', 'os-vc.tar.zst.sha256']);
     // A carried image whose bytes changed is a problem again.
-    await writeFile(join(dest, 'images/os-vb.tar.zst'), 'tampered\n');
+    await writeFile(join(dest, imagePath('os-vb.tar.zst')), 'tampered\n');
     expect((await verifyTree(dest)).problems).toEqual([
       { path: 'images/os-vb.tar.zst', problem: 'not listed in SHA256SUMS' },
       { path: 'images/os-vb.tar.zst.sha256', problem: 'not listed in SHA256SUMS' },
@@ -172,18 +173,18 @@ describe('deploy and switch over ssh', () => {
     console.log(`ssh deploy, update (image unchanged): ${(performance.now() - t2).toFixed(0)} ms`);
     expect(r2.checked).toBe(11);
     expect(await served(dest, 'installer/autorun')).toContain('v2');
-    expect(await readlink(join(dest, 'pxe/pxelinux.cfg', plan.nodes[1]!.pxeFile))).toBe('rescue');
-    expect((await stat(join(r2.release!, 'images/os.tar.zst'))).nlink).toBeGreaterThan(1);
+    expect(await readlink(join(dest, PXELINUX_DIR, plan.nodes[1]!.pxeFile))).toBe('rescue');
+    expect((await stat(join(r2.release!, imagePath('os.tar.zst')))).nlink).toBeGreaterThan(1);
 
     // The CLI, with unknown node over ssh: exit 2, nothing switched.
     const bad = await cli(['normal', 'node2', 'node7', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest]);
     expect(bad.code).toBe(2);
     const ok = await cli(['normal', 'node2', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest]);
     expect(ok.code).toBe(0);
-    expect(await readlink(join(dest, 'pxe/pxelinux.cfg', plan.nodes[1]!.pxeFile))).toBe('arch-linux');
+    expect(await readlink(join(dest, PXELINUX_DIR, plan.nodes[1]!.pxeFile))).toBe('arch-linux');
     const dep = await cli(['deploy', `node0:${dest}`, '--from', v2, '--ssh-config', sshd.sshConfig, '--json']);
     expect(dep.code).toBe(0);
-    expect(JSON.parse(dep.stdout).keptLinks).toContain(`pxe/pxelinux.cfg/${plan.nodes[1]!.pxeFile} -> arch-linux`);
+    expect(JSON.parse(dep.stdout).keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[1]!.pxeFile} -> arch-linux`);
   });
 });
 

@@ -9,6 +9,7 @@ import { listTree } from '../build/stages/checksum-tree.ts';
 import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { workspace } from './helpers/workspace.ts';
+import { IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -100,8 +101,8 @@ describe('switchNodes', () => {
     const r = await cli(['diskless', 'node1', '--config', d.file, '--root', droot, '--state', state, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ action: 'diskless', profile: 'diskless', switched: [{ node: 'node1', from: 'installer', to: 'diskless' }] });
-    expect(await readlink(join(droot, 'pxe/pxelinux.cfg', d.plan.nodes[0]!.pxeFile))).toBe('diskless');
-    expect(await readlink(join(droot, 'pxe/ipxe', `${d.plan.nodes[0]!.pxeFile}.ipxe`))).toBe('diskless.ipxe');
+    expect(await readlink(join(droot, PXELINUX_DIR, d.plan.nodes[0]!.pxeFile))).toBe('diskless');
+    expect(await readlink(join(droot, IPXE_DIR, ipxeNodeFile(d.plan.nodes[0]!.mac)))).toBe('diskless.ipxe');
     const s = JSON.parse((await cli(['status', '--config', d.file, '--root', droot, '--state', state, '--json'])).stdout);
     expect(s.nodes[0]).toMatchObject({ name: 'node1', profile: 'diskless', state: 'requested' });
     expect(s.nodes[0].detail).toBe('diskless: switched to diskless');
@@ -146,7 +147,7 @@ describe('switchNodes', () => {
     const problems: string[] = [];
     while (running) {
       for (const n of plan.nodes) {
-        for (const [dir, name] of [['pxe/pxelinux.cfg', n.pxeFile], ['pxe/ipxe', `${n.pxeFile}.ipxe`]] as const) {
+        for (const [dir, name] of [[PXELINUX_DIR, n.pxeFile], [IPXE_DIR, ipxeNodeFile(n.mac)]] as const) {
           // What pxelinux's TFTP read does: open the name, follow the link.
           await stat(join(root, dir, name)).catch((e: Error) => problems.push(`${dir}/${name}: ${e.message}`));
           reads++;
@@ -157,7 +158,7 @@ describe('switchNodes', () => {
     console.log(`concurrent: 4 processes × 150 switches × 8 links, ${reads} reads in between, problems: ${problems.length}`);
     expect(problems).toEqual([]);
     expect(reads).toBeGreaterThan(100);
-    for (const dir of ['pxe/pxelinux.cfg', 'pxe/ipxe']) expect((await readdir(join(root, dir))).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    for (const dir of [PXELINUX_DIR, IPXE_DIR]) expect((await readdir(join(root, dir))).filter((f) => f.includes('.tmp-'))).toEqual([]);
     // Each node's two links agree with each other only per process; but every link points at a real profile.
     for (const p of (await readProfiles(plan.nodes, { root })).values()) expect(plan.profiles.all).toContain(p);
   });

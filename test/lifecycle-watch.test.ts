@@ -16,6 +16,7 @@ import { adaptNginxConf } from './helpers/nginx.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { freePort, waitForPort } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
+import { IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -36,7 +37,7 @@ afterEach(async () => {
   await ws.cleanup();
 });
 
-const pxe = (node: string) => readlink(join(root, 'pxe/pxelinux.cfg', plan.nodes.find((n) => n.name === node)!.pxeFile));
+const pxe = (node: string) => readlink(join(root, PXELINUX_DIR, plan.nodes.find((n) => n.name === node)!.pxeFile));
 const q = (name: string) => `host=${name}&mac=${plan.nodes.find((n) => n.name === name)!.mac}`;
 
 async function watcher(o: Partial<Parameters<typeof startWatcher>[0]> = {}): Promise<{ w: Watcher; events: WatchEvent[]; next: (pred: (e: WatchEvent) => boolean) => Promise<WatchEvent> }> {
@@ -84,7 +85,7 @@ describe('watch over HTTP', () => {
     // The answer comes after the switch: the installer may reboot the moment it sees 200.
     expect(done.status).toBe(200);
     expect(await pxe('node1')).toBe('arch-linux');
-    expect(await readlink(join(root, 'pxe/ipxe', `${plan.nodes[0]!.pxeFile}.ipxe`))).toBe('arch-linux.ipxe');
+    expect(await readlink(join(root, IPXE_DIR, ipxeNodeFile(plan.nodes[0]!.mac)))).toBe('arch-linux.ipxe');
     console.log(`done report → link switched → HTTP 200: ${ms.toFixed(1)} ms`);
     expect(events.map((e) => `${e.phase}:${e.state}`)).toEqual(['start:installing', 'disk:installing', 'partition:installing', 'download:installing', 'extract:installing', 'configure:installing', 'log:log', 'done:done']);
     expect(events.at(-1)!.switched).toMatchObject({ from: 'installer', to: 'arch-linux' });

@@ -8,7 +8,7 @@ import { renderNginxConf } from '../build/render/nginx.ts';
 import { osProfile, renderPxelinuxConfig, renderPxelinuxTree, type PxeProfile } from '../build/render/pxelinux.ts';
 import { renderIpxeProfile, renderIpxeTree } from '../build/render/ipxe.ts';
 import { disklessProfile } from '../build/render/diskless.ts';
-import type { InstallerEnvArtifact } from '../build/iso/types.ts';
+import type { InstallerEnvArtifact } from '../build/plan/artifacts.ts';
 import { run } from '../build/lib/run.ts';
 import { writeFile } from 'node:fs/promises';
 import { expectGolden } from './helpers/golden.ts';

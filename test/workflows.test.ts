@@ -9,9 +9,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { checksumTree, sha256File } from '../build/stages/checksum-tree.ts';
+import { checksumTree } from '../build/stages/checksum-tree.ts';
+import { sha256File } from '../build/lib/hash.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { workspace } from './helpers/workspace.ts';
+import { imagePath } from '../build/layout.ts';
 
 const DIR = '.github/workflows';
 const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f));
@@ -76,7 +78,7 @@ describe('the workflows together', () => {
       const { plan } = await writeSpec(ws.dir, { count: 1 });
       const dist = join(ws.dir, 'dist');
       await writeServedTree(dist, plan);
-      const sha = await sha256File(join(dist, 'images/os.tar.zst'));
+      const sha = await sha256File(join(dist, imagePath('os.tar.zst')));
       await checksumTree(dist, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { image: { file: 'images/os.tar.zst', sha256: sha, size: 9 }, os: { kernel: 'pxe/k', initramfs: 'pxe/i', kernelVersion: '6.1' } } });
       const output = join(ws.dir, 'output');
       const summary = join(ws.dir, 'summary.md');

@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../lib/errors.ts';
+import { DEFAULT_SERVED_ROOT, SERVED_SPEC } from '../layout.ts';
 
 const DEFAULTS = ['portacluster.config.ts', 'portacluster.config.js', 'portacluster.config.json'];
-/** Every build ships its spec beside the configs (dist/etc/), so node0 finds it in the served tree. */
-export const SERVED_SPEC = 'etc/portacluster.json';
-const SERVED_ROOT = '/srv/public';
+const SERVED_ROOT = DEFAULT_SERVED_ROOT;
 
 /**
  * --config; else $PORTACLUSTER_CONFIG; else portacluster.config.{ts,js,json} in the current directory;

@@ -14,6 +14,8 @@ import { StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { hashFile, isHexDigest } from './digest.ts';
 import { startHashingSink, SinkError, type HashingSink } from './sink.ts';
+import { pidAlive } from '../lib/process.ts';
+import { tempPathFor } from '../lib/atomic.ts';
 
 export interface DownloadSource {
   url?: string;
@@ -108,8 +110,7 @@ async function ingestLocal(src: string, finalPath: string, want: Expected, log: 
   } catch {
     throw new StageError(STAGE, `ISO not found: ${src}`);
   }
-  const tmp = `${finalPath}.tmp-${process.pid}`;
-  await rm(tmp, { force: true });
+  const tmp = tempPathFor(finalPath);
   // Hash the cache's own copy (a link shares the inode), so what we verify is what we keep.
   try {
     await link(src, tmp);
@@ -213,15 +214,6 @@ async function takeLock(lock: string): Promise<void> {
     if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
       throw new StageError(STAGE, `another process (pid ${pid}) is downloading the same file; wait for it, or remove ${lock} if it is gone`);
     await rm(lock, { force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

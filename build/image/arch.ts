@@ -9,15 +9,16 @@
  * keyring (pacstrap -G): one made here would put the same private master key on every node; a node runs
  * `pacman-key --init && pacman-key --populate` before its first pacman use, as archiso's pacman-init does.
  */
-import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import { argvValue, pacmanSection, pacmanValue } from '../lib/escape.ts';
 import { capture, run } from '../lib/run.ts';
-import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
+import type { BootstrapBackend, ImageBuildContext } from './types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
+import { sha256File } from '../lib/hash.ts';
 
 export const ARCH_BASE_PACKAGES = ['base', 'linux', 'openssh', 'sudo'] as const;
 const ARCH = 'x86_64';
@@ -76,10 +77,6 @@ function repoUrl(mirror: string, repo: string): string {
   return mirror.replaceAll('$repo', repo).replaceAll('$arch', ARCH);
 }
 
-async function fileSha256(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
-}
-
 async function which(command: string): Promise<string> {
   for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
     try {
@@ -117,11 +114,7 @@ function pacmanErrors(text: string): string[] {
 export const archBackend: BootstrapBackend = {
   distro: 'arch',
   basePackages: ARCH_BASE_PACKAGES,
-  tools: [
-    { command: 'pacstrap', debianPackage: 'arch-install-scripts', archPackage: 'arch-install-scripts', why: 'bootstrap an Arch image' },
-    { command: 'pacman', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'install Arch packages into the image' },
-    { command: 'pacman-key', debianPackage: 'pacman-package-manager', archPackage: 'pacman', why: 'verify Arch packages' },
-  ],
+  tools: ['pacstrap', 'pacman', 'pacmanKey'],
   problems(spec: ImageSpec) {
     return spec.mirror ? [] : ['an Arch image needs image.mirror: a Server= URL with $repo/$arch, or file:///path of a local repository'];
   },
@@ -129,14 +122,14 @@ export const archBackend: BootstrapBackend = {
     const inputs: Record<string, unknown> = {
       pacman: (await capture(['pacman', '--version'])).match(/Pacman v(\S+)/)?.[1] ?? 'unknown',
       // arch-install-scripts has no --version; its script is what runs.
-      pacstrap: await fileSha256(await which('pacstrap')),
+      pacstrap: await sha256File(await which('pacstrap')),
     };
     if (isLocalMirror(spec.mirror)) {
       // A local repo changes under the same URL: its databases are part of the key.
       const dbs: Record<string, string> = {};
       for (const repo of archRepos(spec)) {
         const db = join(fileURLToPath(repoUrl(spec.mirror, repo)), `${repo}.db`);
-        dbs[repo] = await fileSha256(db).catch(() => 'missing');
+        dbs[repo] = await sha256File(db).catch(() => 'missing');
       }
       inputs.localRepos = dbs;
     }

@@ -6,42 +6,14 @@
  * with its pid, swept by the next run once that pid is gone. Nothing half-made is ever an entry.
  */
 import { registerTemp } from '../lib/cleanup.ts';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, readlink, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
-
-/** Stable JSON: object keys sorted, so the same inputs always hash the same. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + canonicalJson(v)).join(',') + '}';
-  }
-  return JSON.stringify(value);
-}
-
-export function hashInputs(inputs: unknown): string {
-  return createHash('sha256').update(canonicalJson(inputs)).digest('hex');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
-}
+import { pidAlive } from '../lib/process.ts';
 
 const TMP_PREFIX = '.tmp-';
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Mount points at or below `dir`, deepest first (mountinfo field 5, octal escapes decoded). */
 async function mountsBelow(dir: string): Promise<string[]> {

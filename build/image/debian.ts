@@ -2,7 +2,8 @@
 import { CommandError, StageError } from '../lib/errors.ts';
 import { argvValue } from '../lib/escape.ts';
 import { capture, run } from '../lib/run.ts';
-import type { BootstrapBackend, ImageBuildContext, ImageSpec } from './types.ts';
+import type { BootstrapBackend, ImageBuildContext } from './types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 
 /**
  * What a node booted by the PXE kernel with root= on its local disk needs, and no more: the kernel and
@@ -71,11 +72,7 @@ async function firstLine(argv: string[]): Promise<string> {
 export const debianBackend: BootstrapBackend = {
   distro: 'debian',
   basePackages: DEBIAN_BASE_PACKAGES,
-  tools: [
-    { command: 'mmdebstrap', debianPackage: 'mmdebstrap', archPackage: 'mmdebstrap', why: 'bootstrap a Debian image' },
-    { command: 'dpkg', debianPackage: 'dpkg', archPackage: 'dpkg', why: 'install Debian packages into the image' },
-    { command: 'apt-get', debianPackage: 'apt', archPackage: 'apt', why: 'resolve Debian packages for the image' },
-  ],
+  tools: ['mmdebstrap', 'dpkg', 'aptGet'],
   async keyInputs() {
     return {
       mmdebstrap: await firstLine(['mmdebstrap', '--version']),

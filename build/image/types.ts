@@ -1,23 +1,7 @@
-/** The golden image: what a spec asks for, and the artifacts each image stage hands to the next. */
+/** The golden image: the artifacts each image stage hands to the next (what a spec asks for is the plan's ImageSpec). */
+import type { RequirementName } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';
-
-export interface ImageSpec {
-  /** Used in file names, e.g. "debian". */
-  name: string;
-  distro: 'debian' | 'arch';
-  /** Debian suite e.g. "bookworm"; arch: free text e.g. "rolling". */
-  release: string;
-  /** Extra packages beyond the backend's base set. */
-  packages: string[];
-  /** Debian: archive URL; arch: a pacman Server= URL with $repo/$arch, or file:///path for a local repo. */
-  mirror: string;
-  /** Debian only, default ["main"]. */
-  components?: string[];
-  /** Arch only: repo names for pacman.conf, default ["core","extra"]. */
-  repos?: string[];
-  /** A prepared root tree: skip bootstrapping, use it as is (tests, bring-your-own). */
-  rootfs?: string;
-}
+import type { ImageSpec } from '../plan/plan.ts';
 
 export interface ImageBuildContext {
   cacheDir: string;
@@ -48,18 +32,11 @@ export interface BootFiles {
   kernelVersion: string;
 }
 
-/** A host tool a backend needs, and where to get it. */
-export interface HostTool {
-  command: string;
-  debianPackage: string;
-  archPackage: string;
-  why: string;
-}
-
 /** One way of laying an OS into an empty directory. */
 export interface BootstrapBackend {
   distro: ImageSpec['distro'];
-  tools: HostTool[];
+  /** The host tools it runs, in lib/host.ts's vocabulary. */
+  tools: readonly RequirementName[];
   /** The packages always installed, before the spec's extras. */
   basePackages: readonly string[];
   /** What is wrong with the spec for this backend, found before anything is written. */

@@ -23,8 +23,11 @@ export const REQUIREMENTS = {
   debugfs: { tool: 'debugfs', why: "pin the filesystem image's timestamps", debian: 'e2fsprogs', arch: 'e2fsprogs' },
   dumpe2fs: { tool: 'dumpe2fs', why: "list the filesystem image's inodes", debian: 'e2fsprogs', arch: 'e2fsprogs' },
   mmdebstrap: { tool: 'mmdebstrap', why: 'bootstrap Debian roots (golden image, built-in installer environment)', debian: 'mmdebstrap', arch: 'mmdebstrap (AUR)' },
-  pacstrap: { tool: 'pacstrap', why: 'bootstrap the Arch golden image', debian: 'arch-install-scripts', arch: 'arch-install-scripts' },
-  pacman: { tool: 'pacman', why: 'install Arch packages', debian: 'pacman-package-manager', arch: 'pacman' },
+  dpkg: { tool: 'dpkg', why: 'install Debian packages into the image', debian: 'dpkg', arch: 'dpkg' },
+  aptGet: { tool: 'apt-get', why: 'resolve Debian packages for the image', debian: 'apt', arch: 'apt' },
+  pacstrap: { tool: 'pacstrap', why: 'bootstrap an Arch image', debian: 'arch-install-scripts', arch: 'arch-install-scripts' },
+  pacman: { tool: 'pacman', why: 'install Arch packages into the image', debian: 'pacman-package-manager', arch: 'pacman' },
+  pacmanKey: { tool: 'pacman-key', why: 'verify Arch packages', debian: 'pacman-package-manager', arch: 'pacman' },
   cpio: { tool: 'cpio', why: 'pack the built-in installer initramfs', debian: 'cpio', arch: 'cpio' },
   mksquashfs: { tool: 'mksquashfs', why: 'pack the golden image as the diskless root', debian: 'squashfs-tools', arch: 'squashfs-tools' },
   xorriso: { tool: 'xorriso', why: 'extract the SystemRescue ISO without mounting it', debian: 'xorriso', arch: 'libisoburn' },
@@ -100,11 +103,11 @@ export async function locate(req: Requirement): Promise<string | null> {
 
 export interface StageNeeds {
   stage: string;
-  needs: RequirementName[];
+  needs: readonly RequirementName[];
 }
 
-/** Checks every need of every stage; throws one HostToolError listing all that are missing. */
-export async function checkHost(stages: StageNeeds[], path?: string): Promise<Record<string, string>> {
+/** Every need of every stage looked up: what was found where, and one report line per missing tool. */
+export async function lookUpHost(stages: readonly StageNeeds[], path?: string): Promise<{ found: Record<string, string>; missing: string[] }> {
   const found: Record<string, string> = {};
   const missing: string[] = [];
   for (const { stage, needs } of stages) {
@@ -118,6 +121,12 @@ export async function checkHost(stages: StageNeeds[], path?: string): Promise<Re
         );
     }
   }
-  if (missing.length) throw new HostToolError(`missing host tools (nothing was written):\n${[...new Set(missing)].join('\n')}`);
+  return { found, missing: [...new Set(missing)] };
+}
+
+/** Checks every need of every stage; throws one HostToolError listing all that are missing. */
+export async function checkHost(stages: readonly StageNeeds[], path?: string): Promise<Record<string, string>> {
+  const { found, missing } = await lookUpHost(stages, path);
+  if (missing.length) throw new HostToolError(`missing host tools (nothing was written):\n${missing.join('\n')}`);
   return found;
 }

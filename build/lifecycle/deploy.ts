@@ -17,6 +17,7 @@ import { basename, join, resolve } from 'node:path';
 import { StageError, UsageError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import { shq } from '../render/shell.ts';
+import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, SUMS_FILE } from '../layout.ts';
 import { parseDest, runScript, sshCommand, type Target } from './target.ts';
 
 export interface DeployOptions {
@@ -53,8 +54,7 @@ export interface DeployResult {
 }
 
 /** Node links are node0's state: never copied from dist/ over live ones, never deleted by --delete. */
-export const NODE_LINK_GLOBS = ['/pxe/pxelinux.cfg/01-*', '/pxe/ipxe/01-*.ipxe'];
-const NODE_LINK_DIRS = ['pxe/pxelinux.cfg', 'pxe/ipxe'];
+const NODE_LINK_EXCLUDES = NODE_LINK_GLOBS.map(({ dir, glob }) => `--exclude=/${dir}/${glob}`);
 
 export function releaseId(now: Date, specHash: string | undefined): string {
   const ts = now.toISOString().replace(/[-:.]/g, ''); // milliseconds too: two deploys in one second stay apart
@@ -97,29 +97,33 @@ export function publishScript(o: { dest: string; releases: string; id: string; k
   return [
     'set -eu',
     `d=${shq(o.dest)}; r=${shq(o.releases)}; id=${shq(o.id)}; inc="$r/.incoming-$id"; new="$r/$id"`,
+    `img=${shq(IMAGES_DIR)}; sums=${shq(SUMS_FILE)}`,
     `tab=$(printf '\\t')`,
     // 2. verify on the destination, before anything is published
-    'n=$(cd -- "$inc" && sha256sum --quiet --strict -c SHA256SUMS >&2 && wc -l < SHA256SUMS) || { echo "checksum verification failed in $inc" >&2; exit 4; }',
+    'n=$(cd -- "$inc" && sha256sum --quiet --strict -c "$sums" >&2 && wc -l < "$sums") || { echo "checksum verification failed in $inc" >&2; exit 4; }',
     'printf "checked\\t%s\\n" "$n"',
     // 3. carry the live node links over (only for nodes the new tree still has, to profiles it still has)
     ': > "$inc.links"',
-    `for dir in ${NODE_LINK_DIRS.map(shq).join(' ')}; do`,
-    '  [ -d "$d/$dir" ] && [ -d "$inc/$dir" ] || continue',
-    '  for l in "$d/$dir"/01-*; do',
-    '    [ -L "$l" ] || continue',
-    '    n=${l##*/}; t=$(readlink -- "$l")',
-    '    [ -L "$inc/$dir/$n" ] && [ -e "$inc/$dir/$t" ] || continue',
-    '    ln -sfn -- "$t" "$inc/$dir/$n"; printf "%s/%s\\t%s\\n" "$dir" "$n" "$t" >> "$inc.links"; printf "kept\\t%s/%s\\t%s\\n" "$dir" "$n" "$t"',
-    '  done',
-    'done',
+    // one loop per loader directory; the per-MAC glob is the layout's constant, unquoted so the shell expands it
+    ...NODE_LINK_GLOBS.flatMap(({ dir, glob }) => [
+      `dir=${shq(dir)}`,
+      'if [ -d "$d/$dir" ] && [ -d "$inc/$dir" ]; then',
+      `  for l in "$d/$dir"/${glob}; do`,
+      '    [ -L "$l" ] || continue',
+      '    n=${l##*/}; t=$(readlink -- "$l")',
+      '    [ -L "$inc/$dir/$n" ] && [ -e "$inc/$dir/$t" ] || continue',
+      '    ln -sfn -- "$t" "$inc/$dir/$n"; printf "%s/%s\\t%s\\n" "$dir" "$n" "$t" >> "$inc.links"; printf "kept\\t%s/%s\\t%s\\n" "$dir" "$n" "$t"',
+      '  done',
+      'fi',
+    ]),
     // 3b. a node mid-install fetches the image its autorun names: images of the live release that the new
     //     one lacks are carried over (hard links) for one release, with their .sha256 sidecars.
-    'if [ -d "$d/images" ] && [ -f "$d/SHA256SUMS" ]; then',
-    '  mkdir -p -- "$inc/images"',
-    '  for f in "$d"/images/*; do',
+    'if [ -d "$d/$img" ] && [ -f "$d/$sums" ]; then',
+    '  mkdir -p -- "$inc/$img"',
+    '  for f in "$d/$img"/*; do',
     '    n=${f##*/}',
-    '    [ -f "$f" ] && [ ! -e "$inc/images/$n" ] && grep -qF -- "  images/$n" "$d/SHA256SUMS" || continue',
-    '    ln -- "$f" "$inc/images/$n" 2>/dev/null || cp -p -- "$f" "$inc/images/$n"; printf "carried\\t%s\\n" "$n"',
+    '    [ -f "$f" ] && [ ! -e "$inc/$img/$n" ] && grep -qF -- "  $img/$n" "$d/$sums" || continue',
+    '    ln -- "$f" "$inc/$img/$n" 2>/dev/null || cp -p -- "$f" "$inc/$img/$n"; printf "carried\\t%s\\n" "$n"',
     '  done',
     'fi',
     // 4. publish: rename into place, then one rename of a new symlink over <dest>
@@ -162,7 +166,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const started = Date.now();
   const log = o.log ?? (() => {});
   const from = resolve(o.from);
-  if (!existsSync(join(from, 'SHA256SUMS'))) throw new UsageError(`${o.from} has no SHA256SUMS: not a built tree\n  hint: run \`portacluster build\` first`);
+  if (!existsSync(join(from, SUMS_FILE))) throw new UsageError(`${o.from} has no ${SUMS_FILE}: not a built tree\n  hint: run \`portacluster build\` first`);
   const keep = o.keep ?? 3;
   if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be at least 1');
   const parsed = parseDest(o.dest);
@@ -179,7 +183,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
 
   if (o.dryRun) {
     // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
-    const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_GLOBS.map((g) => `--exclude=${g}`), ...rsh, `${from}/`, where(`${probe.current ?? dest}/`)]);
+    const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_EXCLUDES, ...rsh, `${from}/`, where(`${probe.current ?? dest}/`)]);
     // rsync says "created directory" for the destination even in a dry run, where it creates nothing.
     result.changes = r.stdout
       .split('\n')
@@ -189,7 +193,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     return result;
   }
 
-  const manifest = JSON.parse(await readFile(join(from, 'manifest.json'), 'utf8').catch(() => '{}')) as { specHash?: string };
+  const manifest = JSON.parse(await readFile(join(from, MANIFEST_FILE), 'utf8').catch(() => '{}')) as { specHash?: string };
   const now = o.now ?? new Date();
   const id = releaseId(now, manifest.specHash);
   const releases = `${dest}.releases`;
@@ -210,7 +214,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   ]);
 
   const out = await runScript(target, publishScript({ dest, releases, id, kind: probe.kind, keep, now: now.toISOString().replace(/[-:.]/g, '') }), { nothrow: true });
-  if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${parsed.host ?? 'this machine'} does not match its SHA256SUMS; nothing was published\n${out.stderr.trim()}`);
+  if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${parsed.host ?? 'this machine'} does not match its ${SUMS_FILE}; nothing was published\n${out.stderr.trim()}`);
   if (out.exitCode !== 0) throw new StageError('deploy', `publishing on ${parsed.host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
   for (const line of out.stdout.split('\n')) {
     const [k, a, b] = line.split('\t');

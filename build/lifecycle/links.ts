@@ -5,14 +5,15 @@
  * temporary name, renamed over the old one), so a TFTP or HTTP read at any moment sees the old target or
  * the new one, never a missing or dangling link, even when several switches race.
  */
-import { lstat, readlink, rename, stat, symlink, unlink } from 'node:fs/promises';
+import { lstat, readlink, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, StageError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
-import { ipxeNodeFile, ipxeProfileFile } from '../render/ipxe.ts';
+import { IPXE_DIR, PXELINUX_DIR, ipxeNodeFile, ipxeProfileFile, pxelinuxNodeFile } from '../layout.ts';
 import { shq } from '../render/shell.ts';
 import { parseMac } from '../spec/values.ts';
 import { runScript, type Target } from './target.ts';
+import { replaceAtomically } from '../lib/atomic.ts';
 
 export interface NodeLink {
   /** Directory relative to the served root. */
@@ -24,13 +25,11 @@ export interface NodeLink {
   required: boolean;
 }
 
-export const PXELINUX_DIR = 'pxe/pxelinux.cfg';
-
 /** Every per-node link for a node booting `profile`. The first is the primary one that status reads. */
-export function nodeLinks(node: Pick<PlanNode, 'pxeFile'>, profile: string): NodeLink[] {
+export function nodeLinks(node: Pick<PlanNode, 'mac'>, profile: string): NodeLink[] {
   return [
-    { dir: PXELINUX_DIR, name: node.pxeFile, target: profile, required: true },
-    { dir: 'pxe/ipxe', name: ipxeNodeFile(node.pxeFile), target: ipxeProfileFile(profile), required: false },
+    { dir: PXELINUX_DIR, name: pxelinuxNodeFile(node.mac), target: profile, required: true },
+    { dir: IPXE_DIR, name: ipxeNodeFile(node.mac), target: ipxeProfileFile(profile), required: false },
   ];
 }
 
@@ -75,7 +74,7 @@ interface Op extends NodeLink {
   node: string;
 }
 
-function ops(nodes: readonly Pick<PlanNode, 'name' | 'pxeFile'>[], profile: string): Op[] {
+function ops(nodes: readonly Pick<PlanNode, 'name' | 'mac'>[], profile: string): Op[] {
   return nodes.flatMap((n) => nodeLinks(n, profile).map((l) => ({ ...l, node: n.name })));
 }
 
@@ -96,12 +95,10 @@ export async function switchNodes(nodes: readonly PlanNode[], profile: string, o
   const before = o.target?.host || o.viaShell ? await switchRemote(list, o) : await switchLocal(list, o.root);
   return nodes.map((n) => {
     const mine = list.filter((op) => op.node === n.name && before.has(`${op.dir}/${op.name}`));
-    const primary = before.get(`${PXELINUX_DIR}/${n.pxeFile}`);
+    const primary = before.get(`${PXELINUX_DIR}/${pxelinuxNodeFile(n.mac)}`);
     return { node: n.name, mac: n.mac, from: primary ?? null, to: profile, links: mine.map((op) => `${op.dir}/${op.name}`) };
   });
 }
-
-let seq = 0;
 
 async function switchLocal(list: Op[], root: string): Promise<Map<string, string | null>> {
   await assertServedTree(root, 'switch');
@@ -118,16 +115,7 @@ async function switchLocal(list: Op[], root: string): Promise<Map<string, string
     if (skip.has(op)) continue;
     const link = join(root, op.dir, op.name);
     before.set(`${op.dir}/${op.name}`, await readlink(link).catch(() => null));
-    // pid + sequence: unique among concurrent switchers, in this process and others.
-    const tmp = join(root, op.dir, `.${op.name}.tmp-${process.pid}-${seq++}`);
-    await unlink(tmp).catch(() => {});
-    await symlink(op.target, tmp);
-    try {
-      await rename(tmp, link);
-    } catch (e) {
-      await unlink(tmp).catch(() => {});
-      throw e;
-    }
+    await replaceAtomically(link, (tmp) => symlink(op.target, tmp));
   }
   return before;
 }
@@ -161,10 +149,10 @@ async function switchRemote(list: Op[], o: SwitchOptions): Promise<Map<string, s
 }
 
 /** Each node's current profile, read from its primary link (null: no link, or not a link). */
-export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'pxeFile'>[], o: SwitchOptions): Promise<Map<string, string | null>> {
+export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'mac'>[], o: SwitchOptions): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   if (o.target?.host || o.viaShell) {
-    const script = ['cd -- ' + shq(join(o.root, PXELINUX_DIR)) + ' || exit 3', ...nodes.map((n) => `printf '%s\\t%s\\n' ${shq(n.name)} "$(readlink -- ${shq(n.pxeFile)} || true)"`)].join('\n');
+    const script = ['cd -- ' + shq(join(o.root, PXELINUX_DIR)) + ' || exit 3', ...nodes.map((n) => `printf '%s\\t%s\\n' ${shq(n.name)} "$(readlink -- ${shq(pxelinuxNodeFile(n.mac))} || true)"`)].join('\n');
     const r = await runScript(o.target ?? {}, script, { nothrow: true });
     if (r.exitCode !== 0) throw new StageError('status', `cannot read ${o.root}/${PXELINUX_DIR}: ${r.stderr.trim()}`);
     for (const line of r.stdout.split('\n')) {
@@ -175,7 +163,7 @@ export async function readProfiles(nodes: readonly Pick<PlanNode, 'name' | 'pxeF
   }
   await assertServedTree(o.root, 'status');
   for (const n of nodes) {
-    const link = join(o.root, PXELINUX_DIR, n.pxeFile);
+    const link = join(o.root, PXELINUX_DIR, pxelinuxNodeFile(n.mac));
     const isLink = await lstat(link).then((s) => s.isSymbolicLink(), () => false);
     out.set(n.name, isLink ? await readlink(link) : null);
   }

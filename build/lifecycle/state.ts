@@ -12,9 +12,11 @@
  * any instant the file is the old document or the new one, never a mix.
  */
 import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
+import { pidAlive } from '../lib/process.ts';
+import { atomicWrite } from '../lib/atomic.ts';
 
 export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
 
@@ -79,35 +81,7 @@ export async function readState(file: string): Promise<StateDoc> {
   }
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  // The rename is durable only once the directory is synced.
-  const dir = await open(dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Holds `<file>.lock` while fn runs. Waits up to waitMs for another holder; takes over a dead one's lock. */
 export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
@@ -123,7 +97,7 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 1
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     const owner = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+    if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
       // Rename, don't unlink: of two processes taking over the same stale lock only one rename succeeds,
       // and neither can remove a fresh lock created in between (it would have a live owner).
       const aside = `${lock}.stale-${process.pid}`;
@@ -153,7 +127,7 @@ export async function updateState<T>(file: string, fn: (doc: StateDoc) => T): Pr
   return withLock(file, async () => {
     const doc = await readState(file);
     const result = fn(doc);
-    await writeAtomic(file, JSON.stringify(doc, null, 2) + '\n');
+    await atomicWrite(file, JSON.stringify(doc, null, 2) + '\n', { durable: true });
     return result;
   });
 }

@@ -2,11 +2,30 @@
  * The plan: the spec fully resolved by a pure function. Renderers and stages read only the plan and
  * never apply defaults of their own.
  */
-import { createHash } from 'node:crypto';
-import type { NormalizedPartition, NormalizedSpec } from '../spec/validate.ts';
-import { formatIpv4, parseIpv4, pxelinuxMacFile, subnetOf } from '../spec/values.ts';
+import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
+import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
+import { pxelinuxNodeFile } from '../layout.ts';
 import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
-import type { ImageSpec } from '../image/types.ts';
+import { hashInputs } from '../lib/hash.ts';
+
+/** The golden image as the image stages take it: what the spec asks for, defaults applied. */
+export interface ImageSpec {
+  /** Used in file names, e.g. "debian". */
+  name: string;
+  distro: 'debian' | 'arch';
+  /** Debian suite e.g. "bookworm"; arch: free text e.g. "rolling". */
+  release: string;
+  /** Extra packages beyond the backend's base set. */
+  packages: string[];
+  /** Debian: archive URL; arch: a pacman Server= URL with $repo/$arch, or file:///path for a local repo. */
+  mirror: string;
+  /** Debian only, default ["main"]. */
+  components?: string[];
+  /** Arch only: repo names for pacman.conf, default ["core","extra"]. */
+  repos?: string[];
+  /** A prepared root tree: skip bootstrapping, use it as is (tests, bring-your-own). */
+  rootfs?: string;
+}
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -71,13 +90,6 @@ export interface Plan {
   installerEnv: InstallerEnvSpecT;
 }
 
-/** Stable JSON: object keys sorted, so the same spec always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  );
-}
-
 export function planCluster(spec: NormalizedSpec): Plan {
   const adminIp = parseIpv4(spec.admin.ip)!;
   const net = subnetOf(adminIp, spec.admin.prefix);
@@ -86,7 +98,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
   return {
-    specHash: createHash('sha256').update(canonicalJson(spec)).digest('hex'),
+    specHash: hashInputs(spec),
     cluster: spec.cluster,
     domain: spec.domain,
     admin: {
@@ -109,7 +121,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       firmware: n.firmware,
       loader: n.loader ?? spec.boot.loader,
       profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
-      pxeFile: pxelinuxMacFile(n.mac),
+      pxeFile: pxelinuxNodeFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
     })),
     profiles: {

@@ -5,6 +5,7 @@
  */
 import type { Plan } from '../plan/plan.ts';
 import { dataPrologue, type ShellValue } from './shell.ts';
+import { imagePath, urlFor } from '../layout.ts';
 
 export interface ShellSource {
   name: string;
@@ -58,11 +59,11 @@ export function installerVars(plan: Plan, image: ImageRef, fsImage?: FsImageRef)
   if (plan.image.installMode === 'image' && !fsImage) throw new Error('image.installMode "image": the installer needs the filesystem image');
   return {
     ...commonVars(plan),
-    PC_IMAGE_URL: `${plan.admin.httpBase}/images/${image.fileName}`,
+    PC_IMAGE_URL: urlFor(plan.admin.httpBase, imagePath(image.fileName)),
     PC_IMAGE_SHA256: image.sha256,
     PC_IMAGE_SIZE: image.size,
     PC_INSTALL_MODE: plan.image.installMode,
-    PC_FSIMAGE_URL: fsImage ? `${plan.admin.httpBase}/images/${fsImage.fileName}` : '',
+    PC_FSIMAGE_URL: fsImage ? urlFor(plan.admin.httpBase, imagePath(fsImage.fileName)) : '',
     PC_FSIMAGE_SHA256: fsImage?.sha256 ?? '',
     PC_FSIMAGE_SIZE: fsImage?.size ?? 0,
     PC_FSIMAGE_BYTES: fsImage?.imageBytes ?? 0,
@@ -114,7 +115,7 @@ export function renderAutorun(o: { title: string; specHash: string; vars: Record
 export function disklessVars(plan: Plan, root: ImageRef): Record<string, ShellValue> {
   return {
     ...commonVars(plan),
-    PC_ROOT_URL: `${plan.admin.httpBase}/images/${root.fileName}`,
+    PC_ROOT_URL: urlFor(plan.admin.httpBase, imagePath(root.fileName)),
     PC_ROOT_SHA256: root.sha256,
     PC_ROOT_SIZE: root.size,
     PC_OS_NAME: plan.os.name,

@@ -5,7 +5,7 @@
  * diskless/autorun, which downloads and verifies the squashfs root, mounts it under an overlay and asks
  * /init to switch to it. Rendered for pxelinux and iPXE alike from this one entry.
  */
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { installerBootEntry } from './installer-append.ts';

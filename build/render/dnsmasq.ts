@@ -1,11 +1,12 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only. */
 import { commentText, dnsmasqValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
+import { IPXE_BOOT_FILE, LOADER_FILES, PXE_DIR, ipxePath, urlFor } from '../layout.ts';
 
 // Every value from the plan goes through v() (or commentText() in a comment): validated values pass
 // unchanged, anything that could end the line or add a value is refused.
 export function renderDnsmasqConf(plan: Plan): string {
-  const tftpRoot = `${v('admin.servedRoot', plan.admin.servedRoot)}/pxe`;
+  const tftpRoot = `${v('admin.servedRoot', plan.admin.servedRoot)}/${PXE_DIR}`;
   const host = (h: { mac: string; name: string; ip?: string; loader?: string }) =>
     `dhcp-host=${[v('mac', h.mac), h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, v('name', h.name), h.ip && v('ip', h.ip)].filter(Boolean).join(',')}`;
   const domain = v('domain', plan.domain);
@@ -50,17 +51,17 @@ export function renderDnsmasqConf(plan: Plan): string {
           '',
           '# pxelinux: x86-64 UEFI clients (client-arch 7 and 9) get syslinux.efi, BIOS clients pxelinux.0;',
           '# both read the same pxelinux.cfg/ tree over TFTP.',
-          `dhcp-boot=${uses('pxelinux')}tag:!efi64,pxelinux.0`,
-          `dhcp-boot=${uses('pxelinux')}tag:efi64,syslinux.efi`,
+          `dhcp-boot=${uses('pxelinux')}tag:!efi64,${LOADER_FILES.pxelinux}`,
+          `dhcp-boot=${uses('pxelinux')}tag:efi64,${LOADER_FILES.syslinuxEfi}`,
         ]
       : []),
     ...(loaders
       ? [
           '',
           '# iPXE: clients already running iPXE get the HTTP entry script; other firmware chainloads iPXE over TFTP.',
-          `dhcp-boot=${uses('ipxe')}tag:ipxe,${httpBase}/pxe/ipxe/boot.ipxe`,
-          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,undionly.kpxe`,
-          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,snponly.efi`,
+          `dhcp-boot=${uses('ipxe')}tag:ipxe,${urlFor(httpBase, ipxePath(IPXE_BOOT_FILE))}`,
+          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,${LOADER_FILES.ipxeBios}`,
+          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,${LOADER_FILES.ipxeEfi}`,
         ]
       : []),
     '',

@@ -3,10 +3,11 @@
  * generation, for the installer and rescue profiles. Every value is checked to be one word: a space,
  * quote or newline would silently split or end a kernel command line.
  */
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
 import { cmdlineWord } from '../lib/escape.ts';
 import { matches } from '../spec/patterns.ts';
+import { autorunDir, SYSRCD_DIR, SYSRCD_LEGACY_ROOT, urlFor } from '../layout.ts';
 
 export interface InstallerBootOptions {
   adminIp: string;
@@ -50,17 +51,17 @@ export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOp
   const kernel = word('kernel', env.kernel);
   const initrds = env.initrds.map((i) => word('initrd', i));
   // ar_source is a directory: SystemRescue appends "autorun", "autorun0"… itself.
-  const autorun = [`ar_source=${base}/${o.profile}/`, 'ar_nowait'];
+  const autorun = [`ar_source=${urlFor(base, autorunDir(o.profile))}/`, 'ar_nowait'];
   const console = o.serialConsole !== undefined ? ['console=tty0', `console=${word('serialConsole', o.serialConsole)}`] : [];
 
   let args: string[];
   let sysappend: number | undefined;
   switch (env.kind) {
     case 'sysrcd-legacy':
-      args = ['docache', 'dodhcp', `setkmap=${keymap}`, `netboot=${base}/sysrcd/sysrcd.dat`, ...autorun];
+      args = ['docache', 'dodhcp', `setkmap=${keymap}`, `netboot=${urlFor(base, SYSRCD_LEGACY_ROOT)}`, ...autorun];
       break;
     case 'sysrcd-modern': {
-      args = ['archisobasedir=sysresccd', 'ip=dhcp', `archiso_http_srv=${base}/sysrcd/`, 'checksum', `setkmap=${keymap}`, ...autorun];
+      args = ['archisobasedir=sysresccd', 'ip=dhcp', `archiso_http_srv=${urlFor(base, SYSRCD_DIR)}/`, 'checksum', `setkmap=${keymap}`, ...autorun];
       if (o.profile === 'rescue') {
         // The default firewall drops incoming SSH, and the YAML carries the rescue user's keys.
         if (o.sysrescuecfgUrl === undefined) throw new StageError('render', 'installer boot entry: the rescue profile of modern SystemRescue needs sysrescuecfgUrl (its ssh keys)');

@@ -7,6 +7,7 @@
 import { cmdlineLine, ipxeLine, ipxeWord as word } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { PxeProfile } from './pxelinux.ts';
+import { DEFAULT_LINK, IPXE_BOOT_FILE, IPXE_DEFAULT_LINK, IPXE_DIR, IPXE_NODE_EXPANSION, ipxeNodeFile, ipxePath, ipxeProfileFile, pxePath, urlFor } from '../layout.ts';
 
 export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }): string {
   const lines = ['#!ipxe', `# portacluster: profile ${word('label', profile.label)} — generated; do not edit`];
@@ -15,7 +16,7 @@ export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }):
     lines.push('exit');
   } else {
     const append = ipxeLine('kernel arguments', cmdlineLine('kernel arguments', profile.append));
-    const url = (f: string) => `${word('httpBase', o.httpBase)}/pxe/${word('file', f)}`;
+    const url = (f: string) => urlFor(word('httpBase', o.httpBase), pxePath(word('file', f)));
     // UEFI kernels find their initrds by name: initrd=<basename> for each.
     const initrdArgs = profile.initrds.map((i) => `initrd=${word('initrd', i).split('/').pop()}`);
     // BOOTIF's ${…} is ours, added after the check: iPXE expands it to the booting NIC's MAC.
@@ -28,22 +29,21 @@ export function renderIpxeProfile(profile: PxeProfile, o: { httpBase: string }):
 }
 
 export interface IpxeTree {
-  /** File name under pxe/ipxe/ → contents. */
+  /** Where the tree goes, relative to the served root. */
+  dir: typeof IPXE_DIR;
+  /** File name under dir → contents. */
   files: Record<string, string>;
-  /** Link name under pxe/ipxe/ → relative target. */
+  /** Link name under dir → relative target. */
   links: Record<string, string>;
 }
-
-export const ipxeProfileFile = (profile: string) => `${profile}.ipxe`;
-export const ipxeNodeFile = (pxeFile: string) => `${pxeFile}.ipxe`;
 
 export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>): IpxeTree {
   const base = word('admin.httpBase', plan.admin.httpBase);
   const files: Record<string, string> = {
-    'boot.ipxe': [
+    [IPXE_BOOT_FILE]: [
       '#!ipxe',
       '# portacluster: entry point handed to iPXE clients by dnsmasq — generated; do not edit',
-      `chain ${base}/pxe/ipxe/01-\${netX/mac:hexhyp}.ipxe || chain ${base}/pxe/ipxe/default.ipxe`,
+      `chain ${urlFor(base, ipxePath(IPXE_NODE_EXPANSION))} || chain ${urlFor(base, ipxePath(IPXE_DEFAULT_LINK))}`,
       '',
     ].join('\n'),
   };
@@ -52,7 +52,7 @@ export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>)
     if (!profile) throw new Error(`no boot entry for profile ${name}`);
     files[ipxeProfileFile(name)] = renderIpxeProfile(profile, { httpBase: plan.admin.httpBase });
   }
-  const links: Record<string, string> = { 'default.ipxe': ipxeProfileFile(plan.profiles.default) };
-  for (const node of plan.nodes) links[ipxeNodeFile(node.pxeFile)] = ipxeProfileFile(node.profile);
-  return { files, links };
+  const links: Record<string, string> = { [ipxeProfileFile(DEFAULT_LINK)]: ipxeProfileFile(plan.profiles.default) };
+  for (const node of plan.nodes) links[ipxeNodeFile(node.mac)] = ipxeProfileFile(node.profile);
+  return { dir: IPXE_DIR, files, links };
 }

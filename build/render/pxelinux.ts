@@ -1,6 +1,7 @@
 /** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
 import { cmdlineLine, pxelinuxWord } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
+import { DEFAULT_LINK, PXELINUX_DIR, pxelinuxNodeFile } from '../layout.ts';
 
 export interface PxeEntry {
   label: string;
@@ -45,9 +46,11 @@ export function osProfile(plan: Plan): PxeProfile {
 }
 
 export interface PxelinuxTree {
-  /** File name under pxe/pxelinux.cfg/ → contents. */
+  /** Where the tree goes, relative to the served root. */
+  dir: typeof PXELINUX_DIR;
+  /** File name under dir → contents. */
   files: Record<string, string>;
-  /** Link name under pxe/pxelinux.cfg/ → relative target. */
+  /** Link name under dir → relative target. */
   links: Record<string, string>;
 }
 
@@ -58,7 +61,7 @@ export function renderPxelinuxTree(plan: Plan, profiles: Record<string, PxeProfi
     if (!profile) throw new Error(`no boot entry for profile ${name}`);
     files[name] = renderPxelinuxConfig(profile, { timeout: plan.boot.timeout, serialConsole: plan.os.serialConsole });
   }
-  const links: Record<string, string> = { default: plan.profiles.default };
-  for (const node of plan.nodes) links[node.pxeFile] = node.profile;
-  return { files, links };
+  const links: Record<string, string> = { [DEFAULT_LINK]: plan.profiles.default };
+  for (const node of plan.nodes) links[pxelinuxNodeFile(node.mac)] = node.profile;
+  return { dir: PXELINUX_DIR, files, links };
 }

@@ -4,7 +4,7 @@
  * pushes every problem it finds; none stops at the first.
  */
 import type { SpecIssue } from '../lib/errors.ts';
-import type { NormalizedSpec } from './validate.ts';
+import type { NormalizedSpec } from './normalized.ts';
 import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;

@@ -8,22 +8,12 @@ import { ClusterSpecSchema, type ClusterSpec } from './schema.ts';
 import { parseMac, parseSize } from './values.ts';
 import { checkRules, RULES } from './rules.ts';
 import { PATTERNS } from './patterns.ts';
+import type { NormalizedSpec } from './normalized.ts';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validateShape = ajv.compile<ClusterSpec>(ClusterSpecSchema);
 
-export interface NormalizedPartition {
-  sizeBytes: number | null; // null = rest
-  type: 'esp' | 'bios_grub' | 'swap' | 'linux';
-  filesystem: 'ext4' | 'xfs' | 'vfat' | 'swap' | null;
-  mountpoint: string | null;
-  label: string | null;
-}
-
-/** The spec after defaults and canonical forms; input of the rules and of the planner. */
-export type NormalizedSpec = Omit<ClusterSpec, 'disk'> & {
-  disk: Omit<ClusterSpec['disk'], 'partitions' | 'minSize'> & { minBytes: number; partitions: NormalizedPartition[] };
-};
+export type { NormalizedPartition, NormalizedSpec } from './normalized.ts';
 
 export function pathOf(instancePath: string, extra?: string): string {
   const parts = instancePath.split('/').filter(Boolean);

@@ -11,11 +11,6 @@ export function parseMac(text: string): string | null {
   return hex.match(/../g)!.join(':');
 }
 
-/** pxelinux looks up `01-<mac with dashes>` (01 = Ethernet ARP type). */
-export function pxelinuxMacFile(mac: string): string {
-  return '01-' + mac.replace(/:/g, '-');
-}
-
 export function parseIpv4(text: string): number | null {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (!m) return null;

@@ -3,18 +3,26 @@
  * and keep the result in a content-hash cache so an unchanged spec costs seconds.
  */
 import { createHash } from 'node:crypto';
-import { access, constants, lstat, mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
-import { delimiter, join, resolve } from 'node:path';
+import { lstat, mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { HostToolError, StageError } from '../lib/errors.ts';
 import { archBackend } from '../image/arch.ts';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import { debianBackend } from '../image/debian.ts';
 import { makeGeneric } from '../image/generic.ts';
-import type { BootstrapBackend, BootstrappedImage, HostTool, ImageBuildContext, ImageSpec } from '../image/types.ts';
+import type { BootstrapBackend, BootstrappedImage, ImageBuildContext } from '../image/types.ts';
+import { lookUpHost, type StageNeeds } from '../lib/host.ts';
+import type { ImageSpec } from '../plan/plan.ts';
+import { hashInputs } from '../lib/hash.ts';
 
 const STAGE = 'bootstrap-image';
 /** Bump when a backend changes what it produces for the same inputs: old entries stop matching. */
 const RECIPE_VERSION = 1;
+
+/** The host tools this stage runs: the backend's, unless a prepared tree (image.rootfs) is used as is. */
+export function needs(image: Pick<ImageSpec, 'distro' | 'rootfs'>): StageNeeds[] {
+  return image.rootfs ? [] : [{ stage: STAGE, needs: [...backendFor(image.distro).tools] }];
+}
 
 export function backendFor(distro: ImageSpec['distro']): BootstrapBackend {
   switch (distro) {
@@ -27,18 +35,6 @@ export function backendFor(distro: ImageSpec['distro']): BootstrapBackend {
   }
 }
 
-async function onPath(command: string, path: string): Promise<boolean> {
-  for (const dir of path.split(delimiter).filter(Boolean)) {
-    try {
-      await access(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      /* next */
-    }
-  }
-  return false;
-}
-
 /** Every problem at once, before anything is written. */
 export async function checkBootstrapHost(
   backend: BootstrapBackend,
@@ -49,13 +45,8 @@ export async function checkBootstrapHost(
   if (uid !== 0) {
     problems.push(`${STAGE} must run as root: ${backend.distro} images hold files of many owners and device nodes (run with sudo)`);
   }
-  const missing: HostTool[] = [];
-  for (const t of backend.tools) if (!(await onPath(t.command, opts.path ?? process.env.PATH ?? ''))) missing.push(t);
-  for (const t of missing) {
-    problems.push(
-      `could not find '${t.command}', which ${STAGE} needs to ${t.why}: install the Debian package '${t.debianPackage}' (Arch: '${t.archPackage}')`,
-    );
-  }
+  const { missing } = await lookUpHost([{ stage: STAGE, needs: backend.tools }], opts.path);
+  if (missing.length) problems.push(`missing host tools (nothing was written):\n${missing.join('\n')}`);
   if (problems.length) throw new HostToolError(problems.join('\n'));
 }
 

@@ -3,20 +3,26 @@
  * disk tools, curl, udev, sshd) whose /init follows SystemRescue's autorun contract. Bootstrapped with
  * mmdebstrap, shrunk, packed reproducibly, cached by a hash of everything that goes into it.
  */
-import { copyFile, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import { registerTemp } from '../lib/cleanup.ts';
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { StageError } from '../lib/errors.ts';
-import { checkHost } from '../lib/host.ts';
+import { checkHost, type StageNeeds } from '../lib/host.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture } from '../lib/run.ts';
 import { bootstrapInstallerRoot, INSTALLER_ENV_PACKAGES } from '../installer-env/bootstrap.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
 import { KEPT_MODULES, pruneModules } from '../installer-env/prune-modules.ts';
 import { BUILTIN_DIR, BUILTIN_FILES, installBuiltinFiles, shrinkRoot } from '../installer-env/shrink-root.ts';
+import { pidAlive } from '../lib/process.ts';
+import { hashInputs } from '../lib/hash.ts';
+import { replaceAtomically } from '../lib/atomic.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }];
 
 export interface BuildInstallerEnvOptions {
   mirror: string;
@@ -75,15 +81,6 @@ async function duBytes(dir: string): Promise<number> {
   return Number((await capture(['du', '--summarize', '--bytes', '--', dir])).split(/\s/)[0]);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Work roots of killed builds: mmdebstrap may have left /proc, /sys and /dev mounted inside them. */
 async function sweepWorkRoots(workDir: string, log: Logger): Promise<void> {
   for (const name of await readdir(workDir)) {
@@ -137,16 +134,14 @@ export async function readInstallerEnvMeta(entryDir: string): Promise<InstallerE
 
 /** Copies into place through a temp name, so a reader never sees a half-written boot file. */
 async function publish(src: string, dst: string): Promise<void> {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  await copyFile(src, tmp);
-  await rename(tmp, dst);
+  await replaceAtomically(dst, (tmp) => copyFile(src, tmp));
 }
 
 export async function buildInstallerEnv(o: BuildInstallerEnvOptions): Promise<InstallerEnvArtifact> {
   if (process.getuid?.() !== 0) {
     throw new StageError('build-installer-env', 'must run as root (mmdebstrap --mode=root, device nodes and file owners in the initramfs)');
   }
-  await checkHost([{ stage: 'build-installer-env', needs: ['mmdebstrap', 'zstd', 'cpio'] }]);
+  await checkHost(needs);
   const key = await cacheKey(o);
   const { dir, fromCache } = await cachedBuild({
     area: join(o.cacheDir, 'installer-env'),

@@ -13,21 +13,20 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
-import { ipxeNodeFile, ipxeProfileFile } from '../render/ipxe.ts';
-import { MANIFEST_FILE } from './checksum-tree.ts';
+import { IPXE_DIR, ipxeNodeFile, ipxePath, ipxeProfileFile, MANIFEST_FILE, PXELINUX_DIR, pxelinuxNodeFile, pxelinuxPath } from '../layout.ts';
 
 export interface OutDirCheck {
   outDir: string;
   cacheDir: string;
   /** The nodes the build writes links for: a served tree whose links differ is someone's live state. */
-  nodes: readonly Pick<PlanNode, 'name' | 'pxeFile' | 'profile'>[];
+  nodes: readonly Pick<PlanNode, 'name' | 'mac' | 'profile'>[];
   forceOut: boolean;
   cwd?: string;
 }
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** Node links the build writes, by directory; the same names the lifecycle commands switch. */
-const LINK_DIRS = ['pxe/pxelinux.cfg', 'pxe/ipxe'];
+const LINK_DIRS = [PXELINUX_DIR, IPXE_DIR];
 
 /** Real path of the longest existing prefix, with the rest appended: comparable even before mkdir. */
 async function canonical(path: string): Promise<string> {
@@ -43,8 +42,8 @@ const within = (inner: string, outer: string) => inner === outer || inner.starts
 function expectedLinks(nodes: OutDirCheck['nodes']): Map<string, string> {
   const m = new Map<string, string>();
   for (const n of nodes) {
-    m.set(`pxe/pxelinux.cfg/${n.pxeFile}`, n.profile);
-    m.set(`pxe/ipxe/${ipxeNodeFile(n.pxeFile)}`, ipxeProfileFile(n.profile));
+    m.set(pxelinuxPath(pxelinuxNodeFile(n.mac)), n.profile);
+    m.set(ipxePath(ipxeNodeFile(n.mac)), ipxeProfileFile(n.profile));
   }
   return m;
 }

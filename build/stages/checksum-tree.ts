@@ -2,12 +2,12 @@
  * SHA256SUMS and manifest.json over a tree. Files are hashed by streaming, several at once (p-limit);
  * symlinks (the per-node profile links, which change on node0) are recorded in the manifest, not summed.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import { StageError } from '../lib/errors.ts';
+import { IMAGES_DIR, MANIFEST_FILE, SUMS_FILE } from '../layout.ts';
+import { sha256File, sha256Text } from '../lib/hash.ts';
 
 export interface TreeFile {
   path: string;
@@ -25,18 +25,6 @@ export interface TreeListing {
   links: TreeLink[];
 }
 
-export const SUMS_FILE = 'SHA256SUMS';
-export const MANIFEST_FILE = 'manifest.json';
-
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}
 
 async function walk(root: string, dir = root, out: { files: string[]; links: string[] } = { files: [], links: [] }) {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -90,7 +78,7 @@ export async function checksumTree(root: string, meta: Omit<Manifest, 'files' | 
   const manifest: Manifest = { ...meta, files: listing.files, links: listing.links };
   const manifestText = JSON.stringify(manifest, null, 2) + '\n';
   await writeFile(join(root, MANIFEST_FILE), manifestText);
-  const manifestEntry = { path: MANIFEST_FILE, size: Buffer.byteLength(manifestText), sha256: createHash('sha256').update(manifestText).digest('hex') };
+  const manifestEntry = { path: MANIFEST_FILE, size: Buffer.byteLength(manifestText), sha256: sha256Text(manifestText) };
   await writeFile(join(root, SUMS_FILE), renderSums([...listing.files, manifestEntry].sort(byPath)));
   return manifest;
 }
@@ -145,9 +133,9 @@ export async function verifyTree(root: string): Promise<VerifyResult> {
  * SHA256SUMS, but checked against its own `.sha256` sidecar (both carried together).
  */
 async function carriedImage(root: string, path: string, actual: Map<string, string>): Promise<boolean> {
-  if (!path.startsWith('images/')) return false;
+  if (!path.startsWith(`${IMAGES_DIR}/`)) return false;
   const image = path.endsWith('.sha256') ? path.slice(0, -'.sha256'.length) : path;
   const sidecar = await readFile(join(root, `${image}.sha256`), 'utf8').catch(() => null);
   const m = sidecar && /^([0-9a-f]{64}) [ *](.+)\n?$/.exec(sidecar);
-  return !!m && m[2] === image.slice('images/'.length) && actual.get(image) === m[1];
+  return !!m && m[2] === image.slice(IMAGES_DIR.length + 1) && actual.get(image) === m[1];
 }

@@ -1,26 +1,20 @@
 /** Copies the network boot loaders from the host's syslinux packages into pxe/. */
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { locate, REQUIREMENTS } from '../lib/host.ts';
+import { locate, REQUIREMENTS, type StageNeeds } from '../lib/host.ts';
 import { StageError } from '../lib/errors.ts';
+import { LOADER_FILES } from '../layout.ts';
 
 export interface Bootloaders {
   /** Names written under pxe/. */
   files: string[];
 }
 
-const PXELINUX = [
-  ['pxelinux', 'pxelinux.0'],
-  ['ldlinuxBios', 'ldlinux.c32'],
-  ['syslinuxEfi', 'syslinux.efi'],
-  ['ldlinuxEfi', 'ldlinux.e64'],
-] as const;
-const IPXE = [
-  ['ipxeBios', 'undionly.kpxe'],
-  ['ipxeEfi', 'snponly.efi'],
-] as const;
+const PXELINUX = (['pxelinux', 'ldlinuxBios', 'syslinuxEfi', 'ldlinuxEfi'] as const).map((req) => [req, LOADER_FILES[req]] as const);
+const IPXE = (['ipxeBios', 'ipxeEfi'] as const).map((req) => [req, LOADER_FILES[req]] as const);
 
-export const bootloaderNeeds = (o: { ipxe: boolean }) => [...PXELINUX, ...(o.ipxe ? IPXE : [])].map(([req]) => req);
+/** The loaders this stage copies, looked up by the host check like tools. */
+export const needs = (o: { ipxe: boolean }): StageNeeds[] => [{ stage: 'copy-bootloaders', needs: [...PXELINUX, ...(o.ipxe ? IPXE : [])].map(([req]) => req) }];
 
 /** pxelinux always (the fallback every node can be switched to); iPXE's TFTP chainloaders when a node uses iPXE. */
 export async function copyBootloaders(pxeDir: string, o: { ipxe: boolean }): Promise<Bootloaders> {

@@ -3,12 +3,13 @@
  * can never drift from the modules inside the image, and prove it: the kernel's version must have its
  * modules directory in the image.
  */
-import { randomBytes } from 'node:crypto';
-import { copyFile, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { BootFiles, ImageSpec } from '../image/types.ts';
+import type { BootFiles } from '../image/types.ts';
+import type { ImageSpec } from '../plan/plan.ts';
 import { StageError } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
+import { replaceAtomically } from '../lib/atomic.ts';
 
 const STAGE = 'extract-bootfiles';
 
@@ -123,14 +124,7 @@ async function locateArch(rootDir: string, modules: string[]): Promise<Located> 
 
 /** Copies to a temp name and renames: a reader of outDir never sees half a kernel. */
 async function install(src: string, dest: string): Promise<void> {
-  const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await copyFile(src, tmp);
-    await rename(tmp, dest);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await replaceAtomically(dest, (tmp) => copyFile(src, tmp));
 }
 
 export async function extractBootFiles(rootDir: string, opts: ExtractBootFilesOptions): Promise<BootFiles> {

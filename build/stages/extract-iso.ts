@@ -10,10 +10,12 @@ import { chmod, copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { hashFile, isHexDigest, type DigestAlgo } from '../fetch/digest.ts';
 import { readIsoLayout, type IsoLayout } from '../iso/layout.ts';
-import type { InstallerEnvArtifact } from '../iso/types.ts';
+import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
 import { CommandError, HostToolError, StageError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { SYSRCD_LEGACY_FILES } from '../layout.ts';
+import type { StageNeeds } from '../lib/host.ts';
 
 export interface ExtractIsoOptions {
   /** TFTP/HTTP root for boot files: dist/pxe. */
@@ -30,6 +32,8 @@ export interface ExtractIsoOptions {
 }
 
 const STAGE = 'extract-iso';
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: STAGE, needs: ['xorriso'] }];
 
 interface Placement {
   /** Path inside the ISO. */
@@ -55,8 +59,8 @@ function placements(layout: IsoLayout, o: ExtractIsoOptions): Plan {
       kernel: pxe(layout.kernel, 'sysrcd-kernel'),
       initrds: [pxe(layout.initrd, 'sysrcd-initram.igz')],
       web: [
-        { from: layout.rootImage, to: join(o.sysrcdDir, 'sysrcd.dat') },
-        { from: layout.rootChecksum, to: join(o.sysrcdDir, 'sysrcd.md5') },
+        { from: layout.rootImage, to: join(o.sysrcdDir, SYSRCD_LEGACY_FILES.root) },
+        { from: layout.rootChecksum, to: join(o.sysrcdDir, SYSRCD_LEGACY_FILES.sums) },
       ],
       check: { member: layout.rootImage, sums: layout.rootChecksum, algo: 'md5' },
     };

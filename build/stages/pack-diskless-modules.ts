@@ -11,7 +11,7 @@
 import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cachedBuild, hashInputs, removeTree } from '../image/cache.ts';
+import { cachedBuild, removeTree } from '../image/cache.ts';
 import { registerTemp } from '../lib/cleanup.ts';
 import type { BootstrappedImage } from '../image/types.ts';
 import { packInitramfs, ZSTD_LEVEL } from '../installer-env/pack-initramfs.ts';
@@ -20,6 +20,8 @@ import { StageError } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { hashInputs } from '../lib/hash.ts';
+import { replaceAtomically, tempPathFor } from '../lib/atomic.ts';
 
 export interface PackDisklessModulesOptions {
   /** The pxe/ directory of dist/ (the TFTP root). */
@@ -52,7 +54,7 @@ export async function packDisklessModules(rootDir: string, o: PackDisklessModule
   const merged = join(work, 'merged');
   const out = join(work, 'out');
   for (const d of ['upper', 'ovl-work', 'merged', 'out/usr/lib/modules']) await mkdir(join(work, d), { recursive: true });
-  const tmp = insideDir(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`, 'pack-diskless-modules');
+  const tmp = tempPathFor(insideDir(o.pxeDir, o.fileName, 'pack-diskless-modules'));
   const unregister = registerTemp(work);
   try {
     await run(['mount', '-t', 'overlay', 'pc-diskless-modules', '-o', `lowerdir=${rootDir},upperdir=${join(work, 'upper')},workdir=${join(work, 'ovl-work')}`, merged]);
@@ -103,9 +105,6 @@ export async function packDisklessModulesCached(image: BootstrappedImage, o: Pac
   const meta = JSON.parse(await readFile(join(entry.dir, 'meta.json'), 'utf8')) as Omit<DisklessModules, 'path'>;
   await mkdir(o.pxeDir, { recursive: true });
   const path = insideDir(o.pxeDir, o.fileName, 'pack-diskless-modules');
-  const tmp = insideDir(o.pxeDir, `.${o.fileName}.tmp-${process.pid}`, 'pack-diskless-modules');
-  await rm(tmp, { force: true });
-  await copyFile(join(entry.dir, FILE), tmp, constants.COPYFILE_FICLONE);
-  await rename(tmp, path);
+  await replaceAtomically(path, (tmp) => copyFile(join(entry.dir, FILE), tmp, constants.COPYFILE_FICLONE));
   return { ...meta, path, fromCache: entry.fromCache };
 }

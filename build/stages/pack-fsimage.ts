@@ -10,19 +10,22 @@
  * the UUID and directory hash seed derived from the content, E2FSPROGS_FAKE_TIME and E2FSCK_TIME for
  * the rest.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { hashInputs } from '../image/cache.ts';
 import { join } from 'node:path';
 import { CommandError, StageError, tail } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { commandLine, run } from '../lib/run.ts';
-import { sha256File } from './checksum-tree.ts';
+import { hashInputs, sha256File } from '../lib/hash.ts';
 import { checkZstdLevel, packedFromCache, publishHashed } from './pack-image.ts';
+import type { StageNeeds } from '../lib/host.ts';
+import { tempPathFor } from '../lib/atomic.ts';
 
 const STAGE = 'pack-fsimage';
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: STAGE, needs: ['mke2fs', 'e2fsck', 'debugfs', 'dumpe2fs', 'zstd'] }];
 const BLOCK = 4096;
 const INODE_SIZE = 256;
 const INODE_RATIO = 16384;
@@ -179,7 +182,7 @@ export async function packFsImage(rootDir: string, opts: FsImageOptions): Promis
   await mkdir(opts.outDir, { recursive: true });
   // The final name is checked before minutes of packing, not after.
   insideDir(opts.outDir, fsImageFileName(opts.name, '0'.repeat(64)), STAGE);
-  const tmp = insideDir(opts.outDir, `.${opts.name}.fsimage-tmp-${process.pid}-${randomBytes(4).toString('hex')}`, STAGE);
+  const tmp = tempPathFor(insideDir(opts.outDir, `${opts.name}.fsimage`, STAGE));
   await mkdir(tmp);
   try {
     const raw = join(tmp, 'root.ext4');

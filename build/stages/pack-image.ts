@@ -7,24 +7,33 @@
  * not use run(): run() collects output into strings and cannot stream a pipeline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { cachedBuild, hashInputs } from '../image/cache.ts';
+import { cachedBuild } from '../image/cache.ts';
 import type { BootstrappedImage, PackedImage } from '../image/types.ts';
 import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
+import { hashInputs } from '../lib/hash.ts';
+import { REQUIREMENTS, type Requirement, type StageNeeds } from '../lib/host.ts';
+import { atomicWrite, replaceAtomically, tempPathFor } from '../lib/atomic.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'pack-image', needs: ['tar', 'zstd'] }];
 
 export interface PackOptions {
   outDir: string;
   name: string;
   sourceDateEpoch: number;
-  /** zstd level; 3 packs a 625 MB tree in ~2 s, 19 saves ~1 s per node for ~100 s here (qemu-lab.md). */
+  /**
+   * zstd level. 3 packs the 698 MB Debian tree in ~2 s (docs/figures.md, bench/pack.ts); in the lab's QEMU
+   * runs on this 2-core machine, 19 took ~100 s to save each node ~1 s of download.
+   */
   zstdLevel?: number;
   log: Logger;
 }
@@ -75,8 +84,7 @@ export function checkZstdLevel(stage: string, requested: number | undefined): nu
 /** Moves a finished temp file to outDir/fileName, its `.sha256` first: a file under its final name always has its digest beside it. */
 export async function publishHashed(tmp: string, outDir: string, fileName: string, sha256: string): Promise<string> {
   const path = insideDir(outDir, fileName, 'publish');
-  await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
-  await rename(`${tmp}.sha256`, `${path}.sha256`);
+  await atomicWrite(`${path}.sha256`, `${sha256}  ${fileName}\n`);
   await rename(tmp, path);
   return path;
 }
@@ -93,12 +101,17 @@ function collectStderr(p: ChildProcess): () => string {
   return () => err;
 }
 
+function missingTool(command: string): string {
+  const req = (REQUIREMENTS as Record<string, Requirement>)[command];
+  return `could not find '${command}', which pack-image needs to pack the golden image: install the Debian package '${req?.debian ?? command}' (Arch: '${req?.arch ?? command}')`;
+}
+
 function exited(p: ChildProcess, command: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((res, rej) => {
     p.once('error', (e: NodeJS.ErrnoException) =>
       rej(
         e.code === 'ENOENT'
-          ? new HostToolError(`could not find '${command}', which pack-image needs to pack the golden image: install the Debian package '${command}' (Arch: '${command}')`)
+          ? new HostToolError(missingTool(command))
           : e,
       ),
     );
@@ -113,7 +126,7 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   await mkdir(opts.outDir, { recursive: true });
   // The final name is checked before minutes of packing, not after.
   insideDir(opts.outDir, imageFileName(opts.name, '0'.repeat(64)), 'pack-image');
-  const tmp = insideDir(opts.outDir, `.${opts.name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`, 'pack-image');
+  const tmp = tempPathFor(insideDir(opts.outDir, `${opts.name}.tar.zst`, 'pack-image'));
   const tarCmd = tarArgv(rootDir, opts.sourceDateEpoch);
   const zstdCmd = zstdArgv(level);
   const env = { ...process.env, LC_ALL: 'C' };
@@ -217,9 +230,6 @@ export async function packedFromCache<M extends { fileName: string }>(
  */
 export async function copyFromCache(entryDir: string, outDir: string, fileName: string): Promise<void> {
   for (const f of [fileName, `${fileName}.sha256`]) {
-    const tmp = join(outDir, `.${f}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    await copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE);
-    await rename(tmp, join(outDir, f));
+    await replaceAtomically(join(outDir, f), (tmp) => copyFile(join(entryDir, f), tmp, constants.COPYFILE_FICLONE));
   }
 }

@@ -1,17 +1,24 @@
 /**
  * Stage: pack the golden root as a squashfs for the diskless profile — faithful (owners, modes, links,
  * hard links, device nodes, xattrs incl. file capabilities) and deterministic (same tree, same bytes).
- * Named and checksummed like the golden tarball (pack-image.ts): images/<name>-<sha256[:16]>.sfs and a
- * .sha256 beside it, written under temp names and renamed, digest file first.
+ * Named, checksummed and cached like the golden tarball (pack-image.ts): images/<name>-<sha256[:16]>.sfs
+ * and a .sha256 beside it, published by publishHashed (digest file first) and kept in the content-hash
+ * cache by packedFromCache, so an unchanged diskless build copies the squashfs instead of packing it again.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import type { PackedImage } from '../image/types.ts';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { BootstrappedImage, PackedImage } from '../image/types.ts';
 import { StageError } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { run } from '../lib/run.ts';
+import { hashInputs, sha256File } from '../lib/hash.ts';
+import { packedFromCache, publishHashed } from './pack-image.ts';
+import type { StageNeeds } from '../lib/host.ts';
+import { tempPathFor } from '../lib/atomic.ts';
+
+/** The host tools this stage runs. */
+export const needs: StageNeeds[] = [{ stage: 'pack-squashfs', needs: ['mksquashfs'] }];
 
 export interface PackSquashfsOptions {
   outDir: string;
@@ -57,12 +64,6 @@ export function squashfsFileName(name: string, sha256: string): string {
   return `${name}-${sha256.slice(0, 16)}.sfs`;
 }
 
-async function sha256Stream(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** mksquashfs into a temp name in outDir, then the digest file, then the squashfs under its final name. */
 export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Promise<PackedImage> {
   const st = await stat(rootDir).catch(() => null);
@@ -70,22 +71,46 @@ export async function packSquashfs(rootDir: string, o: PackSquashfsOptions): Pro
   await mkdir(o.outDir, { recursive: true });
   // The final name is checked before minutes of packing, not after.
   insideDir(o.outDir, squashfsFileName(o.name, '0'.repeat(64)), 'pack-squashfs');
-  const tmp = insideDir(o.outDir, `.${o.name}.sfs.tmp-${process.pid}`, 'pack-squashfs');
+  const tmp = tempPathFor(insideDir(o.outDir, `${o.name}.sfs`, 'pack-squashfs'));
   try {
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the time flags, which say the same explicitly.
     const { SOURCE_DATE_EPOCH: _, ...env } = process.env;
     await run(mksquashfsArgv(rootDir, tmp, o.sourceDateEpoch), { env: { ...env, LC_ALL: 'C' } });
-    const sha256 = await sha256Stream(tmp);
+    const sha256 = await sha256File(tmp);
     const size = (await stat(tmp)).size;
     const fileName = squashfsFileName(o.name, sha256);
-    const path = insideDir(o.outDir, fileName, 'pack-squashfs');
-    await writeFile(`${tmp}.sha256`, `${sha256}  ${fileName}\n`);
-    await rename(`${tmp}.sha256`, `${path}.sha256`);
-    await rename(tmp, path);
+    insideDir(o.outDir, fileName, 'pack-squashfs');
+    const path = await publishHashed(tmp, o.outDir, fileName, sha256);
     return { path, fileName, sha256, size };
   } catch (e) {
     await rm(tmp, { force: true });
     await rm(`${tmp}.sha256`, { force: true });
     throw e;
   }
+}
+
+export interface PackSquashfsCachedOptions extends PackSquashfsOptions {
+  cacheDir: string;
+  force?: boolean;
+}
+
+/**
+ * packSquashfs behind the content-hash cache: the same tree (its cache key), name, epoch, mksquashfs
+ * flags and version and this stage's own source give the same bytes, so they are packed once.
+ */
+export async function packSquashfsCached(image: BootstrappedImage, o: PackSquashfsCachedOptions): Promise<PackedImage & { fromCache: boolean }> {
+  const key = `squashfs-${hashInputs({
+    tree: image.cacheKey,
+    name: o.name,
+    epoch: o.sourceDateEpoch,
+    argv: mksquashfsArgv('.', '.', o.sourceDateEpoch),
+    stage: await readFile(fileURLToPath(import.meta.url), 'utf8'),
+    mksquashfs: (await run(['mksquashfs', '-version'], { nothrow: true })).stdout.split('\n')[0] ?? '',
+  }).slice(0, 32)}`;
+  const packed = await packedFromCache({ ...o, key }, async (tmp) => {
+    const { path: _path, ...meta } = await packSquashfs(image.rootDir, { ...o, outDir: tmp });
+    return meta;
+  });
+  if (packed.fromCache) o.log.info(`diskless root reused from cache: ${packed.fileName}`);
+  return packed;
 }

@@ -6,6 +6,7 @@
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { registerTemp } from '../lib/cleanup.ts';
+import { pidAlive } from '../lib/process.ts';
 
 async function present(path: string): Promise<boolean> {
   return lstat(path).then(
@@ -30,19 +31,11 @@ export async function recoverDist(outDir: string): Promise<void> {
   for (const e of entries) {
     if (!e.startsWith(`.${s.name}.staging-`) && !e.startsWith(`.${s.name}.old-`)) continue;
     const pid = Number(e.split('-').at(-1));
-    if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+    if (Number.isInteger(pid) && pid !== process.pid && pidAlive(pid)) continue;
     await rm(join(s.dir, e), { recursive: true, force: true });
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const unregister = new Map<string, () => void>();
 

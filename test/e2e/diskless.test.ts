@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../build/lib/run.ts';
 import { buildLabDist, startLab, type Lab } from './harness/lab.ts';
 import { createDisk, type Vm } from './harness/vm.ts';
+import { MANIFEST_FILE, PXELINUX_DIR } from '../../build/layout.ts';
 
 const MIN = 60_000;
 const NAME = 'labdiskless';
@@ -40,8 +41,8 @@ describe.sequential('diskless profile (QEMU)', () => {
     const vms: Vm[] = [];
     try {
       const node = lab.node(NAME);
-      expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', node.pxeFile))).toBe('diskless');
-      const manifest = JSON.parse(await readFile(join(lab.dist, 'manifest.json'), 'utf8'));
+      expect(await readlink(join(lab.dist, PXELINUX_DIR, node.pxeFile))).toBe('diskless');
+      const manifest = JSON.parse(await readFile(join(lab.dist, MANIFEST_FILE), 'utf8'));
       const root = manifest.artifacts.diskless.root as { file: string; size: number };
       figures.push(`squashfs root: ${(root.size / 1048576).toFixed(1)} MiB (${root.file})`);
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLabDist, startLab, type Lab } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
+import { DNSMASQ_CONF, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../../build/layout.ts';
 
 const MIN = 60_000;
 let lab: Lab;
@@ -53,7 +54,7 @@ describe.sequential('iPXE over HTTP (QEMU, BIOS and UEFI)', () => {
     const disks = Object.fromEntries(NODES.map((n) => [n, join(dir, `${n}.qcow2`)])) as Record<(typeof NODES)[number], string>;
     await withDiagnosis(vms, async () => {
       // dnsmasq's per-node tag: these two get the iPXE script, the rest of the cluster pxelinux.
-      const conf = await readFile(join(lab.dist, 'etc/dnsmasq.conf'), 'utf8');
+      const conf = await readFile(join(lab.dist, DNSMASQ_CONF), 'utf8');
       for (const n of NODES) expect(conf).toContain(`dhcp-host=${lab.node(n).mac},set:ipxe-node,${n},${lab.node(n).ip}`);
 
       await Promise.all(
@@ -71,7 +72,7 @@ describe.sequential('iPXE over HTTP (QEMU, BIOS and UEFI)', () => {
         const fetched = await httpFetches(lab.node(name).ip!);
         // Kernel and initramfs came over HTTP, chosen by the per-MAC iPXE script.
         expect(fetched).toEqual(expect.arrayContaining(['/pxe/ipxe/boot.ipxe', `/pxe/ipxe/${lab.node(name).pxeFile}.ipxe`, '/pxe/installer-kernel', '/pxe/installer-initramfs']));
-        expect(await readlink(join(lab.dist, 'pxe/ipxe', `${lab.node(name).pxeFile}.ipxe`))).toBe(`${lab.plan.os.name}.ipxe`);
+        expect(await readlink(join(lab.dist, IPXE_DIR, ipxeNodeFile(lab.node(name).mac)))).toBe(`${lab.plan.os.name}.ipxe`);
       }
 
       // The installed OS, through iPXE: its own kernel and initramfs over HTTP, root on the node's disk.
@@ -110,8 +111,8 @@ describe.sequential('iPXE over HTTP (QEMU, BIOS and UEFI)', () => {
       const nodes = ['labipxe', 'labbios'];
       await lab.cli(['reimage', ...nodes]);
       for (const n of nodes) {
-        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(n).pxeFile))).toBe('installer');
-        expect(await readlink(join(lab.dist, 'pxe/ipxe', `${lab.node(n).pxeFile}.ipxe`))).toBe('installer.ipxe');
+        expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node(n).pxeFile))).toBe('installer');
+        expect(await readlink(join(lab.dist, IPXE_DIR, ipxeNodeFile(lab.node(n).mac)))).toBe('installer.ipxe');
       }
       const since = lab.reports.length;
       await Promise.all(

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../build/lib/run.ts';
 import { buildLabDist, corruptCopy, diskSignatures, startLab, FLAKY_PORT, type Lab } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
+import { PXELINUX_DIR } from '../../build/layout.ts';
 
 const MIN = 60_000;
 let lab: Lab;
@@ -109,7 +110,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
         // The watcher (`portacluster watch`, reading nginx's access log) flips the link on `done`.
         const e = await lab.waitSwitched(name, 2 * MIN);
         expect(e.switched).toMatchObject({ from: 'installer', to: lab.plan.os.name });
-        expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node(name).pxeFile))).toBe(lab.plan.os.name);
+        expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node(name).pxeFile))).toBe(lab.plan.os.name);
       }
       const booted = await Promise.all((['labbios', 'labuefi'] as const).map((name) => bootInstalled(name, disks[name])));
       vms.push(...booted);
@@ -154,7 +155,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'done')).toBe(false);
       // The full log follows the failed report.
       await until(() => lab.reports.some((r) => r.host === 'labcorrupt' && r.phase === 'log'), MIN, 'the log upload of labcorrupt');
-      expect(await readlink(join(lab.dist, 'pxe/pxelinux.cfg', lab.node('labcorrupt').pxeFile))).toBe('fault-corrupt');
+      expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node('labcorrupt').pxeFile))).toBe('fault-corrupt');
       await corruptVm.quit();
       // Nothing mountable (let alone bootable) is left of the unverified bytes.
       expect(await diskSignatures(corruptDisk, dir)).toEqual([]);

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { InstallerEnvArtifact } from '../../build/iso/types.ts';
+import type { InstallerEnvArtifact } from '../../build/plan/artifacts.ts';
 import { createLogger, type Logger } from '../../build/lib/log.ts';
 import { buildInstallerEnv, readInstallerEnvMeta, installerEnvCacheEntry, type InstallerEnvMeta } from '../../build/stages/build-installer-env.ts';
 import { FIXED_EPOCH } from './workspace.ts';

@@ -9,6 +9,7 @@ import { planCluster, type Plan } from '../../build/plan/plan.ts';
 import { validateSpec } from '../../build/spec/validate.ts';
 import { checksumTree } from '../../build/stages/checksum-tree.ts';
 import { baseSpec } from '../fixtures/specs.ts';
+import { autorunPath, DEFAULT_LINK, imagePath, IPXE_DEFAULT_LINK, IPXE_DIR, ipxeNodeFile, ipxePath, ipxeProfileFile, LOADER_FILES, NGINX_CONF, PXELINUX_DIR, pxelinuxPath, pxePath } from '../../build/layout.ts';
 
 /** A spec with `count` nodes (node1…), written as JSON; returns the file and its plan. */
 export async function writeSpec(dir: string, o: { count?: number; watcherPort?: number; reboot?: (name: string) => string[]; diskless?: boolean } = {}): Promise<{ file: string; plan: Plan }> {
@@ -35,19 +36,19 @@ async function put(root: string, path: string, data: string | Buffer) {
 /** Writes the tree; `imageBytes` sizes images/os.tar.zst (random, so rsync cannot compress it away). */
 export async function writeServedTree(root: string, plan: Plan, o: { imageBytes?: number; version?: string } = {}): Promise<void> {
   const version = o.version ?? 'v1';
-  await put(root, 'pxe/pxelinux.0', 'pxelinux\n');
+  await put(root, pxePath(LOADER_FILES.pxelinux), 'pxelinux\n');
   for (const p of plan.profiles.all) {
-    await put(root, `pxe/pxelinux.cfg/${p}`, `# profile ${p} ${version}\nDEFAULT ${p}\n`);
-    await put(root, `pxe/ipxe/${p}.ipxe`, `#!ipxe\n# profile ${p} ${version}\n`);
+    await put(root, pxelinuxPath(p), `# profile ${p} ${version}\nDEFAULT ${p}\n`);
+    await put(root, ipxePath(ipxeProfileFile(p)), `#!ipxe\n# profile ${p} ${version}\n`);
   }
-  await symlink(plan.profiles.default, join(root, 'pxe/pxelinux.cfg/default'));
-  await symlink(`${plan.profiles.default}.ipxe`, join(root, 'pxe/ipxe/default.ipxe'));
+  await symlink(plan.profiles.default, join(root, pxelinuxPath(DEFAULT_LINK)));
+  await symlink(ipxeProfileFile(plan.profiles.default), join(root, ipxePath(IPXE_DEFAULT_LINK)));
   for (const n of plan.nodes) {
-    await symlink(n.profile, join(root, 'pxe/pxelinux.cfg', n.pxeFile));
-    await symlink(`${n.profile}.ipxe`, join(root, 'pxe/ipxe', `${n.pxeFile}.ipxe`));
+    await symlink(n.profile, join(root, PXELINUX_DIR, n.pxeFile));
+    await symlink(ipxeProfileFile(n.profile), join(root, IPXE_DIR, ipxeNodeFile(n.mac)));
   }
-  await put(root, 'installer/autorun', `#!/bin/bash\necho installer ${version}\n`);
-  await put(root, 'images/os.tar.zst', o.imageBytes ? randomBytes(o.imageBytes) : `image ${version}\n`);
-  await put(root, 'etc/nginx.conf', `# ${version}\n`);
+  await put(root, autorunPath('installer'), `#!/bin/bash\necho installer ${version}\n`);
+  await put(root, imagePath('os.tar.zst'), o.imageBytes ? randomBytes(o.imageBytes) : `image ${version}\n`);
+  await put(root, NGINX_CONF, `# ${version}\n`);
   await checksumTree(root, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { version } });
 }

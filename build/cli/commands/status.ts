@@ -3,18 +3,8 @@ import { readProfiles } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { defineCommand, emit } from '../command.ts';
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
-import { loadPlan } from './switch.ts';
-
-export function ago(iso: string | undefined, now = Date.now()): string {
-  if (!iso) return '';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
-}
-
-export function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
-}
+import { ago, table } from '../format.ts';
+import { loadPlan } from '../load-plan.ts';
 
 export const command = defineCommand(
   {

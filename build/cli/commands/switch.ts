@@ -9,18 +9,12 @@ import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
 import { resolveNodes, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
 import { runArgv, type Target } from '../../lifecycle/target.ts';
 import type { Plan, PlanNode } from '../../plan/plan.ts';
-import { planCluster } from '../../plan/plan.ts';
-import { loadSpec } from '../../spec/load.ts';
 import { UsageError } from '../../lib/errors.ts';
 import { defineCommand, emit, type Command, type CommandSpec } from '../command.ts';
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
-import { configPath } from '../config-path.ts';
+import { loadPlan } from '../load-plan.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
-
-export async function loadPlan(config: string | undefined, root?: string): Promise<Plan> {
-  return planCluster((await loadSpec(configPath(config, { root }))).spec);
-}
 
 /** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
 export function rebootArgv(node: PlanNode): string[] {

@@ -8,8 +8,8 @@ import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { startWatcher, type WatchEvent } from '../../lifecycle/watch.ts';
 import { defineCommand } from '../command.ts';
 import { CONFIG, ROOT, STATE } from '../options.ts';
-import { ago, table } from './status.ts';
-import { loadPlan } from './switch.ts';
+import { ago, table } from '../format.ts';
+import { loadPlan } from '../load-plan.ts';
 
 export function parseListen(value: string | undefined, defaultPort: number): { host: string; port: number } | null {
   if (value === 'off' || value === 'none') return null;

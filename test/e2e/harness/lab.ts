@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../../build/lib/run.ts';
+import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, autorunDir, autorunPath, ipxePath, ipxeProfileFile, pxelinuxPath, urlFor } from '../../../build/layout.ts';
 import { switchNodes } from '../../../build/lifecycle/links.ts';
 import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
 import type { FsImageRef, ImageRef } from '../../../build/render/autorun.ts';
@@ -73,7 +74,7 @@ export async function buildLabDist(dir: string): Promise<BuiltDist> {
     env: { ...process.env, SOURCE_DATE_EPOCH: '1704067200' },
   });
   const plan = planCluster((await loadSpec(specFile)).spec);
-  const manifest = JSON.parse(await readFile(join(dist, 'manifest.json'), 'utf8'));
+  const manifest = JSON.parse(await readFile(join(dist, MANIFEST_FILE), 'utf8'));
   const img = manifest.artifacts.image as { file: string; sha256: string; size: number };
   const fs = manifest.artifacts.fsImage as { file: string; sha256: string; size: number; imageBytes: number } | undefined;
   return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, ...(fs ? { fsImage: { fileName: fs.file.replace(/^images\//, ''), sha256: fs.sha256, size: fs.size, imageBytes: fs.imageBytes } } : {}), buildSeconds: (Date.now() - t0) / 1000 };
@@ -112,7 +113,7 @@ export interface Lab extends BuiltDist {
 async function adaptDnsmasqConf(conf: string, o: { dir: string; dist: string; bridge: string }): Promise<string> {
   const adapted = conf
     .replace(/^interface=.*$/m, `interface=${o.bridge}`)
-    .replace(/^tftp-root=.*$/m, `tftp-root=${join(o.dist, 'pxe')}`)
+    .replace(/^tftp-root=.*$/m, `tftp-root=${join(o.dist, PXE_DIR)}`)
     .concat(
       [
         '# e2e: files of this run',
@@ -142,10 +143,10 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   let taps = 0;
   let watcher: ChildProcess | undefined;
   try {
-    const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, 'etc/dnsmasq.conf'), 'utf8'), { dir, dist, bridge: ns.bridge });
+    const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, DNSMASQ_CONF), 'utf8'), { dir, dist, bridge: ns.bridge });
     await run(ns.exec(['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]));
     const dnsmasq = ns.spawn(['dnsmasq', '--keep-in-foreground', `--conf-file=${dnsmasqConf}`]);
-    const nginxConf = await adaptNginxConf(await readFile(join(dist, 'etc/nginx.conf'), 'utf8'), {
+    const nginxConf = await adaptNginxConf(await readFile(join(dist, NGINX_CONF), 'utf8'), {
       prefix: join(dir, 'nginx'),
       listen: `${plan.admin.ip}:80`,
       root: dist,
@@ -170,7 +171,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     });
     await ready;
     // nginx is up when node0's own URL answers (the lab has no other way to know).
-    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', `${plan.admin.httpBase}/installer/autorun`]));
+    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', urlFor(plan.admin.httpBase, autorunPath('installer'))]));
     // The watcher, as node0 would run it beside nginx: it reads the access log (the listener above takes the
     // proxied reports) and switches a node's link to its OS when the node reports done.
     const accessLog = join(dir, 'nginx/logs/access.log');
@@ -267,12 +268,12 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       await switchNodes([lab.node(name)], profile, { root: dist });
     },
     async addInstallerVariant(name, variantPlan, image, fsImage) {
-      await mkdir(join(dist, name), { recursive: true });
-      await writeFile(join(dist, name, 'autorun'), await renderInstallerScript(variantPlan, image, fsImage), { mode: 0o755 });
-      const swap = (text: string) => text.replaceAll(`${plan.admin.httpBase}/installer/`, `${plan.admin.httpBase}/${name}/`);
-      await writeFile(join(dist, 'pxe/pxelinux.cfg', name), swap(await readFile(join(dist, 'pxe/pxelinux.cfg/installer'), 'utf8')));
-      const ipxe = await stat(join(dist, 'pxe/ipxe/installer.ipxe')).catch(() => null);
-      if (ipxe) await writeFile(join(dist, 'pxe/ipxe', `${name}.ipxe`), swap(await readFile(join(dist, 'pxe/ipxe/installer.ipxe'), 'utf8')));
+      await mkdir(join(dist, autorunDir(name)), { recursive: true });
+      await writeFile(join(dist, autorunPath(name)), await renderInstallerScript(variantPlan, image, fsImage), { mode: 0o755 });
+      const swap = (text: string) => text.replaceAll(`${urlFor(plan.admin.httpBase, autorunDir('installer'))}/`, `${urlFor(plan.admin.httpBase, autorunDir(name))}/`);
+      await writeFile(join(dist, pxelinuxPath(name)), swap(await readFile(join(dist, pxelinuxPath('installer')), 'utf8')));
+      const ipxe = await stat(join(dist, ipxePath(ipxeProfileFile('installer')))).catch(() => null);
+      if (ipxe) await writeFile(join(dist, ipxePath(ipxeProfileFile(name))), swap(await readFile(join(dist, ipxePath(ipxeProfileFile('installer'))), 'utf8')));
     },
     async ssh(keyFile, user, ip, command, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
@@ -315,8 +316,8 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
 /** A copy of the golden tarball with 4 KiB of garbage in its middle, under another name. */
 export async function corruptCopy<T extends ImageRef>(dist: string, image: T): Promise<T> {
   const fileName = `corrupt-${image.fileName}`;
-  await copyFile(join(dist, 'images', image.fileName), join(dist, 'images', fileName));
-  const fh = await open(join(dist, 'images', fileName), 'r+');
+  await copyFile(join(dist, IMAGES_DIR, image.fileName), join(dist, IMAGES_DIR, fileName));
+  const fh = await open(join(dist, IMAGES_DIR, fileName), 'r+');
   await fh.write(Buffer.alloc(4096, 0x5a), 0, 4096, Math.floor(image.size / 2));
   await fh.close();
   return { ...image, fileName };

@@ -1,4 +1,7 @@
-/** What an installer environment stage leaves in dist/: the boot files and every file it wrote. */
+/**
+ * What the stages hand to the renderers, below both so either may import it: the installer environment
+ * a stage left in dist/ (the boot files and every file it wrote).
+ */
 
 export type InstallerEnvKind = 'sysrcd-legacy' | 'sysrcd-modern' | 'builtin';
 

@@ -1,0 +1,82 @@
+/**
+ * The served tree's layout (dist/ = /srv/public on node0): the one owner of every directory and file name
+ * in it, of the per-MAC link names both loaders look up, and of the URLs nodes fetch them by. Paths are
+ * relative to the tree's root, with forward slashes, so they serve alike as file paths (join(root, p)), as
+ * SHA256SUMS/manifest entries and as URL paths under httpBase. Sits at the bottom beside lib/: every
+ * layer may import it, and it imports nothing.
+ */
+
+/** Where node0 serves the tree unless the spec's admin.servedRoot says otherwise. */
+export const DEFAULT_SERVED_ROOT = '/srv/public';
+/** The TFTP root (dnsmasq tftp-root): loaders, kernels, initrds and both loaders' config trees. */
+export const PXE_DIR = 'pxe';
+/** The network boot loaders in the TFTP root, by the host requirement that provides each; dnsmasq hands them out by name. */
+export const LOADER_FILES = {
+  pxelinux: 'pxelinux.0',
+  ldlinuxBios: 'ldlinux.c32',
+  syslinuxEfi: 'syslinux.efi',
+  ldlinuxEfi: 'ldlinux.e64',
+  ipxeBios: 'undionly.kpxe',
+  ipxeEfi: 'snponly.efi',
+} as const;
+/** pxelinux.0 and syslinux.efi look their config up here, relative to the TFTP root. */
+export const PXELINUX_DIR = `${PXE_DIR}/pxelinux.cfg`;
+export const IPXE_DIR = `${PXE_DIR}/ipxe`;
+/** The golden tarball, the ext4 image, the diskless squashfs and their .sha256 sidecars. */
+export const IMAGES_DIR = 'images';
+/** SystemRescue's root image, fetched by netboot= (legacy) or archiso_http_srv= (modern). */
+export const SYSRCD_DIR = 'sysrcd';
+/** Legacy SystemRescueCd's root image and its checksum, as netboot= fetches them. */
+export const SYSRCD_LEGACY_FILES = { root: 'sysrcd.dat', sums: 'sysrcd.md5' } as const;
+export const SYSRCD_LEGACY_ROOT = `${SYSRCD_DIR}/${SYSRCD_LEGACY_FILES.root}`;
+/** node0's own configs: deployed with the tree, denied to the nodes by nginx. */
+export const ETC_DIR = 'etc';
+export const DNSMASQ_CONF = `${ETC_DIR}/dnsmasq.conf`;
+export const NGINX_CONF = `${ETC_DIR}/nginx.conf`;
+/** Every build ships its spec here, so node0's lifecycle commands find it in the served tree. */
+export const SERVED_SPEC = `${ETC_DIR}/portacluster.json`;
+export const MANIFEST_FILE = 'manifest.json';
+export const SUMS_FILE = 'SHA256SUMS';
+/** Modern SystemRescue's rescue YAML (authorized_keys), served beside the rescue autorun. */
+export const SYSRESCUE_YAML = 'rescue/sysrescue.yaml';
+
+/**
+ * A profile whose environment runs an autorun script (installer, rescue, diskless, or a test's installer
+ * variant) fetches it from its own directory: the one SystemRescue's ar_source= names, to which it appends
+ * "autorun", "autorun0"… itself.
+ */
+export const autorunDir = (profile: string): string => profile;
+export const autorunPath = (profile: string): string => `${autorunDir(profile)}/autorun`;
+
+/** A file in the TFTP root (kernels, initrds, loaders) as a tree path. */
+export const pxePath = (fileName: string): string => `${PXE_DIR}/${fileName}`;
+/** A file under images/ as a tree path. */
+export const imagePath = (fileName: string): string => `${IMAGES_DIR}/${fileName}`;
+export const pxelinuxPath = (name: string): string => `${PXELINUX_DIR}/${name}`;
+export const ipxePath = (name: string): string => `${IPXE_DIR}/${name}`;
+
+/** A tree path as the URL nodes fetch it by; a trailing slash on the path is kept (directories). */
+export const urlFor = (httpBase: string, path: string): string => `${httpBase}/${path}`;
+
+/** pxelinux looks up `01-<mac with dashes>` in pxelinux.cfg/ (01 = Ethernet ARP type). */
+export function pxelinuxNodeFile(mac: string): string {
+  return '01-' + mac.replace(/:/g, '-');
+}
+/** boot.ipxe chains `01-${netX/mac:hexhyp}.ipxe`: the pxelinux name plus .ipxe, so both switch together. */
+export const ipxeNodeFile = (mac: string): string => `${pxelinuxNodeFile(mac)}.ipxe`;
+/** A profile's file in pxelinux.cfg/ is its bare name; in ipxe/ it carries .ipxe. */
+export const ipxeProfileFile = (profile: string): string => `${profile}.ipxe`;
+/** What dnsmasq hands iPXE clients; it chains the per-MAC script, named by iPXE's own expansion. */
+export const IPXE_BOOT_FILE = 'boot.ipxe';
+export const IPXE_NODE_EXPANSION = '01-${netX/mac:hexhyp}.ipxe';
+export const DEFAULT_LINK = 'default';
+export const IPXE_DEFAULT_LINK = ipxeProfileFile(DEFAULT_LINK);
+
+/** The per-MAC link names in either loader's directory: node0's live state, never dist/'s. */
+const NODE_LINK = /^01-(?:[0-9a-f]{2}-){5}[0-9a-f]{2}(?:\.ipxe)?$/;
+export const isNodeLinkName = (name: string): boolean => NODE_LINK.test(name);
+/** The per-MAC link names as shell globs, per directory (rsync --exclude, the deploy's carry-over loop). */
+export const NODE_LINK_GLOBS: readonly { dir: string; glob: string }[] = [
+  { dir: PXELINUX_DIR, glob: '01-*' },
+  { dir: IPXE_DIR, glob: '01-*.ipxe' },
+];

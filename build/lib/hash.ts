@@ -1,0 +1,35 @@
+/** SHA-256 of files and of JSON values: the digests the tree, the caches and the spec hash are made of. */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+
+/**
+ * Stable JSON: object keys sorted by code unit, undefined members left out, no whitespace, so the same
+ * value always hashes the same. Written out rather than via a JSON.stringify replacer: re-created
+ * objects would enumerate integer-like keys ("9", "10") numerically, not in sorted order.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + canonicalJson(v)).join(',') + '}';
+  }
+  return JSON.stringify(value);
+}
+
+/** sha256 (hex) of a value's canonical JSON: cache keys and the spec hash. */
+export function hashInputs(inputs: unknown): string {
+  return sha256Text(canonicalJson(inputs));
+}
+
+export function sha256Text(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** sha256 (hex) of a file, streamed in 1 MiB reads (the default 64 KiB is slower on multi-GB images). */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
