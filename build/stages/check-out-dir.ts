@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
-import { IPXE_DIR, ipxeNodeFile, ipxePath, ipxeProfileFile, MANIFEST_FILE, PXELINUX_DIR, pxelinuxNodeFile, pxelinuxPath } from '../layout.ts';
+import { IPXE_DIR, isNodeLinkName, ipxeNodeFile, ipxePath, ipxeProfileFile, MANIFEST_FILE, PXELINUX_DIR, pxelinuxNodeFile, pxelinuxPath } from '../layout.ts';
 
 export interface OutDirCheck {
   outDir: string;
@@ -54,7 +54,7 @@ async function changedLinks(dir: string, nodes: OutDirCheck['nodes']): Promise<s
   const out: string[] = [];
   for (const sub of LINK_DIRS) {
     const names = await readdir(join(dir, sub)).catch(() => [] as string[]);
-    for (const name of names.filter((n) => n.startsWith('01-')).sort()) {
+    for (const name of names.filter(isNodeLinkName).sort()) {
       const path = `${sub}/${name}`;
       const now = await readlink(join(dir, path)).catch(() => null);
       if (now === null) continue;
