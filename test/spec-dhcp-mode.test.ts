@@ -62,6 +62,11 @@ describe('dhcp.mode', () => {
     ],
     ['proxy mode with a fixed node IP', (s) => (proxy(s), (s.nodes[1].ip = '192.168.10.12')), [`nodes[1].ip: does not apply: ${ROUTER} | hint: reserve the address for this MAC on the router, and drop ip here`]],
     [
+      'proxy mode with {ip} in a reboot command',
+      (s) => (proxy(s), (s.nodes[0].reboot = ['ipmitool', '-H', 'bmc-{ip}', 'power', 'cycle'])),
+      ['nodes[0].reboot[2]: uses {ip}, which node0 does not know in dhcp.mode "proxy" | hint: use {name} or {mac}, or write the address the router reserves'],
+    ],
+    [
       'proxy mode with an appliance',
       (s) => (proxy(s), (s.appliances = [{ name: 'switch', mac: 'c4:04:15:90:bf:b4' }])),
       [`appliances[0]: portacluster only gives appliances DHCP, and ${ROUTER} | hint: drop the appliance (configure it on the router), or use dhcp.mode "server"`],

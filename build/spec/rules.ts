@@ -101,6 +101,10 @@ const dhcpMode: Rule = (s, out) => {
     if (d[field] !== undefined) out.push({ path: `dhcp.${field}`, message: `does not apply: ${router}`, hint: `drop dhcp.${field}, or use dhcp.mode "server"` });
   s.nodes.forEach((n, i) => {
     if (n.ip !== undefined) out.push({ path: `nodes[${i}].ip`, message: `does not apply: ${router}`, hint: 'reserve the address for this MAC on the router, and drop ip here' });
+    // `--reboot` would otherwise run the command with an empty word where the address was meant to be.
+    n.reboot?.forEach((arg, j) => {
+      if (arg.includes('{ip}')) out.push({ path: `nodes[${i}].reboot[${j}]`, message: 'uses {ip}, which node0 does not know in dhcp.mode "proxy"', hint: 'use {name} or {mac}, or write the address the router reserves' });
+    });
   });
   s.appliances.forEach((_a, i) =>
     out.push({ path: `appliances[${i}]`, message: `portacluster only gives appliances DHCP, and ${router}`, hint: 'drop the appliance (configure it on the router), or use dhcp.mode "server"' }),
