@@ -2,7 +2,8 @@
  * Proxy DHCP and UEFI HTTP boot, in a network namespace: a separate dnsmasq in its own namespace plays
  * the home router (addresses only, no boot options); node0's dnsmasq runs the *generated* proxy-mode
  * dnsmasq.conf (only interface, paths and log files adapted) beside nginx serving a small tree with the
- * real loaders and the real pxelinux.cfg/iPXE trees and per-MAC links. VMs boot only until their loader
+ * real loaders and the real pxelinux.cfg/iPXE trees and per-MAC links; last, with the router gone, the
+ * generated server-mode dnsmasq.conf answers an HTTP-boot node alone. VMs boot only until their loader
  * and their per-MAC boot config were fetched; the signals are dnsmasq's TFTP log, nginx's access log and
  * the router's leases — never a sleep.
  */
@@ -27,6 +28,13 @@ const ROUTER = '192.168.10.1';
 /** The router's pool: every node address must come from here. */
 const POOL = { first: 100, last: 150 };
 const MIN = 60_000;
+const SERVER_NODE_IP = '192.168.10.20';
+/** UEFI firmware settings for HTTP boot only: IPv4 HTTP, no PXE, no IPv6 — what one sets in a firmware's setup menu. */
+const HTTP_BOOT_ONLY = [
+  '-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n',
+  '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n',
+  '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=n',
+];
 
 const NODES = {
   pxbios: { mac: '52:54:00:a0:00:01', firmware: 'bios' as const },
@@ -55,6 +63,16 @@ function proxyPlan(o: { httpBoot: boolean }): Plan {
     .filter(([name]) => (name === 'pxhttp') === o.httpBoot)
     .map(([name, n]) => ({ name, ...n, profile: name === 'pxbios' ? 'rescue' : 'os' }));
   return planCluster(validateSpec(s, 'proxy-e2e'));
+}
+
+/** Server mode (node0 the network's only DHCP server) with HTTP-boot clients: one UEFI node with a fixed address. */
+function serverHttpPlan(): Plan {
+  const s = baseSpec();
+  s.appliances = [];
+  s.boot.loader = 'ipxe';
+  s.boot.httpBoot = true;
+  s.nodes = [{ name: 'pxsrv', mac: '52:54:00:a0:00:04', firmware: 'uefi', ip: SERVER_NODE_IP, profile: 'os' }];
+  return planCluster(validateSpec(s, 'server-e2e'));
 }
 
 /** The served tree: real loaders, and the real pxelinux.cfg/ and ipxe/ trees with per-MAC links. */
@@ -86,8 +104,8 @@ async function writeTree(plan: Plan): Promise<void> {
   }
 }
 
-/** The generated dnsmasq.conf with only the interface, paths and log files of this run changed. */
-async function startProxy(plan: Plan, name: string): Promise<string> {
+/** node0's dnsmasq from the generated dnsmasq.conf, with only the interface, paths and log files of this run changed. */
+async function startNode0Dnsmasq(plan: Plan, name: string): Promise<string> {
   const conf = renderDnsmasqConf(plan)
     .replace(/^interface=.*$/m, `interface=${ns.bridge}`)
     .replace(/^tftp-root=.*$/m, `tftp-root=${join(dist, 'pxe')}`)
@@ -121,7 +139,7 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
 async function diagnosis(): Promise<string> {
   const tail = async (name: string, n: number) => `---- ${name} ----\n${(await readLog(name)).split('\n').slice(-n).join('\n')}`;
   const serial = await Promise.all(vms.map(async (vm) => `---- serial ${vm.name} ----\n${await vm.serialTail(25)}`));
-  return [...serial, await tail('router.log', 15), await tail('proxy-pxe.log', 40), await tail('proxy-http.log', 40), await tail('nginx/logs/access.log', 20)].join('\n');
+  return [...serial, await tail('router.log', 15), await tail('proxy-pxe.log', 40), await tail('proxy-http.log', 40), await tail('server-http.log', 40), await tail('nginx/logs/access.log', 20)].join('\n');
 }
 
 /** The router's lease of `mac`: the node's address, which must lie in the router's pool. */
@@ -222,7 +240,7 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot (QEMU)', () 
 
   it('a BIOS node (pxelinux) and a UEFI node (iPXE) get their address from the router and their loader and per-MAC config from node0', async () => {
     const plan = proxyPlan({ httpBoot: false });
-    const log = await startProxy(plan, 'proxy-pxe');
+    const log = await startNode0Dnsmasq(plan, 'proxy-pxe');
     try {
       const bios = await bootNode(plan, 'pxbios');
       const uefi = await bootNode(plan, 'pxuefi');
@@ -255,14 +273,10 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot (QEMU)', () 
   it('a UEFI node that boots over HTTP fetches iPXE by URL, with no TFTP request', async () => {
     const plan = proxyPlan({ httpBoot: true });
     await writeTree(plan);
-    const log = await startProxy(plan, 'proxy-http');
+    const log = await startNode0Dnsmasq(plan, 'proxy-http');
     try {
       // The firmware's own settings: IPv4 HTTP boot only (no PXE, no IPv6), as one sets it up in the setup menu.
-      const vm = await bootNode(plan, 'pxhttp', [
-        '-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n',
-        '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n',
-        '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=n',
-      ]);
+      const vm = await bootNode(plan, 'pxhttp', HTTP_BOOT_ONLY);
       const node = plan.nodes.find((n) => n.name === 'pxhttp')!;
       let ip = '';
       await waitFor('pxhttp to fetch snponly.efi and its per-MAC iPXE script over HTTP', 5 * MIN, async () => {
@@ -279,6 +293,28 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot (QEMU)', () 
       const dhcpLog = await readFile(log, 'utf8');
       expect(dhcpLog).toMatch(/vendor class: HTTPClient:Arch:00016/);
       expect(dhcpLog).toMatch(/bootfile name: http:\/\/192\.168\.10\.10\/pxe\/snponly\.efi/);
+      expect(dhcpLog).toContain(`option: 60 vendor-class  ${[...Buffer.from('HTTPClient')].map((b) => b.toString(16)).join(':')}`);
+      await vm.quit();
+    } finally {
+      await stopProcess(proxy);
+    }
+  }, 8 * MIN);
+  it('server mode: node0 alone answers an HTTP-boot node with its fixed address, iPXE by URL and vendor class HTTPClient', async () => {
+    // node0 is now the network's only DHCP server.
+    await stopProcess(router);
+    const plan = serverHttpPlan();
+    await writeTree(plan);
+    const log = await startNode0Dnsmasq(plan, 'server-http');
+    try {
+      const vm = await bootNode(plan, 'pxsrv', HTTP_BOOT_ONLY);
+      const node = plan.nodes[0]!;
+      await waitFor('pxsrv to fetch snponly.efi and its per-MAC iPXE script over HTTP', 5 * MIN, async () => (await httpGets(SERVER_NODE_IP)).includes(`/pxe/ipxe/${node.pxeFile}.ipxe`));
+      figures.push(`pxsrv (UEFI HTTP boot, server mode): power-on → per-MAC iPXE script ${((Date.now() - vm.started) / 1000).toFixed(1)} s`);
+      expect(await httpGets(SERVER_NODE_IP)).toEqual(expect.arrayContaining(['/pxe/snponly.efi', '/pxe/ipxe/boot.ipxe']));
+      expect(await tftpSent(log, SERVER_NODE_IP)).toEqual([]);
+      expect(await vm.serialTail(200)).toMatch(/Start HTTP Boot over IPv4[\s\S]*Station IP address is 192\.168\.10\.20[\s\S]*URI: http:\/\/192\.168\.10\.10\/pxe\/snponly\.efi/);
+      const dhcpLog = await readFile(log, 'utf8');
+      expect(dhcpLog).toMatch(/vendor class: HTTPClient:Arch:00016/);
       expect(dhcpLog).toContain(`option: 60 vendor-class  ${[...Buffer.from('HTTPClient')].map((b) => b.toString(16)).join(':')}`);
       await vm.quit();
     } finally {
