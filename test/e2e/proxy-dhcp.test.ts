@@ -40,6 +40,7 @@ const NODES = {
   pxbios: { mac: '52:54:00:a0:00:01', firmware: 'bios' as const },
   pxuefi: { mac: '52:54:00:a0:00:02', firmware: 'uefi' as const, loader: 'ipxe' as const },
   pxhttp: { mac: '52:54:00:a0:00:03', firmware: 'uefi' as const },
+  pxefipx: { mac: '52:54:00:a0:00:05', firmware: 'uefi' as const },
 };
 
 let dir: string;
@@ -238,12 +239,13 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot (QEMU)', () 
     if (dir && !process.env.PORTACLUSTER_E2E_KEEP) await rm(dir, { recursive: true, force: true });
   });
 
-  it('a BIOS node (pxelinux) and a UEFI node (iPXE) get their address from the router and their loader and per-MAC config from node0', async () => {
+  it('a BIOS node (pxelinux) and UEFI nodes (iPXE, pxelinux) get their address from the router and their loader and per-MAC config from node0', async () => {
     const plan = proxyPlan({ httpBoot: false });
     const log = await startNode0Dnsmasq(plan, 'proxy-pxe');
     try {
       const bios = await bootNode(plan, 'pxbios');
       const uefi = await bootNode(plan, 'pxuefi');
+      const efipx = await bootNode(plan, 'pxefipx');
       const mac = (name: string) => plan.nodes.find((n) => n.name === name)!;
       let biosIp = '';
       let uefiIp = '';
@@ -257,7 +259,15 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot (QEMU)', () 
         return uefiIp !== '' && (await httpGets(uefiIp)).includes(`/pxe/ipxe/${mac('pxuefi').pxeFile}.ipxe`);
       });
       figures.push(`pxuefi (UEFI, iPXE): power-on → per-MAC iPXE script ${((Date.now() - uefi.started) / 1000).toFixed(1)} s`);
-      for (const ip of [biosIp, uefiIp]) expect(inPool(ip), `${ip} is from the router's pool`).toBe(true);
+      let efipxIp = '';
+      await waitFor('pxefipx to read its per-MAC pxelinux.cfg over TFTP (syslinux.efi)', 5 * MIN, async () => {
+        efipxIp = (await routerLease(mac('pxefipx').mac)) ?? '';
+        return efipxIp !== '' && (await tftpSent(log, efipxIp)).includes(`pxelinux.cfg/${mac('pxefipx').pxeFile}`);
+      });
+      figures.push(`pxefipx (UEFI, pxelinux): power-on → per-MAC pxelinux.cfg ${((Date.now() - efipx.started) / 1000).toFixed(1)} s`);
+      expect(await tftpSent(log, efipxIp)).toEqual(expect.arrayContaining(['syslinux.efi', 'ldlinux.e64']));
+      await efipx.quit();
+      for (const ip of [biosIp, uefiIp, efipxIp]) expect(inPool(ip), `${ip} is from the router's pool`).toBe(true);
       expect(await tftpSent(log, biosIp)).toEqual(expect.arrayContaining(['pxelinux.0', 'ldlinux.c32', `pxelinux.cfg/${mac('pxbios').pxeFile}`]));
       expect(await tftpSent(log, uefiIp)).toContain('snponly.efi');
       expect(await httpGets(uefiIp)).toEqual(expect.arrayContaining(['/pxe/ipxe/boot.ipxe', `/pxe/ipxe/${mac('pxuefi').pxeFile}.ipxe`]));
