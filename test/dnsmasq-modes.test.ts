@@ -74,6 +74,28 @@ describe('proxy DHCP (dhcp.mode "proxy")', () => {
     );
   });
 
+  // dnsmasq hands a UEFI client its file on port 4011 only when exactly one pxe-service matches (else it
+  // sends a menu that firmware handles badly): every client must see one service for its arch, never two.
+  it.each([
+    ['mixed loaders', () => proxyPlan()],
+    ['all pxelinux', () => proxyPlan((s) => delete s.nodes[1].loader)],
+    ['all iPXE', () => proxyPlan((s) => ((s.boot.loader = 'ipxe'), delete s.nodes[1].loader))],
+  ])('%s: exactly one pxe-service per client arch and tag set', (_name, plan) => {
+    const services = lines(renderDnsmasqConf(plan()))
+      .filter((l) => l.startsWith('pxe-service='))
+      .map((l) => {
+        const parts = l.slice('pxe-service='.length).split(',');
+        return { tags: parts.filter((p) => p.startsWith('tag:')).map((p) => p.slice(4)), csa: parts.find((p) => !p.startsWith('tag:'))! };
+      });
+    for (const nodeTag of [[], ['ipxe-node'], ['pxelinux']])
+      for (const ipxe of [[], ['ipxe']])
+        for (const csa of ['x86PC', 'BC_EFI', 'x86-64_EFI']) {
+          const set = new Set([...nodeTag, ...ipxe]);
+          const match = services.filter((s) => s.csa === csa && s.tags.every((t) => (t.startsWith('!') ? !set.has(t.slice(1)) : set.has(t))));
+          expect(match.length, `${csa} with tags [${[...set]}]`).toBe(1);
+        }
+  });
+
   it('with boot.httpBoot: HTTPClient firmware is answered too (golden, dnsmasq --test)', async () => {
     const conf = renderDnsmasqConf(proxyPlan((s) => ((s.boot.loader = 'ipxe'), delete s.nodes[1].loader, (s.boot.httpBoot = true))));
     await expectGolden('proxy-httpboot/etc/dnsmasq.conf', conf);
