@@ -49,7 +49,7 @@ describe('valid specs', () => {
     const plan = planCluster(spec);
     expect(plan.nodes.map((n) => n.mac)).toEqual(['c0:3f:d5:60:e5:a1', 'c0:3f:d5:60:cd:8b', 'c0:3f:d5:60:e5:b9', 'c0:3f:d5:60:e4:ac', 'c0:3f:d5:60:6f:18', 'c0:3f:d5:60:d0:9e']);
     expect(plan.appliances.map((a) => a.name)).toEqual(['switch', 'pdu']);
-    expect(plan.dhcp).toEqual({ rangeStart: '192.168.10.130', rangeEnd: '192.168.10.180', leaseTime: '1h' });
+    expect(plan.dhcp).toEqual({ mode: 'server', rangeStart: '192.168.10.130', rangeEnd: '192.168.10.180', leaseTime: '1h' });
     expect(plan.admin).toMatchObject({ ip: '192.168.10.10', interface: 'eno1' });
   });
 

@@ -65,11 +65,13 @@ export interface Plan {
     httpBase: string;
     servedRoot: string;
   };
-  dhcp: { rangeStart: string; rangeEnd: string; leaseTime: string };
+  /** server: node0 hands out addresses; proxy: another DHCP server does, node0 only answers network-boot clients. */
+  dhcp: { mode: 'server'; rangeStart: string; rangeEnd: string; leaseTime: string } | { mode: 'proxy' };
   appliances: PlanHost[];
   nodes: PlanNode[];
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
-  boot: { timeout: number; loader: 'pxelinux' | 'ipxe' };
+  /** httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. */
+  boot: { timeout: number; loader: 'pxelinux' | 'ipxe'; httpBoot: boolean };
   /** Present when boot.diskless is on. modules: the golden kernel's modules initramfs, relative to the TFTP root. */
   diskless?: { modules: string };
   os: {
@@ -111,7 +113,10 @@ export function planCluster(spec: NormalizedSpec): Plan {
       httpBase,
       servedRoot: spec.admin.servedRoot,
     },
-    dhcp: { ...spec.dhcp },
+    dhcp:
+      spec.dhcp.mode === 'proxy'
+        ? { mode: 'proxy' }
+        : { mode: 'server', rangeStart: spec.dhcp.rangeStart!, rangeEnd: spec.dhcp.rangeEnd!, leaseTime: spec.dhcp.leaseTime ?? '1h' },
     appliances: spec.appliances.map((a) => ({ name: a.name, fqdn: fqdn(a.name), mac: a.mac, ...(a.ip ? { ip: a.ip } : {}) })),
     nodes: spec.nodes.map((n) => ({
       name: n.name,
@@ -129,7 +134,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],
       ...(spec.boot.diskless ? { diskless: 'diskless' as const } : {}),
     },
-    boot: { timeout: spec.boot.timeout, loader: spec.boot.loader },
+    boot: { timeout: spec.boot.timeout, loader: spec.boot.loader, httpBoot: spec.boot.httpBoot },
     ...(spec.boot.diskless ? { diskless: { modules: `${os.name}-diskless-modules` } } : {}),
     os: {
       name: os.name,

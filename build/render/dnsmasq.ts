@@ -1,26 +1,19 @@
-/** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only. */
-import { commentText, dnsmasqValue as v } from '../lib/escape.ts';
+/** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only (proxy DHCP in dnsmasq-proxy.ts). */
+import { LOADER_FILES, PXE_DIR } from '../layout.ts';
 import type { Plan } from '../plan/plan.ts';
-import { IPXE_BOOT_FILE, LOADER_FILES, PXE_DIR, ipxePath, urlFor } from '../layout.ts';
+import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHeader, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
+import { renderProxyDnsmasqConf } from './dnsmasq-proxy.ts';
 
-// Every value from the plan goes through v() (or commentText() in a comment): validated values pass
-// unchanged, anything that could end the line or add a value is refused.
 export function renderDnsmasqConf(plan: Plan): string {
+  const dhcp = plan.dhcp;
+  if (dhcp.mode === 'proxy') return renderProxyDnsmasqConf(plan);
   const tftpRoot = `${v('admin.servedRoot', plan.admin.servedRoot)}/${PXE_DIR}`;
-  const host = (h: { mac: string; name: string; ip?: string; loader?: string }) =>
-    `dhcp-host=${[v('mac', h.mac), h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, v('name', h.name), h.ip && v('ip', h.ip)].filter(Boolean).join(',')}`;
   const domain = v('domain', plan.domain);
-  const httpBase = v('admin.httpBase', plan.admin.httpBase);
-  const other = plan.boot.loader === 'ipxe' ? 'pxelinux' : 'ipxe-node';
-  // Nodes whose loader differs from the cluster's carry a tag; the cluster default needs none, so unknown
-  // clients boot the cluster's loader.
-  const mixed = plan.nodes.some((n) => n.loader !== plan.boot.loader);
-  const uses = (loader: 'pxelinux' | 'ipxe') =>
-    !mixed ? '' : plan.boot.loader === loader ? `tag:!${other},` : `tag:${loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'},`;
-  const loaders = plan.nodes.some((n) => n.loader === 'ipxe') || plan.boot.loader === 'ipxe';
-  const pxelinuxUsed = plan.nodes.some((n) => n.loader === 'pxelinux') || plan.boot.loader === 'pxelinux';
+  const { uses, ipxe, pxelinux, host } = loaderTags(plan);
+  // An HTTP-boot client (client-arch 16) is neither efi64 nor BIOS: keep it off the TFTP loaders.
+  const notHttp = plan.boot.httpBoot ? 'tag:!efihttp,' : '';
   return [
-    `# portacluster ${commentText('dnsmasq.conf', 'cluster', plan.cluster)}: dnsmasq for ${commentText('dnsmasq.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
+    dnsmasqHeader(plan),
     '',
     '# Answer on the cluster interface only: never stomp on a foreign network.',
     `interface=${v('admin.interface', plan.admin.interface)}`,
@@ -35,18 +28,17 @@ export function renderDnsmasqConf(plan: Plan): string {
     'expand-hosts',
     '',
     'dhcp-authoritative',
-    `dhcp-range=${v('dhcp.rangeStart', plan.dhcp.rangeStart)},${v('dhcp.rangeEnd', plan.dhcp.rangeEnd)},${v('netmask', plan.admin.netmask)},${v('dhcp.leaseTime', plan.dhcp.leaseTime)}`,
+    `dhcp-range=${v('dhcp.rangeStart', dhcp.rangeStart)},${v('dhcp.rangeEnd', dhcp.rangeEnd)},${v('netmask', plan.admin.netmask)},${v('dhcp.leaseTime', dhcp.leaseTime)}`,
     `dhcp-option=option:domain-name,${domain}`,
     '',
     'enable-tftp',
     `tftp-root=${tftpRoot}`,
     '',
-    'dhcp-match=set:efi64,option:client-arch,7',
-    'dhcp-match=set:efi64,option:client-arch,9',
+    ...EFI64_TAG,
     '# iPXE (the NIC ROM in many machines and in QEMU) waits ~3 s for ProxyDHCP unless told not to.',
-    'dhcp-userclass=set:ipxe,iPXE',
+    IPXE_TAG,
     'dhcp-option=tag:ipxe,encap:175,176,1',
-    ...(pxelinuxUsed
+    ...(pxelinux
       ? [
           '',
           '# pxelinux: x86-64 UEFI clients (client-arch 7 and 9) get syslinux.efi, BIOS clients pxelinux.0;',
@@ -55,21 +47,31 @@ export function renderDnsmasqConf(plan: Plan): string {
           `dhcp-boot=${uses('pxelinux')}tag:efi64,${LOADER_FILES.syslinuxEfi}`,
         ]
       : []),
-    ...(loaders
+    ...(ipxe
       ? [
           '',
           '# iPXE: clients already running iPXE get the HTTP entry script; other firmware chainloads iPXE over TFTP.',
-          `dhcp-boot=${uses('ipxe')}tag:ipxe,${urlFor(httpBase, ipxePath(IPXE_BOOT_FILE))}`,
-          `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:!efi64,${LOADER_FILES.ipxeBios}`,
+          `dhcp-boot=${uses('ipxe')}tag:ipxe,${ipxeScriptUrl(plan)}`,
+          `dhcp-boot=${uses('ipxe')}tag:!ipxe,${notHttp}tag:!efi64,${LOADER_FILES.ipxeBios}`,
           `dhcp-boot=${uses('ipxe')}tag:!ipxe,tag:efi64,${LOADER_FILES.ipxeEfi}`,
+        ]
+      : []),
+    ...(plan.boot.httpBoot
+      ? [
+          '',
+          '# UEFI HTTP boot: firmware that boots over HTTP (client-arch 16) gets iPXE by URL and needs no TFTP;',
+          '# it accepts only an answer whose vendor class is HTTPClient.',
+          HTTP_BOOT_TAG,
+          `dhcp-boot=tag:efihttp,tag:!ipxe,${httpBootLoaderUrl(plan)}`,
+          'dhcp-option-force=tag:efihttp,60,HTTPClient',
         ]
       : []),
     '',
     '# Appliances: DHCP only.',
-    ...plan.appliances.map(host),
+    ...plan.appliances.map((a) => host(a)),
     '',
     '# Nodes.',
-    ...plan.nodes.map(host),
+    ...plan.nodes.map((n) => host(n)),
     '',
   ].join('\n');
 }

@@ -36,10 +36,11 @@ const addresses: Rule = (s, out) => {
   const net = subnetOf(admin, s.admin.prefix);
   const cidr = `${formatIpv4(net.network)}/${s.admin.prefix}`;
   const inside = (n: number) => n > net.network && n < net.broadcast;
-  const start = parseIpv4(s.dhcp.rangeStart);
-  const end = parseIpv4(s.dhcp.rangeEnd);
-  if (start === null) ipIssue('dhcp.rangeStart', s.dhcp.rangeStart);
-  if (end === null) ipIssue('dhcp.rangeEnd', s.dhcp.rangeEnd);
+  // Proxy mode has no range of its own (dhcpMode reports one that was given); nothing is inside it.
+  const start = s.dhcp.rangeStart === undefined || s.dhcp.mode === 'proxy' ? null : parseIpv4(s.dhcp.rangeStart);
+  const end = s.dhcp.rangeEnd === undefined || s.dhcp.mode === 'proxy' ? null : parseIpv4(s.dhcp.rangeEnd);
+  if (start === null && s.dhcp.mode !== 'proxy' && s.dhcp.rangeStart !== undefined) ipIssue('dhcp.rangeStart', s.dhcp.rangeStart);
+  if (end === null && s.dhcp.mode !== 'proxy' && s.dhcp.rangeEnd !== undefined) ipIssue('dhcp.rangeEnd', s.dhcp.rangeEnd);
   if (start !== null && !inside(start)) out.push({ path: 'dhcp.rangeStart', message: `${s.dhcp.rangeStart} is outside the cluster subnet ${cidr}` });
   if (end !== null && !inside(end)) out.push({ path: 'dhcp.rangeEnd', message: `${s.dhcp.rangeEnd} is outside the cluster subnet ${cidr}` });
   if (start !== null && end !== null && start > end) out.push({ path: 'dhcp.rangeEnd', message: `range end ${s.dhcp.rangeEnd} is before its start ${s.dhcp.rangeStart}` });
@@ -59,6 +60,43 @@ const addresses: Rule = (s, out) => {
     const host = s.admin.httpBase.slice('http://'.length).split(':')[0]!;
     if (parseIpv4(host) === null) out.push({ path: 'admin.httpBase', message: `uses the host name ${JSON.stringify(host)}`, hint: 'nodes have no DNS when they fetch: use the admin IP' });
   }
+};
+
+/**
+ * What stops applying in proxy mode is an error, not a warning: dnsmasq.conf would silently leave it out
+ * while the spec still claims it (a fixed IP the router never hands out would also reach `{ip}` in reboot
+ * commands and the installer's network set-up), and the validator has one outcome: what the spec says is
+ * what node0 does.
+ */
+const dhcpMode: Rule = (s, out) => {
+  const d = s.dhcp;
+  if (d.mode !== 'proxy') {
+    for (const field of ['rangeStart', 'rangeEnd'] as const)
+      if (d[field] === undefined) out.push({ path: `dhcp.${field}`, message: 'is required with dhcp.mode "server"', hint: 'the dynamic range node0 hands out; or dhcp.mode "proxy" when another DHCP server (a router) owns the network' });
+    return;
+  }
+  const router = 'in dhcp.mode "proxy" the network\'s own DHCP server (the router) hands out addresses';
+  for (const field of ['rangeStart', 'rangeEnd', 'leaseTime'] as const)
+    if (d[field] !== undefined) out.push({ path: `dhcp.${field}`, message: `does not apply: ${router}`, hint: `drop dhcp.${field}, or use dhcp.mode "server"` });
+  s.nodes.forEach((n, i) => {
+    if (n.ip !== undefined) out.push({ path: `nodes[${i}].ip`, message: `does not apply: ${router}`, hint: 'reserve the address for this MAC on the router, and drop ip here' });
+    // `--reboot` would otherwise run the command with an empty word where the address was meant to be.
+    n.reboot?.forEach((arg, j) => {
+      if (arg.includes('{ip}')) out.push({ path: `nodes[${i}].reboot[${j}]`, message: 'uses {ip}, which node0 does not know in dhcp.mode "proxy"', hint: 'use {name} or {mac}, or write the address the router reserves' });
+    });
+  });
+  s.appliances.forEach((_a, i) =>
+    out.push({ path: `appliances[${i}]`, message: `portacluster only gives appliances DHCP, and ${router}`, hint: 'drop the appliance (configure it on the router), or use dhcp.mode "server"' }),
+  );
+};
+
+/** HTTP-boot firmware is handed iPXE (the one loader here that runs from an HTTP boot), which then reads iPXE scripts. */
+const httpBoot: Rule = (s, out) => {
+  if (!s.boot.httpBoot) return;
+  if (s.boot.loader !== 'ipxe') out.push({ path: 'boot.httpBoot', message: 'needs boot.loader "ipxe"', hint: 'UEFI HTTP boot loads iPXE (snponly.efi) by URL; pxelinux is loaded over TFTP only' });
+  s.nodes.forEach((n, i) => {
+    if (n.loader === 'pxelinux') out.push({ path: `nodes[${i}].loader`, message: 'pxelinux cannot be used with boot.httpBoot', hint: 'drop the per-node loader (iPXE), or turn boot.httpBoot off' });
+  });
 };
 
 const profiles: Rule = (s, out) => {
@@ -177,7 +215,7 @@ const installerEnv: Rule = (s, out) => {
     out.push({ path: 'installerEnv', message: 'needs sha256 or sha512 of the ISO', hint: 'nodes never boot unverified bytes; copy the digest from the download page' });
 };
 
-export const RULES: Rule[] = [uniqueHosts, addresses, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv];
+export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

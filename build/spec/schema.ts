@@ -44,11 +44,17 @@ export const AdminSpec = T.Object(
 
 export const DhcpSpec = T.Object(
   {
-    rangeStart: Ipv4,
-    rangeEnd: Ipv4,
-    leaseTime: str('leaseTime', 'dnsmasq lease time.', { default: '1h' }),
+    mode: T.Union([T.Literal('server'), T.Literal('proxy')], {
+      description:
+        "server: node0's dnsmasq is the network's DHCP server (addresses, fixed IPs, names). proxy: another DHCP server (e.g. a home router) hands out the addresses and node0 only tells network-boot clients what to boot; the range, lease time and fixed IPs then belong to that server.",
+      default: 'server',
+    }),
+    rangeStart: T.Optional(Ipv4),
+    rangeEnd: T.Optional(Ipv4),
+    // No schema default: in proxy mode a lease time the user wrote is an error, so it must stay visible.
+    leaseTime: T.Optional(str('leaseTime', 'dnsmasq lease time: 1h, 30m, 12h, infinite. Server mode only; default 1h.')),
   },
-  { additionalProperties: false, description: 'The dynamic DHCP range for unknown clients.' },
+  { additionalProperties: false, description: 'DHCP on the cluster network: the dynamic range for unknown clients (server mode), or proxy DHCP beside another server.' },
 );
 
 export const ApplianceSpec = T.Object(
@@ -96,6 +102,11 @@ export const BootSpec = T.Object(
     os: OsProfileSpec,
     timeout: T.Integer({ description: 'pxelinux TIMEOUT in tenths of a second.', default: 10, minimum: 0 }),
     loader: T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], { description: 'Cluster-wide network boot loader; nodes may override.', default: 'pxelinux' }),
+    httpBoot: T.Boolean({
+      description:
+        'Answer x86-64 UEFI firmware that boots over HTTP (DHCP client-arch 16, vendor class HTTPClient) with an http:// URL to iPXE (pxe/snponly.efi), so such nodes need no TFTP. Needs every node on iPXE.',
+      default: false,
+    }),
     diskless: T.Boolean({
       description: 'Also build the "diskless" profile: the golden image as a squashfs that nodes fetch, verify and run from RAM (overlay on tmpfs), never touching a disk. Needs installerEnv.type "builtin".',
       default: false,

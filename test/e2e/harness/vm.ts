@@ -19,6 +19,10 @@ export interface VmOptions {
   disk: string;
   tap: string;
   dir: string;
+  /** The NIC's option ROM; "" runs the firmware's own network stack instead of the iPXE ROM. */
+  romfile?: string;
+  /** More qemu arguments, e.g. firmware settings through -fw_cfg. */
+  extraArgs?: string[];
 }
 
 export interface Vm {
@@ -51,7 +55,7 @@ export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
     '-no-reboot',
     '-monitor', `unix:${monitor},server,nowait`,
     '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1${o.romfile !== undefined ? `,romfile=${o.romfile}` : ''}`,
     '-drive', `file=${o.disk},if=none,id=d0,format=qcow2,cache=unsafe`,
     '-device', 'virtio-blk-pci,drive=d0',
     '-device', 'virtio-rng-pci',
@@ -61,6 +65,7 @@ export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
     await copyFile(OVMF_VARS, vars);
     argv.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${vars}`);
   }
+  argv.push(...(o.extraArgs ?? []));
   const started = Date.now();
   const child = ns.spawn(argv);
   let stderr = '';
