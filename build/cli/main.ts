@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   watch: () => import('./commands/watch.ts'),
   status: () => import('./commands/status.ts'),
   deploy: () => import('./commands/deploy.ts'),
+  serve: () => import('./commands/serve.ts'),
 };
 
 function usage(): string {
@@ -29,6 +30,7 @@ function usage(): string {
     '  watch     [--root DIR] [--state F] [--listen ADDR] [--access-log F] [--until-done] [--json]',
     '  status    [--root DIR] [--state F] [--json]',
     '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--json]',
+    '  serve     [--root DIR] [--state F] [--run-dir DIR] [--log-dir DIR] [--interface IF] [--json]   run dnsmasq, nginx and the watcher',
     '',
     'The spec defaults to ./portacluster.config.ts (or .json).',
   ].join('\n');

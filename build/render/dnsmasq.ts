@@ -1,8 +1,14 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only. */
 import type { Plan } from '../plan/plan.ts';
 
-export function renderDnsmasqConf(plan: Plan): string {
-  const tftpRoot = `${plan.admin.servedRoot}/pxe`;
+/** The interface dnsmasq binds and the tree it serves over TFTP: node0's, or serve's overrides (the lab's bridge). */
+export interface DnsmasqRuntime {
+  interface: string;
+  servedRoot: string;
+}
+
+export function renderDnsmasqConf(plan: Plan, rt: DnsmasqRuntime = { interface: plan.admin.interface, servedRoot: plan.admin.servedRoot }): string {
+  const tftpRoot = `${rt.servedRoot}/pxe`;
   const host = (h: { mac: string; name: string; ip?: string; loader?: string }) =>
     `dhcp-host=${[h.mac, h.loader && h.loader !== plan.boot.loader ? `set:${h.loader === 'ipxe' ? 'ipxe-node' : 'pxelinux'}` : undefined, h.name, h.ip].filter(Boolean).join(',')}`;
   const other = plan.boot.loader === 'ipxe' ? 'pxelinux' : 'ipxe-node';
@@ -17,7 +23,7 @@ export function renderDnsmasqConf(plan: Plan): string {
     `# portacluster ${plan.cluster}: dnsmasq for ${plan.admin.hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     '',
     '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${plan.admin.interface}`,
+    `interface=${rt.interface}`,
     'bind-interfaces',
     'except-interface=lo',
     '',

@@ -1,13 +1,30 @@
 /** etc/nginx.conf: serves the dist/ tree (= /srv/public) and proxies the installers' reports to the watcher. */
 import type { Plan } from '../plan/plan.ts';
 
-export function renderNginxConf(plan: Plan): string {
-  const root = plan.admin.servedRoot;
+/**
+ * Where nginx keeps its own files and which tree it serves. The generated etc/nginx.conf is node0's whole
+ * nginx config (the seed's shape) with the distribution's paths; `portacluster serve` renders the same
+ * config with paths of its own run directory, so it never collides with a system nginx.
+ */
+export interface NginxRuntime {
+  root: string;
+  pid: string;
+  /** A file, or `stderr` (serve prefixes it with the service name). */
+  errorLog: string;
+  accessLog: string;
+}
+
+export function nodeNginxRuntime(plan: Plan): NginxRuntime {
+  return { root: plan.admin.servedRoot, pid: '/run/nginx.pid', errorLog: '/var/log/nginx/error.log', accessLog: '/var/log/nginx/access.log' };
+}
+
+export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
+  const root = rt.root;
   return [
     `# portacluster ${plan.cluster}: nginx for ${plan.admin.hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     'worker_processes 1;',
-    'pid /run/nginx.pid;',
-    'error_log /var/log/nginx/error.log;',
+    `pid ${rt.pid};`,
+    `error_log ${rt.errorLog};`,
     '',
     'events {',
     '    worker_connections 1024;',
@@ -26,7 +43,7 @@ export function renderNginxConf(plan: Plan): string {
     '    keepalive_timeout 0;',
     '    # `portacluster watch --access-log` reads this format; it is nginx\'s combined plus the request time.',
     "    log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
-    '    access_log /var/log/nginx/access.log portacluster;',
+    `    access_log ${rt.accessLog} portacluster;`,
     '',
     '    server {',
     `        listen ${plan.admin.ip}:80 default_server;`,
