@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   status: () => import('./commands/status.ts'),
   deploy: () => import('./commands/deploy.ts'),
   serve: () => import('./commands/serve.ts'),
+  lab: () => import('./commands/lab.ts'),
 };
 
 function usage(): string {
@@ -31,6 +32,7 @@ function usage(): string {
     '  status    [--root DIR] [--state F] [--json]',
     '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--json]',
     '  serve     [--root DIR] [--state F] [--run-dir DIR] [--log-dir DIR] [--interface IF] [--json]   run dnsmasq, nginx and the watcher',
+    '  lab       up|down|status [--root dist] [--nodes N] [--memory MiB] [--dir DIR] [--wipe] [--json]   a virtual cluster in QEMU',
     '',
     'The spec defaults to ./portacluster.config.ts (or .json).',
   ].join('\n');

@@ -30,6 +30,8 @@ export interface ServeOptions {
   logDir: string;
   /** Bind dnsmasq here instead of admin.interface. */
   interface?: string;
+  /** No upstream DNS and no /etc/hosts: the lab's namespace has no way out, and must not try one. */
+  noUpstreamDns?: boolean;
   timeoutMs: number;
   onEvent(e: GroupEvent | { event: 'report'; report: WatchEvent }): void;
 }
@@ -116,7 +118,7 @@ export async function serve(o: ServeOptions): Promise<Group> {
     watcherService(o),
     childService(
       'dnsmasq',
-      ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-'],
+      ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : [])],
       { readyLine: /started, version/, detail: `DHCP + TFTP on ${iface}, tftp root ${resolve(o.root, 'pxe')}` },
     ),
     childService('nginx', ['nginx', '-p', p.nginxPrefix, '-c', p.nginxConf, '-g', 'daemon off;'], {

@@ -120,18 +120,21 @@ export function childService(name: string, argv: string[], o: ChildServiceOption
         })();
       }
       const timeoutMs = o.readyTimeoutMs ?? 20_000;
-      return Promise.race([
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = Promise.race([
         ready.then((): RunningService => ({ pid, detail: o.detail, exited, stop })),
         exited.then((e): never => {
           throw Object.assign(new Error(`${name} exited before it was up`), { exit: e, pid });
         }),
-        new Promise<never>((_r, reject) =>
-          setTimeout(() => {
+        new Promise<never>((_r, reject) => {
+          timer = setTimeout(() => {
             void stop();
             reject(Object.assign(new Error(`${name} did not come up within ${timeoutMs / 1000} s: ${commandLine(argv)}`), { exit: { code: null, signal: null, tail: [...tail] }, pid }));
-          }, timeoutMs).unref(),
-        ),
+          }, timeoutMs);
+        }),
       ]);
+      // The deadline is for coming up only: once up (or gone), it must never fire.
+      return outcome.finally(() => clearTimeout(timer));
     },
   };
 }

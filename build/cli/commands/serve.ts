@@ -43,6 +43,7 @@ export const command: Command = async (argv) => {
     'run-dir': { type: 'string' },
     'log-dir': { type: 'string' },
     interface: { type: 'string' },
+    'no-upstream-dns': { type: 'boolean' },
     timeout: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -59,6 +60,7 @@ export const command: Command = async (argv) => {
     runDir: resolve(values['run-dir'] ?? DEFAULT_RUN_DIR),
     logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
     ...(values.interface ? { interface: values.interface } : {}),
+    noUpstreamDns: !!values['no-upstream-dns'],
     timeoutMs: timeoutS * 1000,
     onEvent: print,
   }).catch((e: Error & { service?: string }) => {
