@@ -154,6 +154,14 @@ describe('portacluster serve', () => {
     expect(await noIp.exit).toBe(1);
     expect(noIp.stderr()).toMatch(/lo does not hold the admin IP 192\.168\.10\.10\/24 \(it has 127\.0\.0\.1\/8\)/);
 
+    // A tree behind a directory the unprivileged workers cannot pass: nginx would answer 403 to every node.
+    await mkdir(join(dir, 'private'), { mode: 0o700 });
+    await makeTree(join(dir, 'private/tree'));
+    await chmod(join(dir, 'private'), 0o700);
+    const hidden = startServe(['--root', join(dir, 'private/tree'), '--state', join(dir, 'c/state.json'), '--run-dir', join(dir, 'c/run'), '--log-dir', join(dir, 'c/log'), '--interface', ns.bridge]);
+    expect(await hidden.exit).toBe(1);
+    expect(hidden.stderr()).toMatch(/private is mode 700: nginx's workers and dnsmasq's TFTP \(unprivileged\) cannot reach .*\n\s+hint: chmod o\+x/);
+
     // A log directory that is a file: said plainly, no stack trace.
     await mkdir(join(dir, 'd'), { recursive: true });
     await writeFile(join(dir, 'd/logfile'), '');

@@ -71,6 +71,14 @@ export async function checkInterface(iface: string, ip: string, prefix: number):
 async function checkTree(root: string): Promise<void> {
   const pxe = await stat(join(root, 'pxe')).catch(() => null);
   if (!pxe?.isDirectory()) throw new StageError('serve', `no served tree at ${root} (no pxe/ in it)\n  hint: portacluster build --out ${root}, or deploy a tree there, or pass --root DIR`);
+  // nginx's workers and dnsmasq's TFTP run as an unprivileged user: every directory on the way to the tree
+  // must let others through, or every node gets 403 / a TFTP error while serve says all is well.
+  for (let dir = resolve(root); ; dir = dirname(dir)) {
+    const st = await stat(dir);
+    if ((st.mode & 0o001) === 0)
+      throw new StageError('serve', `${dir} is mode ${(st.mode & 0o777).toString(8)}: nginx's workers and dnsmasq's TFTP (unprivileged) cannot reach ${resolve(root)} through it\n  hint: chmod o+x ${dir}, or build and serve the tree somewhere else (--root)`);
+    if (dir === dirname(dir)) break;
+  }
 }
 
 /** Writes the runtime configs and has the real tools check them; refuses with the tool's own words. */
