@@ -18,7 +18,7 @@ const LAYERS: { groups: { name: string; prefixes: string[]; isolated?: boolean }
   { groups: [{ name: 'cli entry', prefixes: ['cli/main.ts'] }, { name: 'package entry', prefixes: ['index.ts'] }] },
   { groups: [{ name: 'cli commands', prefixes: ['cli/commands/'], isolated: true }] },
   { groups: [{ name: 'cli helpers', prefixes: ['cli/'] }] },
-  { groups: [{ name: 'lifecycle', prefixes: ['lifecycle/'] }, { name: 'pipeline', prefixes: ['pipeline.ts'] }] },
+  { groups: [{ name: 'lifecycle', prefixes: ['lifecycle/'] }, { name: 'pipeline', prefixes: ['pipeline.ts'] }, { name: 'lab', prefixes: ['lab/'] }] },
   {
     groups: [
       { name: 'render', prefixes: ['render/'] },

@@ -17,6 +17,8 @@ export const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   watch: () => import('./commands/watch.ts'),
   status: () => import('./commands/status.ts'),
   deploy: () => import('./commands/deploy.ts'),
+  serve: () => import('./commands/serve.ts'),
+  lab: () => import('./commands/lab.ts'),
 };
 
 function usage(): string {
@@ -30,6 +32,8 @@ function usage(): string {
     '  watch                                  receive the installers\' reports, switch finished nodes to their OS',
     '  status                                 each node, its profile and its last state',
     '  deploy <node0:/srv/public | DIR>       publish dist/ as a new release, atomically',
+    '  serve                                  run node0\'s dnsmasq, nginx and the watcher from a built tree',
+    '  lab up|down|status                     a virtual cluster: node0 and a QEMU VM per node, in a network namespace',
     '',
     'Every command lists its options with `portacluster <command> --help`.',
     'The spec defaults to ./portacluster.config.ts (or .js, .json).',

@@ -13,7 +13,7 @@ import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHeader, httpBootLoaderUrl, i
 const BIOS = ['x86PC'];
 const UEFI = ['BC_EFI', 'x86-64_EFI'];
 
-export function renderProxyDnsmasqConf(plan: Plan): string {
+export function renderProxyDnsmasqConf(plan: Plan, rt: { interface: string; servedRoot: string }): string {
   const { uses, ipxe, pxelinux, host } = loaderTags(plan);
   // The menu title is quoted text: the cluster name's pattern allows no quote, and commentText refuses line breaks.
   const menu = `"${commentText('dnsmasq.conf', 'cluster', plan.cluster)}"`;
@@ -22,7 +22,7 @@ export function renderProxyDnsmasqConf(plan: Plan): string {
     dnsmasqHeader(plan),
     '',
     '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${v('admin.interface', plan.admin.interface)}`,
+    `interface=${v('admin.interface', rt.interface)}`,
     'bind-interfaces',
     'except-interface=lo',
     '',
@@ -36,7 +36,7 @@ export function renderProxyDnsmasqConf(plan: Plan): string {
     `pxe-prompt=${menu},0`,
     '',
     'enable-tftp',
-    `tftp-root=${v('admin.servedRoot', plan.admin.servedRoot)}/${PXE_DIR}`,
+    `tftp-root=${v('admin.servedRoot', rt.servedRoot)}/${PXE_DIR}`,
     '',
     ...EFI64_TAG,
     IPXE_TAG,

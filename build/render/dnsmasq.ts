@@ -4,10 +4,18 @@ import type { Plan } from '../plan/plan.ts';
 import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHeader, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
 import { renderProxyDnsmasqConf } from './dnsmasq-proxy.ts';
 
-export function renderDnsmasqConf(plan: Plan): string {
+/** The interface dnsmasq binds and the tree it serves over TFTP: node0's, or serve's overrides (the lab's bridge). */
+export interface DnsmasqRuntime {
+  interface: string;
+  servedRoot: string;
+}
+
+export const nodeDnsmasqRuntime = (plan: Plan): DnsmasqRuntime => ({ interface: plan.admin.interface, servedRoot: plan.admin.servedRoot });
+
+export function renderDnsmasqConf(plan: Plan, rt: DnsmasqRuntime = nodeDnsmasqRuntime(plan)): string {
   const dhcp = plan.dhcp;
-  if (dhcp.mode === 'proxy') return renderProxyDnsmasqConf(plan);
-  const tftpRoot = `${v('admin.servedRoot', plan.admin.servedRoot)}/${PXE_DIR}`;
+  if (dhcp.mode === 'proxy') return renderProxyDnsmasqConf(plan, rt);
+  const tftpRoot = `${v('admin.servedRoot', rt.servedRoot)}/${PXE_DIR}`;
   const domain = v('domain', plan.domain);
   const { uses, ipxe, pxelinux, host } = loaderTags(plan);
   // An HTTP-boot client (client-arch 16) is neither efi64 nor BIOS: keep it off the TFTP loaders.
@@ -16,7 +24,7 @@ export function renderDnsmasqConf(plan: Plan): string {
     dnsmasqHeader(plan),
     '',
     '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${v('admin.interface', plan.admin.interface)}`,
+    `interface=${v('admin.interface', rt.interface)}`,
     'bind-interfaces',
     'except-interface=lo',
     '',

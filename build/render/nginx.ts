@@ -2,16 +2,32 @@
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
 
-// Every value from the plan goes through v() (or commentText() in a comment): one nginx word each.
-export function renderNginxConf(plan: Plan): string {
-  const root = v('admin.servedRoot', plan.admin.servedRoot);
+/**
+ * Where nginx keeps its own files and which tree it serves. The generated etc/nginx.conf is node0's whole
+ * nginx config (the seed's shape) with the distribution's paths; `portacluster serve` renders the same
+ * config with paths of its own run directory, so it never collides with a system nginx.
+ */
+export interface NginxRuntime {
+  root: string;
+  pid: string;
+  /** A file, or `stderr` (serve prefixes it with the service name). */
+  errorLog: string;
+  accessLog: string;
+}
+
+export function nodeNginxRuntime(plan: Plan): NginxRuntime {
+  return { root: plan.admin.servedRoot, pid: '/run/nginx.pid', errorLog: '/var/log/nginx/error.log', accessLog: '/var/log/nginx/access.log' };
+}
+
+export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
+  const root = v('admin.servedRoot', rt.root);
   const ip = v('admin.ip', plan.admin.ip);
   const hostname = v('admin.hostname', plan.admin.hostname);
   return [
     `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     'worker_processes 1;',
-    'pid /run/nginx.pid;',
-    'error_log /var/log/nginx/error.log;',
+    `pid ${v('pid', rt.pid)};`,
+    `error_log ${v('error_log', rt.errorLog)};`,
     '',
     'events {',
     '    worker_connections 1024;',
@@ -30,7 +46,7 @@ export function renderNginxConf(plan: Plan): string {
     '    keepalive_timeout 0;',
     '    # `portacluster watch --access-log` reads this format; it is nginx\'s combined plus the request time.',
     "    log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
-    '    access_log /var/log/nginx/access.log portacluster;',
+    `    access_log ${v('access_log', rt.accessLog)} portacluster;`,
     '',
     '    server {',
     `        listen ${ip}:80 default_server;`,

@@ -29,7 +29,7 @@ async function withDiagnosis<T>(vms: Vm[], fn: () => Promise<T>): Promise<T> {
 
 /** nginx's access log: what a node fetched over HTTP (iPXE loads kernel and initrds this way). */
 async function httpFetches(ip: string): Promise<string[]> {
-  const log = await readFile(join(dir, 'nginx/logs/access.log'), 'utf8');
+  const log = await readFile(join(dir, 'log/access.log'), 'utf8');
   return log
     .split('\n')
     .filter((l) => l.startsWith(`${ip} `))
@@ -132,7 +132,8 @@ describe.sequential('iPXE over HTTP (QEMU, BIOS and UEFI)', () => {
       // The iPXE node fetched the installer over HTTP; the pxelinux node took it over TFTP.
       expect(await httpFetches(lab.node('labipxe').ip!)).toContain('/pxe/installer-initramfs');
       expect(await httpFetches(lab.node('labbios').ip!)).not.toContain('/pxe/installer-initramfs');
-      const dnsmasqLog = await readFile(join(dir, 'dnsmasq.log'), 'utf8');
+      // dnsmasq's log is in serve's output, one line per event, prefixed by the service.
+      const dnsmasqLog = lab.serveLog().join('\n');
       expect(dnsmasqLog).toMatch(new RegExp(`sent \\S+/pxe/installer-initramfs to ${lab.node('labbios').ip!.replace(/\./g, '\\.')}`));
     });
   }, 20 * MIN);

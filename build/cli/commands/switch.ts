@@ -13,6 +13,8 @@ import { UsageError } from '../../lib/errors.ts';
 import { defineCommand, emit, type Command, type CommandSpec } from '../command.ts';
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
+import { readLab } from '../../lab/lab.ts';
+import { vmReset } from '../../lab/vm.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
@@ -67,7 +69,15 @@ function makeCommand(action: Action): Command {
 
     const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
     if (values.reboot) {
+      // A node of a lab that is up (portacluster lab up) is powered through its VM's monitor, like a BMC.
+      const lab = values.ssh ? null : await readLab(plan.cluster);
       for (const node of nodes) {
+        const vm = lab?.vms.find((v) => v.name === node.name);
+        if (vm) {
+          const error = await vmReset(vm).then(() => undefined, (e: Error) => e.message);
+          reboots.push({ node: node.name, command: ['lab', 'power-cycle', vm.monitor], ok: error === undefined, ...(error === undefined ? {} : { error }) });
+          continue;
+        }
         const command = rebootArgv(node);
         // Runs where node0 is: here, or on node0 through --ssh (the spec's commands are node0 commands).
         const r = await runArgv(target, command, { nothrow: true, timeoutMs: 60_000 });

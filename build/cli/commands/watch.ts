@@ -5,10 +5,10 @@
 import { UsageError } from '../../lib/errors.ts';
 import { readProfiles } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
-import { startWatcher, type WatchEvent } from '../../lifecycle/watch.ts';
+import { startWatcher } from '../../lifecycle/watch.ts';
 import { defineCommand } from '../command.ts';
 import { CONFIG, ROOT, STATE } from '../options.ts';
-import { ago, table } from '../format.ts';
+import { ago, eventLine, table } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
 
 export function parseListen(value: string | undefined, defaultPort: number): { host: string; port: number } | null {
@@ -17,12 +17,6 @@ export function parseListen(value: string | undefined, defaultPort: number): { h
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen wants [ADDR:]PORT or off (got ${JSON.stringify(value)})`);
   return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
-}
-
-export function eventLine(e: WatchEvent): string {
-  const what = e.switched ? ` → switched ${e.switched.from ?? '(none)'} -> ${e.switched.to}` : '';
-  const detail = e.error ?? (e.detail ? e.detail.split('\n').pop() : '');
-  return `${e.at.replace(/\.\d+Z$/, 'Z')} ${(e.node ?? '?').padEnd(10)} ${e.state.padEnd(10)} ${e.phase}${what}${detail ? `  (${detail})` : ''}`;
 }
 
 export const command = defineCommand(

@@ -1,22 +1,21 @@
 /**
  * The reimaging lab: dist/ built by the CLI from test/e2e/fixtures/lab.config.ts (with ssh keys made
- * per run), served by dnsmasq and nginx started in a network namespace from the *generated*
- * dist/etc/dnsmasq.conf and dist/etc/nginx.conf (only the interface, paths and pid/lease/log files
- * rewritten), and the phone-home listener nginx proxies to. Nodes are VMs (vm.ts) on taps.
+ * per run), served by `portacluster serve` (the generated dnsmasq and nginx configs and the watcher, on
+ * the lab's bridge) in a network namespace. Nodes are VMs (vm.ts) on taps.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../../build/lib/run.ts';
-import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, autorunDir, autorunPath, ipxePath, ipxeProfileFile, pxelinuxPath, urlFor } from '../../../build/layout.ts';
+import { IMAGES_DIR, MANIFEST_FILE, autorunDir, autorunPath, ipxePath, ipxeProfileFile, pxelinuxPath, urlFor } from '../../../build/layout.ts';
 import { switchNodes } from '../../../build/lifecycle/links.ts';
+import { PHASES } from '../../../build/lifecycle/watch.ts';
 import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
 import type { FsImageRef, ImageRef } from '../../../build/render/autorun.ts';
 import { renderInstallerScript } from '../../../build/render/scripts.ts';
 import { loadSpec, readSpecFile } from '../../../build/spec/load.ts';
-import { adaptNginxConf } from '../../helpers/nginx.ts';
 import { createNetns, type Netns } from './netns.ts';
 import { createDisk, startVm, type Vm } from './vm.ts';
 
@@ -98,6 +97,8 @@ export interface Lab extends BuiltDist {
   /** Resolves with the first report of `host` in `phase`; rejects early on a `failed` report when waiting for another phase. */
   waitReport(host: string, phase: string, timeoutMs: number): Promise<Report>;
   node(name: string): PlanNode;
+  /** `portacluster serve --json` lines so far: service output (dnsmasq's DHCP/TFTP log among them) and events. */
+  serveLog(): string[];
   /** Runs the portacluster CLI as node0 would, on the lab's spec, served tree and watcher state. */
   cli(args: string[]): Promise<string>;
   startNode(name: string, o: { disk: string; freshDisk?: boolean }): Promise<Vm>;
@@ -108,25 +109,6 @@ export interface Lab extends BuiltDist {
   ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
   diagnose(vms: Vm[]): Promise<string>;
   stop(): Promise<void>;
-}
-
-async function adaptDnsmasqConf(conf: string, o: { dir: string; dist: string; bridge: string }): Promise<string> {
-  const adapted = conf
-    .replace(/^interface=.*$/m, `interface=${o.bridge}`)
-    .replace(/^tftp-root=.*$/m, `tftp-root=${join(o.dist, PXE_DIR)}`)
-    .concat(
-      [
-        '# e2e: files of this run',
-        `dhcp-leasefile=${join(o.dir, 'dnsmasq.leases')}`,
-        `pid-file=${join(o.dir, 'dnsmasq.pid')}`,
-        `log-facility=${join(o.dir, 'dnsmasq.log')}`,
-        'log-dhcp',
-        '',
-      ].join('\n'),
-    );
-  const file = join(o.dir, 'dnsmasq.conf');
-  await writeFile(file, adapted);
-  return file;
 }
 
 async function tailFile(file: string, lines: number): Promise<string> {
@@ -141,66 +123,69 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   const vms: Vm[] = [];
   const watcherEvents: WatcherEvent[] = [];
   let taps = 0;
-  let watcher: ChildProcess | undefined;
+  const serveLog: string[] = [];
+  const tailLines = (lines: string[], n: number) => lines.slice(-n).join('\n');
+  let serve: ChildProcess | undefined;
   try {
-    const dnsmasqConf = await adaptDnsmasqConf(await readFile(join(dist, DNSMASQ_CONF), 'utf8'), { dir, dist, bridge: ns.bridge });
-    await run(ns.exec(['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]));
-    const dnsmasq = ns.spawn(['dnsmasq', '--keep-in-foreground', `--conf-file=${dnsmasqConf}`]);
-    const nginxConf = await adaptNginxConf(await readFile(join(dist, NGINX_CONF), 'utf8'), {
-      prefix: join(dir, 'nginx'),
-      listen: `${plan.admin.ip}:80`,
-      root: dist,
-    });
-    await run(ns.exec(['nginx', '-t', '-q', '-c', nginxConf]));
-    ns.spawn(['nginx', '-c', nginxConf, '-g', 'daemon off;']);
-    const server = ns.spawn(
-      ['node', '--import', 'tsx', join(REPO, 'test/e2e/harness/lab-server.ts'), String(plan.phoneHome.watcherPort), plan.admin.ip, String(FLAKY_PORT), dist, '2'],
-      { stdout: 'pipe' },
-    );
-    let listening = 0;
-    const ready = new Promise<void>((resolve, reject) => {
-      server.once('exit', (c) => reject(new Error(`lab-server exited ${c}`)));
-      dnsmasq.once('exit', (c) => reject(new Error(`dnsmasq exited ${c}`)));
-      createInterface({ input: server.stdout! }).on('line', (line) => {
-        const e = JSON.parse(line) as Report | { kind: string };
-        if (e.kind === 'listening' && ++listening === 2) resolve();
-        if (e.kind === 'report') reports.push(e as Report);
+    // The lab's flaky image server (a fault injector, not a node0 service): breaks its first downloads.
+    const flaky = ns.spawn(['node', '--import', 'tsx', join(REPO, 'test/e2e/harness/lab-server.ts'), plan.admin.ip, String(FLAKY_PORT), dist, '2'], { stdout: 'pipe' });
+    const flakyUp = new Promise<void>((resolve, reject) => {
+      flaky.once('exit', (c) => reject(new Error(`the flaky server exited ${c}`)));
+      createInterface({ input: flaky.stdout! }).on('line', (line) => {
+        const e = JSON.parse(line) as { kind: string };
+        if (e.kind === 'listening') resolve();
         if (e.kind === 'flaky') void writeFile(join(dir, 'flaky.log'), line + '\n', { flag: 'a' });
-        for (const w of waiters) w();
       });
     });
-    await ready;
-    // nginx is up when node0's own URL answers (the lab has no other way to know).
-    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--retry', '30', '--retry-delay', '1', '--retry-connrefused', urlFor(plan.admin.httpBase, autorunPath('installer'))]));
-    // The watcher, as node0 would run it beside nginx: it reads the access log (the listener above takes the
-    // proxied reports) and switches a node's link to its OS when the node reports done.
-    const accessLog = join(dir, 'nginx/logs/access.log');
-    watcher = spawn(
-      'node',
-      ['--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'watch', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'), '--listen', 'off', '--access-log', accessLog, '--json'],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    // node0's services as the product runs them: `portacluster serve` (dnsmasq, nginx, the watcher) from the
+    // generated configs, on the lab's bridge. Reports reach the watcher through nginx's proxy; the harness
+    // reads what happened from serve's event lines.
+    serve = ns.spawn(
+      ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
+        '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json'],
+      { stdout: 'pipe' },
     );
-    let watcherErr = '';
-    watcher.stderr!.on('data', (d: Buffer) => (watcherErr = (watcherErr + d.toString()).slice(-4000)));
+    let serveErr = '';
+    serve.stderr!.on('data', (d: Buffer) => (serveErr = (serveErr + d.toString()).slice(-4000)));
     await new Promise<void>((resolve, reject) => {
-      watcher!.once('exit', (c) => reject(new Error(`portacluster watch exited ${c}: ${watcherErr}`)));
-      createInterface({ input: watcher!.stdout! }).on('line', (line) => {
-        void writeFile(join(dir, 'watch.log'), line + '\n', { flag: 'a' });
-        let e: WatcherEvent & { event?: string };
+      let up = 0;
+      serve!.once('exit', (c) => reject(new Error(`portacluster serve exited ${c}: ${serveErr}\n${tailLines(serveLog, 30)}`)));
+      createInterface({ input: serve!.stdout! }).on('line', (line) => {
+        serveLog.push(line);
+        let e: { event: string; report?: WatcherEvent & { at: string; detail?: string; mac: string | null } };
         try {
           e = JSON.parse(line);
         } catch {
           return;
         }
-        if (e.event === 'listening') resolve();
-        else watcherEvents.push(e);
+        if (e.event === 'up' && ++up === 3) resolve();
+        if (e.event === 'report' && e.report) {
+          const r = e.report;
+          watcherEvents.push(r);
+          const failed = r.state === 'failed' && !r.switched;
+          reports.push({ kind: 'report', method: 'POST', phase: failed ? 'failed' : r.phase, host: r.node ?? '', mac: r.mac ?? '', failedPhase: failed ? r.phase : null, query: {}, body: r.detail ?? '', at: Date.parse(r.at) });
+        }
         for (const w of waiters) w();
       });
     });
+    await flakyUp;
   } catch (e) {
-    if (watcher && watcher.exitCode === null) watcher.kill();
     await ns.stop();
     throw e;
+  }
+
+  const seenAccess = new Set<string>();
+  async function readAccessReports(): Promise<void> {
+    const prefix = `${plan.phoneHome.path}/`;
+    for (const line of (await readFile(join(dir, 'log/access.log'), 'utf8').catch(() => '')).split('\n')) {
+      const m = /"(?:GET|POST) (\S+) HTTP/.exec(line);
+      if (!m || !m[1]!.startsWith(prefix) || seenAccess.has(line)) continue;
+      seenAccess.add(line);
+      const u = new URL(m[1]!, 'http://x');
+      const phase = u.pathname.slice(prefix.length);
+      if ((PHASES as readonly string[]).includes(phase) || phase === 'failed' || phase === 'log') continue;
+      reports.push({ kind: 'report', method: 'GET', phase, host: u.searchParams.get('host') ?? '', mac: u.searchParams.get('mac') ?? '', failedPhase: null, query: Object.fromEntries(u.searchParams), body: '', at: Date.now() });
+    }
   }
 
   const lab: Lab = {
@@ -227,25 +212,31 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       });
     },
     waitReport(host, phase, timeoutMs) {
-      return new Promise((resolve, reject) => {
+      // A report the watcher does not know (the bench's timings) shows only in nginx's access log.
+      const fromLog = !(PHASES as readonly string[]).includes(phase) && phase !== 'failed' && phase !== 'log';
+      const poll = fromLog ? setInterval(() => void readAccessReports().then(() => { for (const w of waiters) w(); }), 1000) : undefined;
+      return new Promise<Report>((resolve, reject) => {
         const check = () => {
           const hit = reports.find((r) => r.host === host && r.phase === phase);
           const failed = phase !== 'failed' && reports.find((r) => r.host === host && r.phase === 'failed');
           if (hit || failed) {
             waiters.delete(check);
             clearTimeout(timer);
+            clearInterval(poll);
             if (hit) resolve(hit);
             else reject(new Error(`${host} reported failed in phase ${failed && failed.failedPhase}:\n${failed && failed.body}`));
           }
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
+          clearInterval(poll);
           reject(new Error(`no ${phase} report from ${host} within ${timeoutMs / 1000} s (reports: ${reports.filter((r) => r.host === host).map((r) => r.phase).join(', ') || 'none'})`));
         }, timeoutMs);
         waiters.add(check);
         check();
       });
     },
+    serveLog: () => [...serveLog],
     node(name) {
       const n = plan.nodes.find((x) => x.name === name);
       if (!n) throw new Error(`no node ${name} in the lab spec`);
@@ -294,19 +285,14 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       for (const vm of list) parts.push(`---- serial ${vm.name} (last lines) ----\n${await vm.serialTail(60)}`);
       parts.push(`---- reports ----\n${reports.map((r) => `${r.host} ${r.phase}${r.failedPhase ? ` (${r.failedPhase})` : ''}`).join('\n')}`);
       for (const f of reports.filter((r) => r.phase === 'failed')) parts.push(`---- failed report of ${f.host} ----\n${f.body}`);
-      parts.push(`---- watcher ----\n${await tailFile(join(dir, 'watch.log'), 20)}`);
-      parts.push(`---- dnsmasq.log ----\n${await tailFile(join(dir, 'dnsmasq.log'), 30)}`);
-      parts.push(`---- nginx access.log ----\n${await tailFile(join(dir, 'nginx/logs/access.log'), 30)}`);
-      parts.push(`---- nginx error.log ----\n${await tailFile(join(dir, 'nginx/logs/error.log'), 15)}`);
+      parts.push(`---- portacluster serve (watcher, dnsmasq, nginx) ----\n${tailLines(serveLog, 50)}`);
+      parts.push(`---- nginx access.log ----\n${await tailFile(join(dir, 'log/access.log'), 30)}`);
       return parts.join('\n');
     },
     async stop() {
       for (const vm of vms) await vm.quit().catch(() => {});
-      if (watcher && watcher.exitCode === null && watcher.signalCode === null) {
-        const gone = new Promise((r) => watcher!.once('exit', r));
-        watcher.kill('SIGTERM');
-        await gone;
-      }
+      await writeFile(join(dir, 'serve.log'), serveLog.join('\n') + '\n').catch(() => {});
+      // ns.stop() sends serve SIGTERM, which stops dnsmasq, nginx and the watcher, then deletes the namespace.
       await ns.stop();
     },
   };

@@ -1,0 +1,139 @@
+/**
+ * node0's services from a built tree, as one supervised group: dnsmasq (DHCP + TFTP), nginx (HTTP) and
+ * the watcher (phone-home reports, link switches). Everything is checked before anything starts: the
+ * tree is there, the cluster interface exists and holds the admin IP, and the real tools accept the
+ * configs (`dnsmasq --test`, `nginx -t`).
+ *
+ * The configs are the generated ones, rendered from the tree's own spec (etc/portacluster.json) by the
+ * same renderers as the build, with node0's runtime paths: the served root (--root), the interface
+ * (--interface, the lab's bridge), and serve's own pid, lease and log files, so it never shares them
+ * with a system dnsmasq or nginx.
+ */
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { PXE_DIR } from '../layout.ts';
+import { StageError } from '../lib/errors.ts';
+import { run } from '../lib/run.ts';
+import type { Plan } from '../plan/plan.ts';
+import { renderDnsmasqConf } from '../render/dnsmasq.ts';
+import { renderNginxConf } from '../render/nginx.ts';
+import { childService, startGroup, type Group, type GroupEvent, type ServiceDef } from './supervise.ts';
+import { startWatcher, type WatchEvent } from './watch.ts';
+
+export interface ServeOptions {
+  plan: Plan;
+  /** The served tree (dist/ or /srv/public). */
+  root: string;
+  stateFile: string;
+  /** Runtime configs and pid files. */
+  runDir: string;
+  /** nginx's access log (the watcher and `status` read it). */
+  logDir: string;
+  /** Bind dnsmasq here instead of admin.interface. */
+  interface?: string;
+  /** No upstream DNS and no /etc/hosts: the lab's namespace has no way out, and must not try one. */
+  noUpstreamDns?: boolean;
+  timeoutMs: number;
+  onEvent(e: GroupEvent | { event: 'report'; report: WatchEvent }): void;
+}
+
+export interface ServePaths {
+  dnsmasqConf: string;
+  nginxConf: string;
+  nginxPrefix: string;
+  accessLog: string;
+  leases: string;
+}
+
+export function servePaths(o: Pick<ServeOptions, 'runDir' | 'logDir' | 'stateFile'>): ServePaths {
+  return {
+    dnsmasqConf: join(o.runDir, 'dnsmasq.conf'),
+    nginxConf: join(o.runDir, 'nginx.conf'),
+    nginxPrefix: join(o.runDir, 'nginx'),
+    accessLog: join(o.logDir, 'access.log'),
+    leases: join(dirname(o.stateFile), 'dnsmasq.leases'),
+  };
+}
+
+/** The cluster interface must exist here and hold the admin IP, or nodes would get answers from nowhere. */
+export async function checkInterface(iface: string, ip: string, prefix: number): Promise<void> {
+  const r = await run(['ip', '-j', 'addr', 'show', 'dev', iface], { nothrow: true });
+  if (r.exitCode !== 0)
+    throw new StageError('serve', `the cluster interface ${iface} does not exist on this host\n  hint: set admin.interface in the spec to the NIC on the cluster network (ip -br link lists them), or pass --interface`);
+  const addrs = (JSON.parse(r.stdout || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[]).flatMap((l) => l.addr_info ?? []);
+  const v4 = addrs.filter((a) => a.family === 'inet');
+  if (!v4.some((a) => a.local === ip))
+    throw new StageError(
+      'serve',
+      `${iface} does not hold the admin IP ${ip}/${prefix} (it has ${v4.map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no IPv4 address'})\n  hint: ip addr add ${ip}/${prefix} dev ${iface}, or fix admin.ip in the spec`,
+    );
+}
+
+async function checkTree(root: string): Promise<void> {
+  const pxe = await stat(join(root, PXE_DIR)).catch(() => null);
+  if (!pxe?.isDirectory()) throw new StageError('serve', `no served tree at ${root} (no pxe/ in it)\n  hint: portacluster build --out ${root}, or deploy a tree there, or pass --root DIR`);
+  // nginx's workers and dnsmasq's TFTP run as an unprivileged user: every directory on the way to the tree
+  // must let others through, or every node gets 403 / a TFTP error while serve says all is well.
+  for (let dir = resolve(root); ; dir = dirname(dir)) {
+    const st = await stat(dir);
+    if ((st.mode & 0o001) === 0)
+      throw new StageError('serve', `${dir} is mode ${(st.mode & 0o777).toString(8)}: nginx's workers and dnsmasq's TFTP (unprivileged) cannot reach ${resolve(root)} through it\n  hint: chmod o+x ${dir}, or build and serve the tree somewhere else (--root)`);
+    if (dir === dirname(dir)) break;
+  }
+}
+
+/** Writes the runtime configs and has the real tools check them; refuses with the tool's own words. */
+export async function prepareConfigs(o: ServeOptions): Promise<ServePaths> {
+  const p = servePaths(o);
+  for (const d of [o.runDir, o.logDir, dirname(p.leases), join(p.nginxPrefix, 'logs')]) {
+    await mkdir(d, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw new StageError('serve', `cannot create the directory ${d} (${e.code ?? e.message}); nothing was started\n  hint: pass --run-dir/--log-dir/--state paths this user may create, or run as root`);
+    });
+  }
+  await writeFile(p.dnsmasqConf, renderDnsmasqConf(o.plan, { interface: o.interface ?? o.plan.admin.interface, servedRoot: resolve(o.root) }));
+  await writeFile(p.nginxConf, renderNginxConf(o.plan, { root: resolve(o.root), pid: join(o.runDir, 'nginx.pid'), errorLog: 'stderr', accessLog: p.accessLog }));
+  const checks: [string, string[]][] = [
+    ['dnsmasq', ['dnsmasq', '--test', `--conf-file=${p.dnsmasqConf}`]],
+    ['nginx', ['nginx', '-t', '-q', '-p', p.nginxPrefix, '-c', p.nginxConf]],
+  ];
+  for (const [name, argv] of checks) {
+    const r = await run(argv, { nothrow: true });
+    if (r.exitCode !== 0) throw new StageError('serve', `${name} refuses its config ${name === 'nginx' ? p.nginxConf : p.dnsmasqConf}; nothing was started:\n${(r.stderr || r.stdout).trim().replace(/^/gm, '    ')}`);
+  }
+  return p;
+}
+
+function watcherService(o: ServeOptions): ServiceDef {
+  return {
+    name: 'watcher',
+    async start() {
+      const listen = { host: '127.0.0.1', port: o.plan.phoneHome.watcherPort };
+      const w = await startWatcher({ plan: o.plan, root: resolve(o.root), stateFile: o.stateFile, listen, timeoutMs: o.timeoutMs, onEvent: (report) => o.onEvent({ event: 'report', report }) });
+      // The watcher lives in this process: it ends only when the group stops it.
+      return { pid: process.pid, detail: `reports at http://${listen.host}:${listen.port}${o.plan.phoneHome.path}/ (proxied by nginx), state ${o.stateFile}`, exited: new Promise(() => {}), stop: () => w.close() };
+    },
+  };
+}
+
+/** Checks everything, then starts dnsmasq, nginx and the watcher; the group stops as one. */
+export async function serve(o: ServeOptions): Promise<Group> {
+  await checkTree(o.root);
+  const iface = o.interface ?? o.plan.admin.interface;
+  await checkInterface(iface, o.plan.admin.ip, o.plan.admin.prefix);
+  const p = await prepareConfigs(o);
+  const base = `http://${o.plan.admin.ip}:80/`;
+  const services: ServiceDef[] = [
+    // The watcher first: nginx proxies reports to it from its first request on.
+    watcherService(o),
+    childService(
+      'dnsmasq',
+      ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : [])],
+      { readyLine: /started, version/, detail: `DHCP + TFTP on ${iface}, tftp root ${resolve(o.root, PXE_DIR)}` },
+    ),
+    childService('nginx', ['nginx', '-p', p.nginxPrefix, '-c', p.nginxConf, '-g', 'daemon off;'], {
+      probe: async () => (await fetch(base, { signal: AbortSignal.timeout(1000) })).status > 0,
+      detail: `${base} serving ${resolve(o.root)}, access log ${p.accessLog}`,
+    }),
+  ];
+  return startGroup(services, o.onEvent);
+}

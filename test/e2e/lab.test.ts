@@ -1,0 +1,86 @@
+/**
+ * The product's own lab, as a new user drives it: `portacluster lab up` on the built tree, then
+ * `portacluster reimage … --reboot` powers the VMs on into the installer, `status --json` shows them
+ * finish, they boot their OS, and `lab down` leaves no namespace, tap or process behind.
+ * Everything runs through the CLI; node0's services are `portacluster serve`'s.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../build/lib/run.ts';
+import { buildLabDist, REPO, type BuiltDist } from './harness/lab.ts';
+
+const MIN = 60_000;
+const NODES = ['labbios', 'labuefi'];
+
+let built: BuiltDist;
+let dir: string;
+const cli = (args: string[], o: { nothrow?: boolean } = {}) =>
+  run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args], { cwd: REPO, ...o, env: { ...process.env, PORTACLUSTER_STATE: join(dir, 'state.json') } });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pc-lab-'));
+  built = await buildLabDist(dir);
+}, 40 * MIN);
+
+afterAll(async () => {
+  await cli(['lab', 'down', '--root', built.dist, '--wipe'], { nothrow: true });
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+describe('portacluster lab', () => {
+  it('lab up → reimage --reboot → done → the OS at login: → lab down leaves nothing', async () => {
+    const t0 = Date.now();
+    const up = JSON.parse((await cli(['lab', 'up', '--root', built.dist, '--nodes', '2', '--dir', join(dir, 'lab'), '--json'])).stdout);
+    expect(up.vms.map((v: { name: string }) => v.name)).toEqual(NODES);
+    const status0 = JSON.parse((await cli(['lab', 'status', '--root', built.dist, '--json'])).stdout);
+    expect(status0.vms.map((v: { power: string }) => v.power)).toEqual(['off', 'off']);
+
+    const reimage = JSON.parse((await cli(['reimage', ...NODES, '--reboot', '--root', built.dist, '--json'])).stdout);
+    expect(reimage.reboots.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
+
+    // The product's status, as a user reads it: both nodes installed and switched to their OS.
+    await until(
+      async () => {
+        const s = JSON.parse((await cli(['status', '--root', built.dist, '--json'], { nothrow: true })).stdout || '{}');
+        const rows = (s.nodes ?? []) as { name: string; state: string; profile: string }[];
+        const mine = rows.filter((r) => NODES.includes(r.name));
+        if (mine.some((r) => r.state === 'failed')) throw new Error(`a node failed: ${JSON.stringify(mine)}\n${await readFile(up.serve.log, 'utf8')}`);
+        return mine.length === 2 && mine.every((r) => r.state === 'done' && r.profile === built.plan.profiles.os) ? mine : undefined;
+      },
+      15 * MIN,
+      'both lab nodes done',
+    );
+    const installed = (Date.now() - t0) / 1000;
+    for (const vm of up.vms as { name: string; serialLog: string }[]) {
+      await until(async () => ((await readFile(vm.serialLog, 'utf8')).includes(`${vm.name} login:`) ? true : undefined), 8 * MIN, `${vm.name} at login:`);
+    }
+    console.log(`lab: up → both nodes done ${installed.toFixed(0)} s, at login: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+
+    const pids = [up.serve.pid, up.raPid, ...up.vms.map((v: { pid: number }) => v.pid)];
+    await cli(['lab', 'down', '--root', built.dist]);
+    expect(pids.filter(alive)).toEqual([]);
+    expect((await run(['ip', 'netns', 'list'])).stdout).not.toContain(up.netns);
+    expect(JSON.parse((await cli(['lab', 'status', '--root', built.dist, '--json'], { nothrow: true })).stdout).serve).toBeNull();
+  }, 40 * MIN);
+});

@@ -1,0 +1,52 @@
+/** The supervisor with real processes: readiness, the ready deadline, a dying member, stop by process group. */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { childService, startGroup, type GroupEvent } from '../build/lifecycle/supervise.ts';
+
+// A killed grandchild is reparented to PID 1, which in some sandboxes never reaps it: a zombie is not alive.
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('startGroup', () => {
+  it('keeps a service that came up past its ready deadline, and stops it with everything it forked', async () => {
+    const events: GroupEvent[] = [];
+    // The service forks a grandchild that ignores nothing: stopping the group must take it too.
+    const svc = childService('svc', ['sh', '-c', 'sleep 60 & echo "started, version 1"; echo $! >&2; wait'], { readyLine: /started, version/, readyTimeoutMs: 300, detail: 'test' });
+    const group = await startGroup([svc], (e) => events.push(e));
+    await sleep(800);
+    expect(events.filter((e) => e.event === 'exit')).toEqual([]);
+    const grandchild = Number((events.find((e) => e.event === 'line' && e.stream === 'stderr') as { line: string }).line);
+    expect(alive(grandchild)).toBe(true);
+    await group.stop('test over');
+    expect(await group.done).toBe(0);
+    await sleep(100);
+    expect(alive(grandchild)).toBe(false);
+  });
+
+  it('a member that ends stops the others and reports its exit code and last output', async () => {
+    const events: GroupEvent[] = [];
+    const a = childService('a', ['sh', '-c', 'echo ready; exec sleep 60'], { readyLine: /ready/, detail: 'a' });
+    const b = childService('b', ['sh', '-c', 'echo ready; echo "out of cheese" >&2; sleep 0.3; exit 3'], { readyLine: /ready/, detail: 'b' });
+    const group = await startGroup([a, b], (e) => events.push(e));
+    const pids = events.filter((e) => e.event === 'up').map((e) => (e as { pid: number }).pid);
+    expect(await group.done).toBe(1);
+    expect(events.find((e) => e.event === 'exit')).toMatchObject({ service: 'b', code: 3, tail: ['ready', 'out of cheese'] });
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('a member that never comes up is stopped at its deadline, and the ones already up are stopped too', async () => {
+    const events: GroupEvent[] = [];
+    const a = childService('a', ['sh', '-c', 'echo ready; exec sleep 60'], { readyLine: /ready/, detail: 'a' });
+    const mute = childService('mute', ['sleep', '60'], { readyLine: /never/, readyTimeoutMs: 300, detail: 'mute' });
+    await expect(startGroup([a, mute], (e) => events.push(e))).rejects.toThrow(/mute did not start: mute did not come up within 0.3 s: sleep 60/);
+    const pid = (events.find((e) => e.event === 'up') as { pid: number }).pid;
+    expect(alive(pid)).toBe(false);
+    expect(events.at(-1)).toMatchObject({ event: 'stopped', code: 1 });
+  });
+});
