@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   status: () => import('./commands/status.ts'),
   deploy: () => import('./commands/deploy.ts'),
   serve: () => import('./commands/serve.ts'),
+  node0: () => import('./commands/node0.ts'),
 };
 
 function usage(): string {
@@ -31,6 +32,7 @@ function usage(): string {
     '  status    [--root DIR] [--state F] [--json]',
     '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--json]',
     '  serve     [--root DIR] [--state F] [--run-dir DIR] [--log-dir DIR] [--interface IF] [--json]   run dnsmasq, nginx and the watcher',
+    '  node0     install [--root DIR] [--mode dedicated|shared] [--dest DIR] [--dry-run] | uninstall [--dest DIR]   systemd units on node0',
     '',
     'The spec defaults to ./portacluster.config.ts (or .json).',
   ].join('\n');
