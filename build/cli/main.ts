@@ -30,7 +30,7 @@ function usage(): string {
     '  reimage | rescue | diskless | normal  <node…|--all> [--root DIR | --ssh HOST] [--reboot]',
     '  watch     [--root DIR] [--state F] [--listen ADDR] [--access-log F] [--until-done] [--json]',
     '  status    [--root DIR] [--state F] [--json]',
-    '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--json]',
+    '  deploy    <node0:/srv/public | DIR> [--from dist] [--dry-run] [--activate [--run-dir DIR]] [--json]',
     '  serve     [--root DIR] [--state F] [--run-dir DIR] [--log-dir DIR] [--interface IF] [--json]   run dnsmasq, nginx and the watcher',
     '  node0     install [--root DIR] [--mode dedicated|shared] [--dest DIR] [--dry-run] | uninstall [--dest DIR]   systemd units on node0',
     '',

@@ -2,6 +2,7 @@
 import { UsageError } from '../../lib/errors.ts';
 import { deploy } from '../../lifecycle/deploy.ts';
 import { emit, parseFlags, type Command } from '../command.ts';
+import { DEFAULT_RUN_DIR } from './serve.ts';
 
 export const command: Command = async (argv) => {
   const { values, positionals } = parseFlags(
@@ -11,17 +12,21 @@ export const command: Command = async (argv) => {
       'dry-run': { type: 'boolean' },
       keep: { type: 'string', default: '3' },
       'ssh-config': { type: 'string' },
+      activate: { type: 'boolean' },
+      'run-dir': { type: 'string', default: DEFAULT_RUN_DIR },
       json: { type: 'boolean' },
     },
     true,
   );
-  if (positionals.length !== 1) throw new UsageError('usage: portacluster deploy <node0:/srv/public | DIR> [--from dist] [--dry-run] [--keep N] [--json]');
+  if (positionals.length !== 1) throw new UsageError('usage: portacluster deploy <node0:/srv/public | DIR> [--from dist] [--dry-run] [--keep N] [--activate [--run-dir DIR]] [--json]');
   const keep = Number(values.keep);
   const r = await deploy({
     from: values.from!,
     dest: positionals[0]!,
     dryRun: !!values['dry-run'],
     keep,
+    activate: !!values.activate,
+    runDir: values['run-dir']!,
     ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}),
     log: (l) => process.stderr.write(l + '\n'),
   });
@@ -33,6 +38,7 @@ export const command: Command = async (argv) => {
         `published ${r.release} at ${where} in ${r.seconds.toFixed(1)} s; ${r.checked} files verified by sha256sum -c on the destination`,
         `kept ${r.keptLinks.length} node link${r.keptLinks.length === 1 ? '' : 's'} from the live tree${r.lateLinks.length ? `, re-applied ${r.lateLinks.length} switched during the deploy` : ''}`,
         ...(r.pruned.length ? [`pruned ${r.pruned.join(', ')}`] : []),
+        ...(r.activation ? [`activate: etc/ ${r.activation.etc}; ${r.activation.message}`] : []),
       ].join('\n');
   emit(!!values.json, r, text);
   return 0;

@@ -1,14 +1,14 @@
 /**
  * serve: run node0's services (dnsmasq, nginx, the watcher) from a built tree in the foreground, as one
  * supervised group. Output is prefixed per service; --json prints one event per line.
+ * SIGHUP re-renders and re-checks the configs from the (now live) tree and applies them only if the real
+ * tools accept them (nginx reloads, dnsmasq and the watcher restart); the group keeps running either way.
  * Exit: 0 after Ctrl-C/SIGTERM, 1 when a service ended by itself or failed to start, 2 on bad usage.
  */
 import { resolve } from 'node:path';
 import { UsageError } from '../../lib/errors.ts';
 import { defaultStateFile } from '../../lifecycle/state.ts';
-import { serve } from '../../lifecycle/serve.ts';
-import type { GroupEvent } from '../../lifecycle/supervise.ts';
-import type { WatchEvent } from '../../lifecycle/watch.ts';
+import { serve, type ServeEvent } from '../../lifecycle/serve.ts';
 import { parseFlags, type Command } from '../command.ts';
 import { eventLine } from './watch.ts';
 import { loadPlan } from './switch.ts';
@@ -16,7 +16,7 @@ import { loadPlan } from './switch.ts';
 export const DEFAULT_RUN_DIR = '/run/portacluster';
 export const DEFAULT_LOG_DIR = '/var/log/portacluster';
 
-function textLine(e: GroupEvent | { event: 'report'; report: WatchEvent }): string {
+function textLine(e: ServeEvent): string {
   switch (e.event) {
     case 'line':
       return `${e.service.padEnd(7)} | ${e.line}`;
@@ -32,6 +32,8 @@ function textLine(e: GroupEvent | { event: 'report'; report: WatchEvent }): stri
       return e.code === 0 ? 'stopped; no service left running' : 'stopped: a service ended, so the group stopped (see above); no service left running';
     case 'report':
       return `watcher | ${eventLine(e.report)}`;
+    case 'reload':
+      return e.ok ? `reload: ${e.message}` : `reload refused, still running the previous config: ${e.message}`;
   }
 }
 
@@ -50,7 +52,7 @@ export const command: Command = async (argv) => {
   const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
   if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
   if (values.interface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.interface)) throw new UsageError(`--interface: not an interface name (got ${JSON.stringify(values.interface)})`);
-  const print = (e: GroupEvent | { event: 'report'; report: WatchEvent }) =>
+  const print = (e: ServeEvent) =>
     process.stdout.write((values.json ? JSON.stringify(e) : textLine(e)) + '\n');
   const group = await serve({
     plan,
@@ -60,6 +62,8 @@ export const command: Command = async (argv) => {
     logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
     ...(values.interface ? { interface: values.interface } : {}),
     timeoutMs: timeoutS * 1000,
+    // SIGHUP (deploy --activate) reads the spec again from the tree that is live by then.
+    reloadPlan: () => loadPlan(values.config, values.root),
     onEvent: print,
   }).catch((e: Error & { service?: string }) => {
     // startGroup already reported the service's exit and stopped the others.
@@ -70,5 +74,6 @@ export const command: Command = async (argv) => {
   const onSignal = (signal: string) => void group.stop(`${signal} received`);
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => void group.reload());
   return group.done;
 };
