@@ -6,7 +6,7 @@
  * cannot run is refused with the old release left live.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +95,11 @@ describe('deploy --activate', () => {
 
   it('with nothing running, publishes and says how to start the services', async () => {
     const v2 = await release('v2', { edit: (s) => (s.dhcp.leaseTime = '2h'), extra: { 'installer/autorun': '#!/bin/bash\necho v2\n' } });
+    // node0 install gives the link directories to the watcher's user; the next release keeps that owner.
+    await chown(join(dest(), 'pxe/pxelinux.cfg'), 65534, 65534);
     const r = await deployCli([dest(), '--from', v2, '--activate', '--run-dir', join(ws.dir, 'run')]);
+    expect((await lstat(join(dest(), 'pxe/pxelinux.cfg'))).uid).toBe(65534);
+    expect((await lstat(join(dest(), 'pxe/ipxe'))).uid).toBe(0);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/activate: etc\/ changed; no running services found for .*srv\/public on this machine/);

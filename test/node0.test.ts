@@ -105,6 +105,10 @@ describe('node0 install | uninstall into a temp root', () => {
   it('writes the units, the user and the link ownership, enables them, says systemd is not running; uninstall restores the root', async () => {
     const dest = await makeRoot('dedicated');
     const before = await snapshot(dest);
+    const dry = await cli(['install', '--dest', dest, '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain(`would write ${join(dest, 'etc/systemd/system/portacluster-watch.service')}`);
+    expect(await snapshot(dest)).toEqual(before);
     const r = await cli(['install', '--dest', dest]);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.exitCode).toBe(0);
