@@ -21,6 +21,7 @@ import { checksumTree } from '../build/stages/checksum-tree.ts';
 import { createNetns, type Netns } from './e2e/harness/netns.ts';
 import { baseSpec } from './fixtures/specs.ts';
 import { writeServedTree } from './helpers/served-tree.ts';
+import { startSshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
 
 const REPO = join(import.meta.dirname, '..');
@@ -86,11 +87,28 @@ describe('deploy --activate', () => {
     const err = await deploy({ from: bad, dest: dest(), activate: true, runDir: join(ws.dir, 'run') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StageError);
     expect((err as Error).message).toMatch(/--activate: nginx refuses the new release's nginx\.conf on this machine/);
-    expect((err as Error).message).toMatch(/invalid value "zero"|keepalive_timeout/);
-    expect((err as Error).message).toMatch(/nothing was switched, .*stays live/);
+    expect((err as Error).message).toMatch(/"keepalive_timeout" directive invalid value/);
+    expect((err as Error).message).not.toContain('syntax check OK');
+    expect((err as Error).message).toMatch(/nothing was switched: .*stays live/);
     expect(await readlink(dest())).toBe(live);
     expect(await servedSnapshot(dest())).toEqual(before);
     expect((await readdir(`${dest()}.releases`)).filter((n) => n.startsWith('.incoming'))).toEqual([]);
+  }, 60_000);
+
+  it('over ssh: the same checks run on node0 and refuse the same release', async () => {
+    const sshd = await startSshd(join(ws.dir, 'ssh'));
+    try {
+      const remote = join(ws.dir, 'remote/public');
+      await mkdir(join(ws.dir, 'remote'), { recursive: true });
+      await deploy({ from: join(ws.dir, 'v1'), dest: `node0:${remote}`, sshConfig: sshd.sshConfig });
+      const live = await readlink(remote);
+      const err = await deploy({ from: join(ws.dir, 'bad'), dest: `node0:${remote}`, sshConfig: sshd.sshConfig, activate: true, runDir: join(ws.dir, 'run') }).catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(/--activate: nginx refuses the new release's nginx\.conf on node0:\n.*"keepalive_timeout" directive invalid value/s);
+      expect(await readlink(remote)).toBe(live);
+      expect((await readdir(`${remote}.releases`)).filter((n) => n.startsWith('.incoming'))).toEqual([]);
+    } finally {
+      await sshd.stop();
+    }
   }, 60_000);
 
   it('with nothing running, publishes and says how to start the services', async () => {

@@ -109,7 +109,7 @@ function switchScript(dest: string, release: string): string {
 export async function precheckRelease(c: ActivateContext, inc: string, previous: string | null): Promise<'changed' | 'same'> {
   const refuse = async (what: string): Promise<never> => {
     await runScript(c.target, `rm -rf -- ${shq(inc)}`, { nothrow: true });
-    throw new StageError('deploy', `--activate: ${what}; nothing was switched${previous ? `, ${previous} stays live` : ''}`);
+    throw new StageError('deploy', `--activate: ${what}\n  nothing was switched${previous ? `: ${previous} stays live` : ''}`);
   };
   const r = await runScript(c.target, precheckScript(c.dest, inc), { nothrow: true });
   if (r.exitCode === 3) {

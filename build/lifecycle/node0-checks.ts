@@ -27,7 +27,8 @@ export function treeConfigChecks(tree: string, mode: Node0Mode = 'dedicated'): C
 
 /** The checks as one sh script: exits 3 and prints `failed\t<name>\t<file>` then the tool's words on stderr. */
 export function checkScript(checks: ConfigCheck[]): string {
-  return ['set -u', ...checks.map((c) => `${c.argv.map(shq).join(' ')} >&2 || { printf 'failed\\t%s\\t%s\\n' ${shq(c.name)} ${shq(c.file)}; exit 3; }`)].join('\n');
+  // A passing tool's chatter ("syntax check OK") is dropped; a refusing one's words go to stderr.
+  return ['set -u', ...checks.map((c) => `out=$(${c.argv.map(shq).join(' ')} 2>&1) || { printf 'failed\\t%s\\t%s\\n' ${shq(c.name)} ${shq(c.file)}; printf '%s\\n' "$out" >&2; exit 3; }`)].join('\n');
 }
 
 function refusal(name: string, file: string, words: string): StageError {
