@@ -198,7 +198,8 @@ export async function node0Install(o: Node0Options): Promise<Node0Result> {
     await writeAtomic(join(dest, MANIFEST), { path: MANIFEST, mode: 0o644, text: JSON.stringify(m, null, 2) + '\n' });
   } catch (e) {
     if (e instanceof StageError) throw e;
-    return fail('node0 install failed', (e as Error).message);
+    const code = (e as NodeJS.ErrnoException).code;
+    return fail(`node0 install failed${code === 'EACCES' || code === 'EPERM' ? ' (run it as root: it writes under /etc and changes owners)' : ''}`, (e as Error).message);
   }
   log(`wrote ${files.map((f) => f.path).join(', ')} under ${dest}`);
   result.services = await startServices(dest, o.mode, units);

@@ -7,28 +7,23 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../../lib/errors.ts';
 import { node0Install, node0Uninstall } from '../../lifecycle/node0.ts';
-import type { Node0Mode } from '../../render/systemd.ts';
 import { emit, parseFlags, type Command } from '../command.ts';
 
 const USAGE = 'usage: portacluster node0 install [--root /srv/public] [--mode dedicated|shared] [--dest /] [--dry-run] [--json]\n       portacluster node0 uninstall [--dest /] [--dry-run] [--json]';
 
 /** One option table per subcommand, each option described (folded into per-command --help at merge). */
-const OPTIONS = {
+const INSTALL = {
   root: { type: 'string', default: '/srv/public', description: 'the served tree on node0; its etc/ holds the configs the services run' },
   mode: { type: 'string', default: 'dedicated', description: "dedicated: nginx is portacluster's own unit; shared: a server block in the distro nginx's conf.d" },
   dest: { type: 'string', default: '/', description: 'install under this root prefix instead of / (images, tests)' },
   'dry-run': { type: 'boolean', description: 'check everything and say what would be written; write nothing' },
   json: { type: 'boolean', description: 'print the result as JSON' },
 } as const;
-
-/** parseArgs rejects unknown keys in its option objects, so descriptions are stripped before parsing. */
-function flags<K extends keyof typeof OPTIONS>(argv: string[], keys: K[]) {
-  const table = Object.fromEntries(keys.map((k) => {
-    const { description: _d, ...o } = OPTIONS[k];
-    return [k, o];
-  })) as { [P in K]: Omit<(typeof OPTIONS)[P], 'description'> };
-  return parseFlags(argv, table as { [P in K]: { type: 'string' | 'boolean'; default?: string } }).values as { root?: string; mode?: string; dest?: string; 'dry-run'?: boolean; json?: boolean };
-}
+const UNINSTALL = {
+  dest: INSTALL.dest,
+  'dry-run': { type: 'boolean', description: 'say what would be removed; remove nothing' },
+  json: INSTALL.json,
+} as const;
 
 /** The node running us and the bin/portacluster.js beside this checkout: what the watcher unit runs. */
 function selfPaths(): { node: string; bin: string } {
@@ -40,15 +35,15 @@ function selfPaths(): { node: string; bin: string } {
 export const command: Command = async (argv) => {
   const [sub, ...rest] = argv;
   if (sub === 'install') {
-    const v = flags(rest, ['root', 'mode', 'dest', 'dry-run', 'json']);
+    const v = parseFlags(rest, INSTALL).values;
     if (v.mode !== 'dedicated' && v.mode !== 'shared') throw new UsageError(`--mode is dedicated or shared (got ${JSON.stringify(v.mode)})`);
-    const r = await node0Install({ root: v.root!, mode: v.mode as Node0Mode, dest: v.dest!, dryRun: !!v['dry-run'], ...selfPaths(), log: (l) => process.stderr.write(l + '\n') });
+    const r = await node0Install({ root: v.root, mode: v.mode, dest: v.dest, dryRun: !!v['dry-run'], ...selfPaths(), log: (l) => process.stderr.write(l + '\n') });
     emit(!!v.json, r, [...(r.dryRun ? r.written.map((f) => `would write ${f}`) : []), `node0 (${r.mode}): ${r.services}`].join('\n'));
     return 0;
   }
   if (sub === 'uninstall') {
-    const v = flags(rest, ['dest', 'dry-run', 'json']);
-    const r = await node0Uninstall({ dest: v.dest!, dryRun: !!v['dry-run'] });
+    const v = parseFlags(rest, UNINSTALL).values;
+    const r = await node0Uninstall({ dest: v.dest, dryRun: !!v['dry-run'] });
     const kept = r.kept.map((f) => `left ${join(r.dest, f)}: it changed since node0 install wrote it`);
     emit(!!v.json, r, [...kept, `node0 (${r.mode}): ${r.services}; removed ${r.written.length - r.kept.length} files`].join('\n'));
     return 0;

@@ -54,6 +54,11 @@ export const command: Command = async (argv) => {
   if (values.interface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.interface)) throw new UsageError(`--interface: not an interface name (got ${JSON.stringify(values.interface)})`);
   const print = (e: ServeEvent) =>
     process.stdout.write((values.json ? JSON.stringify(e) : textLine(e)) + '\n');
+  // Installed before anything starts: a SIGHUP that arrives while the group comes up waits for it,
+  // instead of killing serve (SIGHUP's default action).
+  let reload: (() => void) | null = null;
+  let pendingHup = false;
+  process.on('SIGHUP', () => (reload ? reload() : (pendingHup = true)));
   const group = await serve({
     plan,
     root: resolve(values.root ?? plan.admin.servedRoot),
@@ -74,6 +79,7 @@ export const command: Command = async (argv) => {
   const onSignal = (signal: string) => void group.stop(`${signal} received`);
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGHUP', () => void group.reload());
+  reload = () => void group.reload();
+  if (pendingHup) reload();
   return group.done;
 };
