@@ -191,5 +191,7 @@ describe('deploy --activate', () => {
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('close', r)));
     }
     expect(events.at(-1)).toMatchObject({ event: 'stopped', code: 0 });
+    // A stopped serve leaves no pid file for the next deploy to signal.
+    expect(await readdir(join(ws.dir, 'run')).then((l) => l.filter((f) => /^(serve\.pid|serve\.json|reload\.json)$/.test(f)))).toEqual([]);
   }, 120_000);
 });

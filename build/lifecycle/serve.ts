@@ -187,7 +187,7 @@ export async function serve(o: ServeOptions): Promise<Served> {
       await group.restart('watcher', watcherService(next));
       result = { ok: true, message: `reloaded from ${release}: nginx re-read its config (SIGHUP), dnsmasq and the watcher restarted` };
     } catch (e) {
-      result = { ok: false, message: `reload from ${release} refused; ${(e as Error).message}` };
+      result = { ok: false, message: `reload from ${release} failed: ${(e as Error).message}` };
     }
     reloads += 1;
     // Written then renamed: deploy --activate polls this file and must never read half of it.

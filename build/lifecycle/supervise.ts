@@ -177,6 +177,8 @@ export async function startGroup(defs: ServiceDef[], onEvent: (e: GroupEvent) =>
       await stopAll(`${def.name} did not start`);
       throw Object.assign(new Error(`${def.name} did not start: ${err.message}`), { service: def.name, exit });
     }
+    // Started by a restart while the group was stopping: it would outlive the group.
+    if (stopping) return void (await svc.stop());
     const entry: (typeof running)[number] = { name: def.name, svc };
     running.push(entry);
     onEvent({ event: 'up', service: def.name, pid: svc.pid, detail: svc.detail });

@@ -33,7 +33,7 @@ function textLine(e: ServeEvent): string {
     case 'report':
       return `watcher | ${eventLine(e.report)}`;
     case 'reload':
-      return e.ok ? `reload: ${e.message}` : `reload refused, still running the previous config: ${e.message}`;
+      return `${e.ok ? 'reload' : 'reload FAILED'}: ${e.message}`;
   }
 }
 
