@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   deploy: () => import('./commands/deploy.ts'),
   serve: () => import('./commands/serve.ts'),
   lab: () => import('./commands/lab.ts'),
+  node0: () => import('./commands/node0.ts'),
 };
 
 function usage(): string {
@@ -34,6 +35,7 @@ function usage(): string {
     '  deploy <node0:/srv/public | DIR>       publish dist/ as a new release, atomically',
     '  serve                                  run node0\'s dnsmasq, nginx and the watcher from a built tree',
     '  lab up|down|status                     a virtual cluster: node0 and a QEMU VM per node, in a network namespace',
+    '  node0 install|uninstall                systemd units that run node0\'s services from the served tree',
     '',
     'Every command lists its options with `portacluster <command> --help`.',
     'The spec defaults to ./portacluster.config.ts (or .js, .json).',

@@ -18,6 +18,7 @@ import { StageError, UsageError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import { shq } from '../render/shell.ts';
 import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, SUMS_FILE } from '../layout.ts';
+import { activate, precheckRelease, type Activation } from './activate.ts';
 import { parseDest, runScript, sshCommand, type Target } from './target.ts';
 
 export interface DeployOptions {
@@ -33,6 +34,10 @@ export interface DeployOptions {
   rsyncArgs?: string[];
   now?: Date;
   log?: (line: string) => void;
+  /** Check the new configs before the switch and reload node0's services after it (activate.ts). */
+  activate?: boolean;
+  /** serve's --run-dir on the destination, where --activate looks for a running serve. */
+  runDir?: string;
 }
 
 export interface DeployResult {
@@ -51,6 +56,7 @@ export interface DeployResult {
   dryRun: boolean;
   changes: string[];
   seconds: number;
+  activation: Activation | null;
 }
 
 /** Node links are node0's state: never copied from dist/ over live ones, never deleted by --delete. */
@@ -108,6 +114,8 @@ export function publishScript(o: { dest: string; releases: string; id: string; k
     ...NODE_LINK_GLOBS.flatMap(({ dir, glob }) => [
       `dir=${shq(dir)}`,
       'if [ -d "$d/$dir" ] && [ -d "$inc/$dir" ]; then',
+      // node0 install gives the link directories to the watcher's user: the new release's ones too.
+      '  chown --reference="$d/$dir" -- "$inc/$dir" 2>/dev/null || true',
       `  for l in "$d/$dir"/${glob}; do`,
       '    [ -L "$l" ] || continue',
       '    n=${l##*/}; t=$(readlink -- "$l")',
@@ -169,6 +177,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   if (!existsSync(join(from, SUMS_FILE))) throw new UsageError(`${o.from} has no ${SUMS_FILE}: not a built tree\n  hint: run \`portacluster build\` first`);
   const keep = o.keep ?? 3;
   if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be at least 1');
+  if (o.activate && keep < 2) throw new UsageError('--activate needs --keep 2 or more: the previous release is what it switches back to when a reload fails');
   const parsed = parseDest(o.dest);
   const dest = (parsed.host ? parsed.path : resolve(parsed.path)).replace(/\/+$/, '');
   if (!dest || dest === '/') throw new UsageError(`refusing to deploy to ${o.dest}`);
@@ -179,7 +188,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
   const probe = parseProbe((await runScript(target, probeScript(dest))).stdout);
   if (probe.missingTools.length) throw new StageError('deploy', `${parsed.host ?? 'this machine'} lacks ${probe.missingTools.join(', ')}, which deploy needs to receive and verify the tree\n  hint: apt-get install rsync coreutils (or pacman -S rsync coreutils)`);
   if (probe.kind === 'other') throw new StageError('deploy', `${where(dest)} exists and is neither a directory nor a symlink`);
-  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0 };
+  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0, activation: null };
 
   if (o.dryRun) {
     // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
@@ -213,6 +222,9 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     where(`${releases}/.incoming-${id}/`),
   ]);
 
+  const ctx = { target, dest, runDir: o.runDir ?? '/run/portacluster' };
+  const etc = o.activate ? await precheckRelease(ctx, `${releases}/.incoming-${id}`, probe.current) : 'same';
+
   const out = await runScript(target, publishScript({ dest, releases, id, kind: probe.kind, keep, now: now.toISOString().replace(/[-:.]/g, '') }), { nothrow: true });
   if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${parsed.host ?? 'this machine'} does not match its ${SUMS_FILE}; nothing was published\n${out.stderr.trim()}`);
   if (out.exitCode !== 0) throw new StageError('deploy', `publishing on ${parsed.host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
@@ -226,6 +238,7 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     else if (k === 'migrated' && a) result.migrated = a;
   }
   result.release = `${releases}/${id}`;
+  if (o.activate) result.activation = await activate(ctx, etc, result.migrated ?? result.previous);
   result.seconds = (Date.now() - started) / 1000;
   return result;
 }

@@ -9,7 +9,7 @@
  * (--interface, the lab's bridge), and serve's own pid, lease and log files, so it never shares them
  * with a system dnsmasq or nginx.
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PXE_DIR } from '../layout.ts';
 import { StageError } from '../lib/errors.ts';
@@ -19,6 +19,10 @@ import { renderDnsmasqConf } from '../render/dnsmasq.ts';
 import { renderNginxConf } from '../render/nginx.ts';
 import { childService, startGroup, type Group, type GroupEvent, type ServiceDef } from './supervise.ts';
 import { startWatcher, type WatchEvent } from './watch.ts';
+
+/** Where serve keeps its runtime configs and pid files, and nginx's access log, unless told otherwise. */
+export const DEFAULT_RUN_DIR = '/run/portacluster';
+export const DEFAULT_LOG_DIR = '/var/log/portacluster';
 
 export interface ServeOptions {
   plan: Plan;
@@ -34,7 +38,29 @@ export interface ServeOptions {
   /** No upstream DNS and no /etc/hosts: the lab's namespace has no way out, and must not try one. */
   noUpstreamDns?: boolean;
   timeoutMs: number;
-  onEvent(e: GroupEvent | { event: 'report'; report: WatchEvent }): void;
+  /** Reads the spec again (from the now-live tree) for a reload; without it a reload re-renders the same plan. */
+  reloadPlan?: () => Promise<Plan>;
+  onEvent(e: ServeEvent): void;
+}
+
+export type ServeEvent = GroupEvent | { event: 'report'; report: WatchEvent } | { event: 'reload'; ok: boolean; message: string };
+
+/** What deploy --activate reads from <run-dir>: which serve runs which root, and how its last reload went. */
+export interface ServeInfo {
+  pid: number;
+  root: string;
+  runDir: string;
+  logDir: string;
+  stateFile: string;
+  interface: string;
+}
+export const SERVE_PID = 'serve.pid';
+export const SERVE_INFO = 'serve.json';
+export const RELOAD_RESULT = 'reload.json';
+
+export interface Served extends Group {
+  /** Re-renders and re-checks the configs from the tree; applies them only if the tools accept them. */
+  reload(): Promise<{ ok: boolean; message: string }>;
 }
 
 export interface ServePaths {
@@ -82,24 +108,33 @@ async function checkTree(root: string): Promise<void> {
   }
 }
 
+/** Writes the configs (to `<file><suffix>`) and has the real tools check them; a refused candidate is removed. */
+async function writeChecked(o: ServeOptions, p: ServePaths, suffix: string, consequence: string): Promise<void> {
+  const dnsmasqConf = p.dnsmasqConf + suffix;
+  const nginxConf = p.nginxConf + suffix;
+  await writeFile(dnsmasqConf, renderDnsmasqConf(o.plan, { interface: o.interface ?? o.plan.admin.interface, servedRoot: resolve(o.root) }));
+  await writeFile(nginxConf, renderNginxConf(o.plan, { root: resolve(o.root), pid: join(o.runDir, 'nginx.pid'), errorLog: 'stderr', accessLog: p.accessLog }));
+  const checks: [string, string, string[]][] = [
+    ['dnsmasq', dnsmasqConf, ['dnsmasq', '--test', `--conf-file=${dnsmasqConf}`]],
+    ['nginx', nginxConf, ['nginx', '-t', '-q', '-p', p.nginxPrefix, '-c', nginxConf]],
+  ];
+  for (const [name, file, argv] of checks) {
+    const r = await run(argv, { nothrow: true });
+    if (r.exitCode === 0) continue;
+    if (suffix) await Promise.all([rm(dnsmasqConf, { force: true }), rm(nginxConf, { force: true })]);
+    throw new StageError('serve', `${name} refuses its config ${file}; ${consequence}:\n${(r.stderr || r.stdout).trim().replace(/^/gm, '    ')}`);
+  }
+}
+
 /** Writes the runtime configs and has the real tools check them; refuses with the tool's own words. */
-export async function prepareConfigs(o: ServeOptions): Promise<ServePaths> {
+export async function prepareConfigs(o: ServeOptions, consequence = 'nothing was started'): Promise<ServePaths> {
   const p = servePaths(o);
   for (const d of [o.runDir, o.logDir, dirname(p.leases), join(p.nginxPrefix, 'logs')]) {
     await mkdir(d, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-      throw new StageError('serve', `cannot create the directory ${d} (${e.code ?? e.message}); nothing was started\n  hint: pass --run-dir/--log-dir/--state paths this user may create, or run as root`);
+      throw new StageError('serve', `cannot create the directory ${d} (${e.code ?? e.message}); ${consequence}\n  hint: pass --run-dir/--log-dir/--state paths this user may create, or run as root`);
     });
   }
-  await writeFile(p.dnsmasqConf, renderDnsmasqConf(o.plan, { interface: o.interface ?? o.plan.admin.interface, servedRoot: resolve(o.root) }));
-  await writeFile(p.nginxConf, renderNginxConf(o.plan, { root: resolve(o.root), pid: join(o.runDir, 'nginx.pid'), errorLog: 'stderr', accessLog: p.accessLog }));
-  const checks: [string, string[]][] = [
-    ['dnsmasq', ['dnsmasq', '--test', `--conf-file=${p.dnsmasqConf}`]],
-    ['nginx', ['nginx', '-t', '-q', '-p', p.nginxPrefix, '-c', p.nginxConf]],
-  ];
-  for (const [name, argv] of checks) {
-    const r = await run(argv, { nothrow: true });
-    if (r.exitCode !== 0) throw new StageError('serve', `${name} refuses its config ${name === 'nginx' ? p.nginxConf : p.dnsmasqConf}; nothing was started:\n${(r.stderr || r.stdout).trim().replace(/^/gm, '    ')}`);
-  }
+  await writeChecked(o, p, '', consequence);
   return p;
 }
 
@@ -115,8 +150,16 @@ function watcherService(o: ServeOptions): ServiceDef {
   };
 }
 
+function dnsmasqService(o: ServeOptions, p: ServePaths, iface: string): ServiceDef {
+  return childService(
+    'dnsmasq',
+    ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : [])],
+    { readyLine: /started, version/, detail: `DHCP + TFTP on ${iface}, tftp root ${resolve(o.root, PXE_DIR)}` },
+  );
+}
+
 /** Checks everything, then starts dnsmasq, nginx and the watcher; the group stops as one. */
-export async function serve(o: ServeOptions): Promise<Group> {
+export async function serve(o: ServeOptions): Promise<Served> {
   await checkTree(o.root);
   const iface = o.interface ?? o.plan.admin.interface;
   await checkInterface(iface, o.plan.admin.ip, o.plan.admin.prefix);
@@ -125,15 +168,58 @@ export async function serve(o: ServeOptions): Promise<Group> {
   const services: ServiceDef[] = [
     // The watcher first: nginx proxies reports to it from its first request on.
     watcherService(o),
-    childService(
-      'dnsmasq',
-      ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : [])],
-      { readyLine: /started, version/, detail: `DHCP + TFTP on ${iface}, tftp root ${resolve(o.root, PXE_DIR)}` },
-    ),
+    dnsmasqService(o, p, iface),
     childService('nginx', ['nginx', '-p', p.nginxPrefix, '-c', p.nginxConf, '-g', 'daemon off;'], {
       probe: async () => (await fetch(base, { signal: AbortSignal.timeout(1000) })).status > 0,
       detail: `${base} serving ${resolve(o.root)}, access log ${p.accessLog}`,
     }),
   ];
-  return startGroup(services, o.onEvent);
+  const group = await startGroup(services, o.onEvent);
+  const info: ServeInfo = { pid: process.pid, root: resolve(o.root), runDir: resolve(o.runDir), logDir: resolve(o.logDir), stateFile: resolve(o.stateFile), interface: iface };
+  await writeFile(join(o.runDir, SERVE_PID), `${process.pid}\n`);
+  await writeFile(join(o.runDir, SERVE_INFO), JSON.stringify(info, null, 2) + '\n');
+  void group.done.then(() => Promise.all([SERVE_PID, SERVE_INFO, RELOAD_RESULT].map((f) => rm(join(o.runDir, f), { force: true }))));
+
+  let current = o;
+  let reloads = 0;
+  let queue: Promise<unknown> = Promise.resolve();
+  const reloadOnce = async (): Promise<{ ok: boolean; message: string }> => {
+    const release = await readlink(o.root).catch(() => resolve(o.root));
+    let result: { ok: boolean; message: string };
+    try {
+      const next: ServeOptions = { ...current, plan: current.reloadPlan ? await current.reloadPlan() : current.plan };
+      await checkTree(next.root);
+      // Candidates first: until the tools accept them, the running services and their files stay as they are.
+      await writeChecked(next, p, '.new', `the running services keep their previous config`);
+      await rename(p.dnsmasqConf + '.new', p.dnsmasqConf);
+      await rename(p.nginxConf + '.new', p.nginxConf);
+      current = next;
+      // nginx's master re-reads its config on SIGHUP and replaces its workers gracefully; dnsmasq rereads
+      // only its hosts files on SIGHUP, so it is restarted; the watcher restarts with the new spec.
+      const nginx = group.pidOf('nginx');
+      if (nginx) process.kill(nginx, 'SIGHUP');
+      await group.restart('dnsmasq', dnsmasqService(next, p, iface));
+      await group.restart('watcher', watcherService(next));
+      result = { ok: true, message: `reloaded from ${release}: nginx re-read its config (SIGHUP), dnsmasq and the watcher restarted` };
+    } catch (e) {
+      result = { ok: false, message: `reload from ${release} failed: ${(e as Error).message}` };
+    }
+    reloads += 1;
+    // Written then renamed: deploy --activate polls this file and must never read half of it.
+    const tmp = join(o.runDir, `${RELOAD_RESULT}.tmp`);
+    await writeFile(tmp, JSON.stringify({ n: reloads, ...result }) + '\n')
+      .then(() => rename(tmp, join(o.runDir, RELOAD_RESULT)))
+      .catch(() => {});
+    o.onEvent({ event: 'reload', ...result });
+    return result;
+  };
+  return {
+    ...group,
+    // One reload at a time: a second SIGHUP waits for the first.
+    reload: () => {
+      const r = queue.then(reloadOnce);
+      queue = r.catch(() => {});
+      return r;
+    },
+  };
 }

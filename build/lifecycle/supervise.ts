@@ -43,6 +43,13 @@ export interface Group {
   /** Settles with the group's exit code: 0 after stop(), 1 when a service ended by itself. */
   done: Promise<number>;
   pids(): number[];
+  /** The pid of a running service by name (nginx's master, for a reload by SIGHUP). */
+  pidOf(name: string): number | null;
+  /**
+   * Stops one service and starts it again (from `def` when given: a new config), without stopping the
+   * group; if it does not come back up, the group stops as when a service ends.
+   */
+  restart(name: string, def?: ServiceDef): Promise<void>;
   stop(reason: string): Promise<void>;
 }
 
@@ -144,7 +151,7 @@ export function childService(name: string, argv: string[], o: ChildServiceOption
  * with its exit; afterwards, the first service to end stops the rest and `done` settles with 1.
  */
 export async function startGroup(defs: ServiceDef[], onEvent: (e: GroupEvent) => void): Promise<Group> {
-  const running: { name: string; svc: RunningService }[] = [];
+  const running: { name: string; svc: RunningService; replaced?: boolean }[] = [];
   let stopping: Promise<void> | undefined;
   let finish!: (code: number) => void;
   const done = new Promise<number>((r) => (finish = r));
@@ -160,7 +167,8 @@ export async function startGroup(defs: ServiceDef[], onEvent: (e: GroupEvent) =>
     return stopping;
   };
 
-  for (const def of defs) {
+  /** Starts one service and watches it; a start failure is reported and rethrown. */
+  const launch = async (def: ServiceDef): Promise<void> => {
     let svc: RunningService;
     try {
       svc = await def.start((line, stream) => onEvent({ event: 'line', service: def.name, stream, line }));
@@ -172,18 +180,38 @@ export async function startGroup(defs: ServiceDef[], onEvent: (e: GroupEvent) =>
       await stopAll(`${def.name} did not start`);
       throw Object.assign(new Error(`${def.name} did not start: ${err.message}`), { service: def.name, exit });
     }
-    running.push({ name: def.name, svc });
+    // Started by a restart while the group was stopping: it would outlive the group.
+    if (stopping) return void (await svc.stop());
+    const entry: (typeof running)[number] = { name: def.name, svc };
+    running.push(entry);
     onEvent({ event: 'up', service: def.name, pid: svc.pid, detail: svc.detail });
     void svc.exited.then((exit) => {
-      if (stopping) return;
+      // A service stopped on purpose (restart) is not a service that ended.
+      if (stopping || entry.replaced) return;
       code = 1;
       onEvent({ event: 'exit', service: def.name, pid: svc.pid, code: exit.code, signal: exit.signal, tail: exit.tail });
       void stopAll(`${def.name} ended`);
     });
-  }
+  };
+
+  const defsByName = new Map(defs.map((d) => [d.name, d]));
+  for (const def of defs) await launch(def);
   return {
     done,
     pids: () => running.map((r) => r.svc.pid).filter((p): p is number => p !== null && alive(p)),
+    pidOf: (name) => running.find((r) => r.name === name)?.svc.pid ?? null,
+    async restart(name, def) {
+      const i = running.findIndex((r) => r.name === name);
+      const d = def ?? defsByName.get(name);
+      if (i < 0 || !d || stopping) return;
+      const [old] = running.splice(i, 1);
+      old!.replaced = true;
+      await old!.svc.stop();
+      defsByName.set(name, d);
+      await launch(d);
+      // Back in its place, so the group still stops in reverse start order.
+      running.splice(i, 0, running.pop()!);
+    },
     stop: stopAll,
   };
 }

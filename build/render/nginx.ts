@@ -19,12 +19,51 @@ export function nodeNginxRuntime(plan: Plan): NginxRuntime {
   return { root: plan.admin.servedRoot, pid: '/run/nginx.pid', errorLog: '/var/log/nginx/error.log', accessLog: '/var/log/nginx/access.log' };
 }
 
-export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
-  const root = v('admin.servedRoot', rt.root);
+/**
+ * The log_format and the server block alone: what a shared node0 drops into /etc/nginx/conf.d/ (the
+ * distribution's http {} includes it), and the body of the whole config below, so both come from here.
+ * The access log is set inside the server block, so on a shared nginx it applies to our site only.
+ */
+// Every value from the plan goes through v() (or commentText() in a comment): one nginx word each.
+export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'accessLog'> = nodeNginxRuntime(plan)): string[] {
   const ip = v('admin.ip', plan.admin.ip);
   const hostname = v('admin.hostname', plan.admin.hostname);
   return [
-    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${hostname} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
+    '# `portacluster watch --access-log` reads this format; it is nginx\'s combined plus the request time.',
+    "log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
+    '',
+    'server {',
+    `    listen ${ip}:80 default_server;`,
+    `    server_name ${hostname}.${v('domain', plan.domain)} ${hostname} ${ip};`,
+    `    root ${v('admin.servedRoot', rt.root)};`,
+    `    access_log ${v('access_log', rt.accessLog)} portacluster;`,
+    '',
+    '    location / {',
+    '        autoindex on;',
+    '    }',
+    '',
+    "    # node0's own configs are deployed with the tree but are not the nodes' business.",
+    '    location /etc/ {',
+    '        deny all;',
+    '    }',
+    '',
+    `    location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
+    `        proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
+    '        proxy_set_header X-Real-IP $remote_addr;',
+    '        client_max_body_size 16m;',
+    '    }',
+    '}',
+  ];
+}
+
+/** The server block as a conf.d snippet for an nginx that serves other sites too (shared node0). */
+export function renderNginxSnippet(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'accessLog'> = nodeNginxRuntime(plan)): string {
+  return [`# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: site for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`, ...renderNginxServer(plan, rt), ''].join('\n');
+}
+
+export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
+  return [
+    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     'worker_processes 1;',
     `pid ${v('pid', rt.pid)};`,
     `error_log ${v('error_log', rt.errorLog)};`,
@@ -44,30 +83,7 @@ export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(
     '    tcp_nopush on;',
     '    # Nodes fetch with simple clients that hang on kept-alive connections (see the original setup).',
     '    keepalive_timeout 0;',
-    '    # `portacluster watch --access-log` reads this format; it is nginx\'s combined plus the request time.',
-    "    log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
-    `    access_log ${v('access_log', rt.accessLog)} portacluster;`,
-    '',
-    '    server {',
-    `        listen ${ip}:80 default_server;`,
-    `        server_name ${hostname}.${v('domain', plan.domain)} ${hostname} ${ip};`,
-    `        root ${root};`,
-    '',
-    '        location / {',
-    '            autoindex on;',
-    '        }',
-    '',
-    "        # node0's own configs are deployed with the tree but are not the nodes' business.",
-    '        location /etc/ {',
-    '            deny all;',
-    '        }',
-    '',
-    `        location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
-    `            proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
-    '            proxy_set_header X-Real-IP $remote_addr;',
-    '            client_max_body_size 16m;',
-    '        }',
-    '    }',
+    ...renderNginxServer(plan, rt).map((l) => (l ? `    ${l}` : l)),
     '}',
     '',
   ].join('\n');

@@ -3,6 +3,7 @@ import { UsageError } from '../../lib/errors.ts';
 import { deploy } from '../../lifecycle/deploy.ts';
 import { defineCommand, emit } from '../command.ts';
 import { JSON_OUT, SSH_CONFIG } from '../options.ts';
+import { DEFAULT_RUN_DIR } from '../../lifecycle/serve.ts';
 
 export const command = defineCommand(
   {
@@ -17,9 +18,11 @@ export const command = defineCommand(
       'dry-run': { type: 'boolean', description: 'list what would change on the destination; write nothing' },
       keep: { type: 'string', arg: 'N', default: '3', description: 'releases to keep, the live one included' },
       'ssh-config': { ...SSH_CONFIG, description: 'ssh config file for a node0:/path destination (ssh -F)' },
+      activate: { type: 'boolean', description: "check the new release's configs with the real tools before the switch, reload node0's services after it; switch back on failure" },
+      'run-dir': { type: 'string', arg: 'DIR', default: DEFAULT_RUN_DIR, description: "serve's --run-dir on the destination, where --activate finds a running serve" },
       json: JSON_OUT,
     },
-    examples: ['portacluster deploy node0:/srv/public', 'portacluster deploy /srv/public --from dist --dry-run'],
+    examples: ['portacluster deploy node0:/srv/public --activate', 'portacluster deploy /srv/public --from dist --dry-run'],
   },
   async (values, positionals) => {
     if (positionals.length !== 1) throw new UsageError('deploy takes one destination: node0:/srv/public or a local DIR\n  see: portacluster deploy --help');
@@ -29,6 +32,8 @@ export const command = defineCommand(
       dest: positionals[0]!,
       dryRun: !!values['dry-run'],
       keep,
+      activate: !!values.activate,
+      runDir: values['run-dir']!,
       ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}),
       log: (l) => process.stderr.write(l + '\n'),
     });
@@ -40,6 +45,7 @@ export const command = defineCommand(
           `published ${r.release} at ${where} in ${r.seconds.toFixed(1)} s; ${r.checked} files verified by sha256sum -c on the destination`,
           `kept ${r.keptLinks.length} node link${r.keptLinks.length === 1 ? '' : 's'} from the live tree${r.lateLinks.length ? `, re-applied ${r.lateLinks.length} switched during the deploy` : ''}`,
           ...(r.pruned.length ? [`pruned ${r.pruned.join(', ')}`] : []),
+          ...(r.activation ? [`activate: etc/ ${r.activation.etc}; ${r.activation.message}`] : []),
         ].join('\n');
     emit(!!values.json, r, text);
     return 0;

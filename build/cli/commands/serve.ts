@@ -1,23 +1,20 @@
 /**
  * serve: run node0's services (dnsmasq, nginx, the watcher) from a built tree in the foreground, as one
  * supervised group. Output is prefixed per service; --json prints one event per line.
+ * SIGHUP re-renders and re-checks the configs from the (now live) tree and applies them only if the real
+ * tools accept them (nginx reloads, dnsmasq and the watcher restart); the group keeps running either way.
  * Exit: 0 after Ctrl-C/SIGTERM, 1 when a service ended by itself or failed to start, 2 on bad usage.
  */
 import { resolve } from 'node:path';
 import { UsageError } from '../../lib/errors.ts';
 import { defaultStateFile } from '../../lifecycle/state.ts';
-import { serve } from '../../lifecycle/serve.ts';
-import type { GroupEvent } from '../../lifecycle/supervise.ts';
-import type { WatchEvent } from '../../lifecycle/watch.ts';
+import { DEFAULT_LOG_DIR, DEFAULT_RUN_DIR, serve, type ServeEvent } from '../../lifecycle/serve.ts';
 import { defineCommand } from '../command.ts';
 import { eventLine } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
 import { CONFIG, JSON_OUT, ROOT, STATE } from '../options.ts';
 
-export const DEFAULT_RUN_DIR = '/run/portacluster';
-export const DEFAULT_LOG_DIR = '/var/log/portacluster';
-
-function textLine(e: GroupEvent | { event: 'report'; report: WatchEvent }): string {
+function textLine(e: ServeEvent): string {
   switch (e.event) {
     case 'line':
       return `${e.service.padEnd(7)} | ${e.line}`;
@@ -33,6 +30,8 @@ function textLine(e: GroupEvent | { event: 'report'; report: WatchEvent }): stri
       return e.code === 0 ? 'stopped; no service left running' : 'stopped: a service ended, so the group stopped (see above); no service left running';
     case 'report':
       return `watcher | ${eventLine(e.report)}`;
+    case 'reload':
+      return `${e.ok ? 'reload' : 'reload FAILED'}: ${e.message}`;
   }
 }
 
@@ -41,8 +40,9 @@ export const command = defineCommand(
     name: 'serve',
     summary: [
       "Run node0's services from a built tree in the foreground, as one supervised group: the watcher, dnsmasq",
-      '(DHCP + TFTP) and nginx (HTTP), their configs rendered from the tree\'s own spec and checked by the real',
-      'tools first. A service that ends stops the group (exit 1); Ctrl-C or SIGTERM stops every service (exit 0).',
+      "(DHCP + TFTP) and nginx (HTTP), their configs rendered from the tree's own spec and checked by the real",
+      'tools first. A service that ends stops the group (exit 1); Ctrl-C or SIGTERM stops every service (exit 0);',
+      'SIGHUP reloads from the live tree (deploy --activate sends it).',
     ].join('\n'),
     options: {
       config: CONFIG,
@@ -53,36 +53,45 @@ export const command = defineCommand(
       interface: { type: 'string', arg: 'IF', description: "bind dnsmasq here instead of the spec's admin.interface" },
       'no-upstream-dns': { type: 'boolean', description: 'no upstream DNS and no /etc/hosts for dnsmasq (an isolated network such as the lab)' },
       timeout: { type: 'string', arg: 'SECONDS', description: 'a requested or installing node silent this long is timed-out (default phoneHome.timeoutMinutes)' },
-      json: { ...JSON_OUT, description: 'one JSON event per line (up, line, exit, report, stopping, stopped)' },
+      json: { ...JSON_OUT, description: 'one JSON event per line (up, line, exit, report, reload, stopping, stopped)' },
     },
     examples: ['portacluster serve --root /srv/public', 'portacluster serve --root dist --interface br0 --run-dir /tmp/pc-run --log-dir /tmp/pc-log --json'],
   },
   async (values) => {
-  const plan = await loadPlan(values.config, values.root);
-  const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
-  if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
-  if (values.interface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.interface)) throw new UsageError(`--interface: not an interface name (got ${JSON.stringify(values.interface)})`);
-  const print = (e: GroupEvent | { event: 'report'; report: WatchEvent }) =>
-    process.stdout.write((values.json ? JSON.stringify(e) : textLine(e)) + '\n');
-  const group = await serve({
-    plan,
-    root: resolve(values.root ?? plan.admin.servedRoot),
-    stateFile: values.state ?? defaultStateFile(resolve(values.root ?? plan.admin.servedRoot), plan.admin.servedRoot),
-    runDir: resolve(values['run-dir'] ?? DEFAULT_RUN_DIR),
-    logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
-    ...(values.interface ? { interface: values.interface } : {}),
-    noUpstreamDns: !!values['no-upstream-dns'],
-    timeoutMs: timeoutS * 1000,
-    onEvent: print,
-  }).catch((e: Error & { service?: string }) => {
-    // startGroup already reported the service's exit and stopped the others.
-    if (e.service) return null;
-    throw e;
-  });
-  if (!group) return 1;
-  const onSignal = (signal: string) => void group.stop(`${signal} received`);
-  process.once('SIGINT', () => onSignal('SIGINT'));
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  return group.done;
+    const plan = await loadPlan(values.config, values.root);
+    const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
+    if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
+    if (values.interface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.interface)) throw new UsageError(`--interface: not an interface name (got ${JSON.stringify(values.interface)})`);
+    const print = (e: ServeEvent) => process.stdout.write((values.json ? JSON.stringify(e) : textLine(e)) + '\n');
+    // Installed before anything starts: a SIGHUP that arrives while the group comes up waits for it,
+    // instead of killing serve (SIGHUP's default action).
+    let reload: (() => void) | null = null;
+    let pendingHup = false;
+    process.on('SIGHUP', () => (reload ? reload() : (pendingHup = true)));
+    const root = resolve(values.root ?? plan.admin.servedRoot);
+    const group = await serve({
+      plan,
+      root,
+      stateFile: values.state ?? defaultStateFile(root, plan.admin.servedRoot),
+      runDir: resolve(values['run-dir'] ?? DEFAULT_RUN_DIR),
+      logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
+      ...(values.interface ? { interface: values.interface } : {}),
+      noUpstreamDns: !!values['no-upstream-dns'],
+      timeoutMs: timeoutS * 1000,
+      // SIGHUP (deploy --activate) reads the spec again from the tree that is live by then.
+      reloadPlan: () => loadPlan(values.config, values.root),
+      onEvent: print,
+    }).catch((e: Error & { service?: string }) => {
+      // startGroup already reported the service's exit and stopped the others.
+      if (e.service) return null;
+      throw e;
+    });
+    if (!group) return 1;
+    const onSignal = (signal: string) => void group.stop(`${signal} received`);
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    reload = () => void group.reload();
+    if (pendingHup) reload();
+    return group.done;
   },
 );
