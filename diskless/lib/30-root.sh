@@ -15,9 +15,9 @@ root_file() {
   printf '%s/medium/root.sfs\n' "${PC_DISKLESS_DIR}"
 }
 
-# Unmounts whatever mount_root and fetch_root mounted, innermost first; fail_install calls it too, so a
-# refused or broken root leaves nothing mounted.
-cleanup_target() {
+# Unmounts whatever mount_root and fetch_root mounted, innermost first; a cleanup hook, so a refused or
+# broken root leaves nothing mounted.
+unmount_root() {
   local m
   for m in "${PC_TARGET}" "${PC_DISKLESS_DIR}/rw" "${PC_DISKLESS_DIR}/lower" "${PC_DISKLESS_DIR}/medium"; do
     if mountpoint -q -- "${m}" 2>/dev/null; then
@@ -26,6 +26,7 @@ cleanup_target() {
   done
   return 0
 }
+on_cleanup unmount_root
 
 # Refuses early, before a byte is fetched, when the root would not fit in RAM.
 check_memory() {
