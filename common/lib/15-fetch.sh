@@ -6,7 +6,7 @@ PC_DOWNLOAD_DIR="${PC_DOWNLOAD_DIR:-/run/portacluster/download}"
 
 # fetch_resumable FILE URL SHA256 WHAT: curl into FILE, resumed with a Range request after each break
 # (curl's own --retry starts over from byte 0), then the digest over the whole file.
-# Returns 2 on a digest mismatch; gives up (die) after 10 broken attempts.
+# Returns 2 on a digest mismatch, 1 after 10 broken attempts: the caller knows what to undo.
 fetch_resumable() {
   local file="$1" url="$2" want="$3" what="$4" digest attempt=1 status
   while :; do
@@ -14,7 +14,10 @@ fetch_resumable() {
     curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
       --output "${file}" -- "${url}" || status="$?"
     [ "${status}" = 0 ] && break
-    [ "${attempt}" -lt 10 ] || die "the ${what} download failed 10 times (curl ${status})"
+    if [ "${attempt}" -ge 10 ]; then
+      warn "the ${what} download failed 10 times (curl ${status}): giving up"
+      return 1
+    fi
     warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
     attempt=$((attempt + 1))
     sleep 1
@@ -78,7 +81,8 @@ tmpfs_has_room() {
 #   - a broken stream: REFRESH readies the target again, then the download starts over into a tmpfs file
 #     that curl resumes with Range requests, is verified whole and only then unpacked by SINK (or, without
 #     the RAM for it, is streamed once more);
-#   - a digest mismatch on either path: WIPE leaves nothing of the target to mount or boot, then `failed`.
+#   - a digest mismatch on either path, or a download that keeps breaking: WIPE leaves nothing of the
+#     target to mount or boot (a broken stream may have written some of it), then `failed`.
 # WIPE and REFRESH get SINK's ARGs (they name the target). WHAT and TARGET name the bytes and the target
 # in the refusal. The target is never bootable before the digest matched: the boot loader, fstab and the
 # `done` report all come after, and the node's link is switched only on `done`.
@@ -112,5 +116,5 @@ verified_write() {
   PC_PHASE=download
   "${wipe}" "${@:2}"
   if [ "${status}" = 2 ]; then die "the ${what} does not match its sha256: refused, and ${target} wiped"; fi
-  die "the ${what} could not be downloaded and verified (status ${status}): ${target} wiped"
+  die "the ${what} could not be downloaded whole: refused, and ${target} wiped"
 }

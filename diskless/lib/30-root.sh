@@ -38,7 +38,7 @@ check_memory() {
 }
 
 # fetch_root: the squashfs into a tmpfs (fetch_resumable: Range resume, then the digest over the whole
-# file). A mismatch fails: nothing is mounted.
+# file). A mismatch or a download that keeps breaking fails: nothing is mounted.
 fetch_root() {
   local file status
   file="$(root_file)"
@@ -51,6 +51,7 @@ fetch_root() {
   fetch_resumable "${file}" "${PC_ROOT_URL}" "${PC_ROOT_SHA256}" 'diskless root' || status="$?"
   if [ "${status}" != 0 ]; then
     rm -f -- "${file}"
+    [ "${status}" = 2 ] || die "the diskless root download failed 10 times: nothing mounted"
     die "the diskless root does not match its sha256 (the plan pins ${PC_ROOT_SHA256}): refused, nothing mounted"
   fi
   log "root verified ($(stat -c %s -- "${file}") bytes)"
