@@ -6,7 +6,7 @@ mkdir -p /run/portacluster
 PC_LOG=/run/portacluster/diskless.log
 log_open
 trap_errors
-trap cleanup_target EXIT
+trap run_cleanups EXIT
 
 identify_node
 phase start

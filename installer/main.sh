@@ -1,9 +1,9 @@
-# The installer, in order. Every step is a function in installer/lib/; any failure ends in fail_install
-# (reports `failed` with the phase and the log tail, uploads the log).
+# The installer, in order. Every step is a function in common/lib/ or installer/lib/; any failure ends in
+# fail_install (reports `failed` with the phase and the log tail, uploads the log).
 mkdir -p /run/portacluster
 log_open
 trap_errors
-trap cleanup_target EXIT
+trap run_cleanups EXIT
 
 # Reports carry host= and mac=: find out who we are first (an unknown MAC is refused as phase start).
 identify_node

@@ -106,7 +106,7 @@ describe.runIf(asRoot)('diskless root: download, verify, mount (as root, real sq
     expect(await readFile(join(env.PC_DISKLESS_DIR, 'rw/upper/etc/fstab'), 'utf8')).toContain('labdiskless');
     expect(await readFile(env.PC_SWITCH_ROOT_FILE, 'utf8')).toBe(`${env.PC_TARGET}\n`);
 
-    const down = await runDiskless(plan, sfs, 'cleanup_target', env);
+    const down = await runDiskless(plan, sfs, 'run_cleanups', env);
     expect(down.code, down.out).toBe(0);
     expect(await mountsUnder(dir)).toEqual([]);
   });
@@ -121,7 +121,7 @@ describe.runIf(asRoot)('diskless root: download, verify, mount (as root, real sq
     const plan = { ...(await labPlan()), admin: { ...(await labPlan()).admin, httpBase: base } };
     const calls = join(dir, 'calls');
     const env = { PC_TARGET: join(dir, 'newroot'), PC_DISKLESS_DIR: join(dir, 'run/diskless'), PC_SWITCH_ROOT_FILE: join(dir, 'run/switch-root'), PC_LOG: join(dir, 'log') };
-    const r = await runDiskless(plan, { ...sfs, fileName: 'corrupt.sfs' }, `${stubs(calls)}log_open; trap_errors; trap cleanup_target EXIT; PC_PHASE=download; fetch_root; mount_root; echo SHOULD-NOT-RUN`, env);
+    const r = await runDiskless(plan, { ...sfs, fileName: 'corrupt.sfs' }, `${stubs(calls)}log_open; trap_errors; trap run_cleanups EXIT; PC_PHASE=download; fetch_root; mount_root; echo SHOULD-NOT-RUN`, env);
     expect(r.code).toBe(1);
     expect(r.out).not.toContain('SHOULD-NOT-RUN');
     expect(r.out).toContain('the diskless root does not match its sha256');

@@ -515,6 +515,20 @@ trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios;
     ]);
   });
 
+  it('a download that keeps breaking: refused after 10 resumed attempts, and the root partition wiped', async () => {
+    const dir = await tmp();
+    const img = await fsImage(dir);
+    // What a broken stream may have left: a filesystem on the root partition that was never verified.
+    await exec('mkfs.ext4', ['-q', '-F', img.root]);
+    // Nothing listens on the discard port: every attempt, streamed or resumed, breaks at once.
+    const r = await runLibs(await imageModePlan(), install(dir, img, 'http://127.0.0.1:9'), envFor(dir));
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain('the filesystem image download failed 10 times');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toMatch(/FAIL the filesystem image could not be downloaded whole: refused, and the root partition wiped\n$/);
+    expect((await exec('wipefs', ['--no-act', img.root])).stdout).toBe('');
+    await expect(exec('blkid', ['-c', '/dev/null', '-p', img.root])).rejects.toMatchObject({ code: 2 });
+  });
+
   it('refuses a root partition smaller than the image before writing anything', async () => {
     const dir = await tmp();
     const img = await fsImage(dir);

@@ -1,7 +1,7 @@
 /**
  * installer/autorun and rescue/autorun: a shebang, strict mode, the generated data prologue, the
- * hand-written function libraries (installer/lib/*.sh, rescue/lib/*.sh) inlined — SystemRescue fetches one
- * file — and the hand-written main that holds the ordered calls.
+ * hand-written function libraries (common/lib/*.sh, then the profile's lib/*.sh) inlined — SystemRescue
+ * fetches one file — and the hand-written main that holds the ordered calls.
  */
 import type { Plan } from '../plan/plan.ts';
 import { dataPrologue, type ShellValue } from './shell.ts';

@@ -1,7 +1,10 @@
 /**
- * The edge between the hand-written bash and the generated autorun scripts: reads installer/lib/*.sh +
- * installer/main.sh (and rescue's) from the repository and assembles them with the plan's data prologue.
- * Libraries are inlined in sorted file-name order, so a numeric prefix (10-log.sh, 20-node.sh…) orders them.
+ * The edge between the hand-written bash and the generated autorun scripts. Every profile's script is
+ * "common + own" by one rule: common/lib/*.sh (what installer, rescue and diskless share: logging,
+ * reports, the failure path and cleanup hooks, node identification, verified downloads, per-node
+ * configuration), then <profile>/lib/*.sh, then <profile>/main.sh, assembled with the plan's data
+ * prologue. Within a directory libraries are inlined in byte order of their names, so a numeric prefix
+ * (10-report.sh, 20-node.sh…) orders them; common comes first, so a profile's libraries may use it at load.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +19,8 @@ export interface ScriptSources {
   main: ShellSource;
 }
 
-/** The installer's reporting and node identification, which rescue shares. */
-export const SHARED_LIBRARIES = ['10-report.sh', '20-node.sh'] as const;
-/** Diskless shares those and the per-node configuration (identity, network, users, ssh, console). */
-export const DISKLESS_SHARED_LIBRARIES = [...SHARED_LIBRARIES, '15-fetch.sh', '50-configure.sh'] as const;
+/** The directory of the libraries every profile's script starts with. */
+export const COMMON_LIBRARIES = 'common';
 
 async function libraries(root: string, kind: string): Promise<ShellSource[]> {
   const names = (await readdir(join(root, kind, 'lib'))).filter((n) => n.endsWith('.sh')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -27,14 +28,9 @@ async function libraries(root: string, kind: string): Promise<ShellSource[]> {
   return Promise.all(names.map(async (n) => ({ name: `${kind}/lib/${n}`, text: await readFile(join(root, kind, 'lib', n), 'utf8') })));
 }
 
-/** installer/: lib/*.sh in byte order of their names, then main.sh; rescue/: the shared installer libraries first. */
+/** common/lib/*.sh, then <kind>/lib/*.sh, then <kind>/main.sh. */
 export async function readScriptSources(kind: 'installer' | 'rescue' | 'diskless', root: string = REPO): Promise<ScriptSources> {
-  let libs = await libraries(root, kind);
-  if (kind === 'rescue' || kind === 'diskless') {
-    const names: readonly string[] = kind === 'rescue' ? SHARED_LIBRARIES : DISKLESS_SHARED_LIBRARIES;
-    const shared = (await libraries(root, 'installer')).filter((l) => names.some((n) => l.name.endsWith(`/${n}`)));
-    libs = [...shared, ...libs];
-  }
+  const libs = [...(await libraries(root, COMMON_LIBRARIES)), ...(await libraries(root, kind))];
   const main = { name: `${kind}/main.sh`, text: await readFile(join(root, kind, 'main.sh'), 'utf8') };
   return { libraries: libs, main };
 }

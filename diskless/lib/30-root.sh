@@ -15,9 +15,9 @@ root_file() {
   printf '%s/medium/root.sfs\n' "${PC_DISKLESS_DIR}"
 }
 
-# Unmounts whatever mount_root and fetch_root mounted, innermost first; fail_install calls it too, so a
-# refused or broken root leaves nothing mounted.
-cleanup_target() {
+# Unmounts whatever mount_root and fetch_root mounted, innermost first; a cleanup hook, so a refused or
+# broken root leaves nothing mounted.
+unmount_root() {
   local m
   for m in "${PC_TARGET}" "${PC_DISKLESS_DIR}/rw" "${PC_DISKLESS_DIR}/lower" "${PC_DISKLESS_DIR}/medium"; do
     if mountpoint -q -- "${m}" 2>/dev/null; then
@@ -26,6 +26,7 @@ cleanup_target() {
   done
   return 0
 }
+on_cleanup unmount_root
 
 # Refuses early, before a byte is fetched, when the root would not fit in RAM.
 check_memory() {
@@ -37,7 +38,7 @@ check_memory() {
 }
 
 # fetch_root: the squashfs into a tmpfs (fetch_resumable: Range resume, then the digest over the whole
-# file). A mismatch fails: nothing is mounted.
+# file). A mismatch or a download that keeps breaking fails: nothing is mounted.
 fetch_root() {
   local file status
   file="$(root_file)"
@@ -50,6 +51,7 @@ fetch_root() {
   fetch_resumable "${file}" "${PC_ROOT_URL}" "${PC_ROOT_SHA256}" 'diskless root' || status="$?"
   if [ "${status}" != 0 ]; then
     rm -f -- "${file}"
+    [ "${status}" = 2 ] || die "the diskless root download failed 10 times: nothing mounted"
     die "the diskless root does not match its sha256 (the plan pins ${PC_ROOT_SHA256}): refused, nothing mounted"
   fi
   log "root verified ($(stat -c %s -- "${file}") bytes)"

@@ -255,6 +255,7 @@ cleanup_target() {
   _PC_MOUNTED=()
   sync
 }
+on_cleanup cleanup_target
 
 # wipe_filesystems: after a refused image, no filesystem of the target is left to mount or boot.
 wipe_filesystems() {

@@ -1,10 +1,9 @@
 # Image mode: the golden image as an ext4 filesystem image, written onto the root partition instead of
 # a tarball extracted into a fresh filesystem (qemu-lab.md: extraction is most of the install).
 #
-# Same contract as the tarball (40-image.sh): one pass from curl through sha256sum and zstd onto the
-# partition; nothing mounts it before the digest matched, a mismatch wipes it, a broken stream is
-# resumed into tmpfs when it fits. Then e2fsck, a UUID of its own (the image's is every node's) and
-# resize2fs to the partition's size.
+# Written by verified_write (15-fetch.sh), like the tarball: nothing mounts the partition before the
+# digest matched, and a mismatch wipes it. Then e2fsck, a UUID of its own (the image's is every node's)
+# and resize2fs to the partition's size.
 
 # root_part_index: the index of the partition mounted at /.
 root_part_index() {
@@ -53,7 +52,7 @@ finish_fs_image() {
 }
 
 install_fs_image() {
-  local i dev size status=0 file
+  local i dev size
   i="$(root_part_index)" || die "the plan has no root partition"
   dev="${PART_DEVS[${i}]}"
   size="$(dev_size_bytes "${dev}")"
@@ -61,40 +60,9 @@ install_fs_image() {
     die "the root partition ${dev} has ${size} bytes, the filesystem image needs ${PC_FSIMAGE_BYTES}"
   fi
   log "filesystem image ${PC_FSIMAGE_URL} (${PC_FSIMAGE_SIZE} bytes, ${PC_FSIMAGE_BYTES} unpacked, sha256 ${PC_FSIMAGE_SHA256}) onto ${dev}"
-  # Download and writing run together in the stream: both phases start now.
-  phase download
-  phase extract
-  stream_verified "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" write_dev "${dev}" || status="$?"
-  if [ "${status}" = 2 ]; then
-    PC_PHASE=download
-    wipe_fs_image "${dev}"
-    die "the filesystem image does not match its sha256: refused, and the root partition wiped"
-  fi
-  if [ "${status}" = 1 ]; then
-    PC_PHASE=download
-    log "retrying the download with resume"
-    status=0
-    if tmpfs_has_room "${PC_FSIMAGE_SIZE}"; then
-      file="${PC_DOWNLOAD_DIR}/image.ext4.zst"
-      rm -f -- "${file}"
-      download_verified "${file}" "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" || status="$?"
-      if [ "${status}" = 2 ]; then
-        rm -f -- "${file}"
-        wipe_fs_image "${dev}"
-        die "the filesystem image does not match its sha256: refused, and the root partition wiped"
-      fi
-      PC_PHASE=extract
-      zstd -d -q -c -- "${file}" | write_dev "${dev}"
-      rm -f -- "${file}"
-    else
-      warn "not enough memory to hold the image: streaming again"
-      stream_verified "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" write_dev "${dev}" || status="$?"
-      if [ "${status}" != 0 ]; then
-        wipe_fs_image "${dev}"
-        die "the filesystem image could not be downloaded and verified (status ${status})"
-      fi
-    fi
-  fi
+  # dd overwrites from the first byte: a second write needs no preparation (REFRESH is `true`).
+  verified_write 'filesystem image' 'the root partition' "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" "${PC_FSIMAGE_SIZE}" \
+    wipe_fs_image true write_dev "${dev}"
   finish_fs_image "${i}"
   log "filesystem image verified, written and grown: UUID ${PART_UUIDS[${i}]}"
 }

@@ -1,4 +1,4 @@
-# Logging, phases and phone-home. Shared by the installer and the rescue autorun.
+# Logging, phases, phone-home, cleanup hooks and the one failure path: every profile's script starts here.
 #
 # Everything the script prints goes to the console (through the autorun runner) and to PC_LOG. Reports
 # to node0 are best-effort: a dead or missing watcher never fails an install.
@@ -9,6 +9,7 @@ PC_PHASE="start"
 NODE_NAME="${NODE_NAME:-}"
 NODE_MAC="${NODE_MAC:-}"
 _PC_TEE_PID=""
+_PC_CLEANUPS=()
 
 log() {
   printf '%s portacluster: %s\n' "$(date -u +%H:%M:%S)" "$*"
@@ -70,6 +71,21 @@ phase() {
   report "${PC_PHASE}"
 }
 
+# on_cleanup FUNCTION: run by run_cleanups (the failure path, the EXIT trap, the end of an install), the
+# latest registered first. A library registers what it sets up where it defines it, so the failure path
+# never needs to know which libraries a profile has; each FUNCTION must be safe to run twice.
+on_cleanup() {
+  _PC_CLEANUPS+=("$1")
+}
+
+run_cleanups() {
+  local i
+  for ((i = ${#_PC_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    "${_PC_CLEANUPS[i]}" || warn "cleanup ${_PC_CLEANUPS[i]} failed"
+  done
+  return 0
+}
+
 # The one failure path: the ERR trap and every refusal end here. Reports `failed` with the phase and the
 # last 20 log lines, uploads the whole log, and exits with the failing status.
 fail_install() {
@@ -77,8 +93,8 @@ fail_install() {
   trap - ERR
   set +e
   log "FAILED in phase ${PC_PHASE}: ${why}" >&2
-  # The disk library's (absent in rescue): unmount the target so the disk is left consistent.
-  if declare -F cleanup_target >/dev/null; then cleanup_target 2>/dev/null; fi
+  # What the libraries registered (the install target, the diskless root): left consistent, unmounted.
+  run_cleanups 2>/dev/null
   log_close
   tail_file="$(mktemp)"
   tail -n 20 -- "${PC_LOG}" > "${tail_file}"
@@ -113,16 +129,4 @@ run() {
 # The node's environment: SystemRescue (systemd is PID 1) or the built-in one.
 systemd_is_pid1() {
   [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]
-}
-
-# power_action poweroff|reboot
-power_action() {
-  local action="$1"
-  case "${action}" in poweroff | reboot) ;; *) warn "unknown power action ${action}; powering off"; action=poweroff ;; esac
-  sync
-  if systemd_is_pid1 && command -v systemctl >/dev/null; then
-    systemctl "${action}" || "${action}"
-  else
-    "${action}"
-  fi
 }

@@ -1,25 +1,6 @@
-# Per-node identity and access, written into the extracted image under PC_TARGET: fstab, host name,
-# machine-id, network, users, ssh, serial console. Works for Debian and Arch images alike: where they
-# differ (networkd or ifupdown, ssh.service or sshd.service) the image's own files decide.
-
-# fstab_lines: one line per partition with a filesystem, by UUID (PART_UUIDS from make_filesystems).
-fstab_lines() {
-  local i fs mnt opts pass
-  printf '# /etc/fstab: written by the portacluster installer for %s\n' "${NODE_NAME}"
-  for i in "${!PC_PART_FS[@]}"; do
-    fs="${PC_PART_FS[${i}]}"
-    mnt="${PC_PART_MOUNTS[${i}]}"
-    [ -n "${fs}" ] || continue
-    case "${fs}" in
-      swap) printf 'UUID=%s none swap sw 0 0\n' "${PART_UUIDS[${i}]}"; continue ;;
-      vfat) opts='umask=0077' ;;
-      *) opts='defaults' ;;
-    esac
-    [ -n "${mnt}" ] || continue
-    if [ "${mnt}" = / ]; then pass=1; elif [ "${fs}" = vfat ]; then pass=0; else pass=2; fi
-    printf 'UUID=%s %s %s %s 0 %s\n' "${PART_UUIDS[${i}]}" "${mnt}" "${fs}" "${opts}" "${pass}"
-  done
-}
+# Per-node identity and access, written into the root under PC_TARGET (an installed disk or a diskless
+# overlay): host name, machine-id, network, users, ssh, serial console. Works for Debian and Arch images
+# alike: where they differ (networkd or ifupdown, ssh.service or sshd.service) the image's own files decide.
 
 # hosts_lines: localhost, this node (by its plan IP when it has one), and every other node with an IP.
 hosts_lines() {
@@ -66,12 +47,6 @@ enable_unit() {
   [ -n "${instance}" ] && link="${name%@.*}@${instance}.${name##*.}"
   mkdir -p -- "${PC_TARGET}/etc/systemd/system/${wanted_by}.wants"
   ln -sfn -- "${path}" "${PC_TARGET}/etc/systemd/system/${wanted_by}.wants/${link}"
-}
-
-configure_fstab() {
-  fstab_lines > "${PC_TARGET}/etc/fstab"
-  log "fstab:"
-  sed 's/^/    /' -- "${PC_TARGET}/etc/fstab"
 }
 
 configure_identity() {

@@ -1,0 +1,120 @@
+# Downloads whose bytes are trusted only once their sha256 matches the digest pinned in this script:
+# fetch_resumable (into a file, for the diskless root) and verified_write (onto the install target, for
+# the tarball and the filesystem image alike).
+
+PC_DOWNLOAD_DIR="${PC_DOWNLOAD_DIR:-/run/portacluster/download}"
+
+# fetch_resumable FILE URL SHA256 WHAT: curl into FILE, resumed with a Range request after each break
+# (curl's own --retry starts over from byte 0), then the digest over the whole file.
+# Returns 2 on a digest mismatch, 1 after 10 broken attempts: the caller knows what to undo.
+fetch_resumable() {
+  local file="$1" url="$2" want="$3" what="$4" digest attempt=1 status
+  while :; do
+    status=0
+    curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
+      --output "${file}" -- "${url}" || status="$?"
+    [ "${status}" = 0 ] && break
+    if [ "${attempt}" -ge 10 ]; then
+      warn "the ${what} download failed 10 times (curl ${status}): giving up"
+      return 1
+    fi
+    warn "download attempt ${attempt} broke (curl ${status}) at $(stat -c %s -- "${file}" 2>/dev/null || echo 0) bytes: resuming"
+    attempt=$((attempt + 1))
+    sleep 1
+  done
+  digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
+  if [ "${digest}" != "${want}" ]; then
+    warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
+    return 2
+  fi
+}
+
+# stream_verified URL SHA256 SINK [ARG…]: one pass of URL through zstd -d into SINK; returns 2 when the
+# digest does not match, 1 when the stream broke.
+stream_verified() {
+  local url="$1" want="$2" fifo digest_file digest sha_pid statuses
+  shift 2
+  mkdir -p -- "${PC_DOWNLOAD_DIR}"
+  fifo="${PC_DOWNLOAD_DIR}/sha.fifo"
+  digest_file="${PC_DOWNLOAD_DIR}/sha256"
+  rm -f -- "${fifo}" "${digest_file}"
+  mkfifo -- "${fifo}"
+  sha256sum < "${fifo}" > "${digest_file}" &
+  sha_pid="$!"
+  # An `if` keeps a broken stream from firing the ERR trap; PIPESTATUS still holds every stage's status.
+  if curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${url}" \
+    | tee -- "${fifo}" | zstd -d -q -c | "$@"; then
+    statuses=("${PIPESTATUS[@]}")
+  else
+    statuses=("${PIPESTATUS[@]}")
+  fi
+  wait "${sha_pid}"
+  rm -f -- "${fifo}"
+  digest="$(cut -d ' ' -f 1 < "${digest_file}")"
+  if [ "${statuses[0]}" != 0 ]; then
+    warn "the download broke (curl ${statuses[0]}, tee ${statuses[1]}, zstd ${statuses[2]}, $1 ${statuses[3]})"
+    return 1
+  fi
+  if [ "${digest}" != "${want}" ]; then
+    warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
+    return 2
+  fi
+  if [ "${statuses[2]}" != 0 ] || [ "${statuses[3]}" != 0 ]; then
+    die "the image matched its digest but did not unpack (zstd ${statuses[2]}, $1 ${statuses[3]})"
+  fi
+  return 0
+}
+
+# tmpfs_has_room BYTES: enough RAM to hold BYTES in tmpfs, with 128 MiB to spare?
+tmpfs_has_room() {
+  local bytes="$1" avail_kib
+  avail_kib="$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)"
+  [ $((avail_kib * 1024)) -gt $((bytes + 134217728)) ]
+}
+
+# verified_write WHAT TARGET URL SHA256 SIZE WIPE REFRESH SINK [ARG…]: the zstd stream at URL (SIZE
+# bytes, pinned to SHA256) unpacked by SINK ARG… onto the install target, the one state machine for
+# every install mode:
+#   - fast path, one pass: curl's bytes go through tee into sha256sum and on through zstd into SINK; the
+#     digest is compared when the stream ends (qemu-lab.md: a separate verify pass costs more than it
+#     saves, so resuming is only the fallback);
+#   - a broken stream: REFRESH readies the target again, then the download starts over into a tmpfs file
+#     that curl resumes with Range requests, is verified whole and only then unpacked by SINK (or, without
+#     the RAM for it, is streamed once more);
+#   - a digest mismatch on either path, or a download that keeps breaking: WIPE leaves nothing of the
+#     target to mount or boot (a broken stream may have written some of it), then `failed`.
+# WIPE and REFRESH get SINK's ARGs (they name the target). WHAT and TARGET name the bytes and the target
+# in the refusal. The target is never bootable before the digest matched: the boot loader, fstab and the
+# `done` report all come after, and the node's link is switched only on `done`.
+verified_write() {
+  local what="$1" target="$2" url="$3" want="$4" size="$5" wipe="$6" refresh="$7" status=0 file
+  shift 7
+  # Download and unpacking run together in the stream: both phases start now.
+  phase download
+  phase extract
+  stream_verified "${url}" "${want}" "$@" || status="$?"
+  if [ "${status}" = 1 ]; then
+    PC_PHASE=download
+    log "retrying the download with resume"
+    "${refresh}" "${@:2}"
+    status=0
+    if tmpfs_has_room "${size}"; then
+      file="${PC_DOWNLOAD_DIR}/${url##*/}"
+      rm -f -- "${file}"
+      fetch_resumable "${file}" "${url}" "${want}" "${what}" || status="$?"
+      if [ "${status}" = 0 ]; then
+        PC_PHASE=extract
+        zstd -d -q -c -- "${file}" | "$@"
+      fi
+      rm -f -- "${file}"
+    else
+      warn "not enough memory to hold the ${what}: streaming again"
+      stream_verified "${url}" "${want}" "$@" || status="$?"
+    fi
+  fi
+  if [ "${status}" = 0 ]; then return 0; fi
+  PC_PHASE=download
+  "${wipe}" "${@:2}"
+  if [ "${status}" = 2 ]; then die "the ${what} does not match its sha256: refused, and ${target} wiped"; fi
+  die "the ${what} could not be downloaded whole: refused, and ${target} wiped"
+}
