@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from './process.ts';
 
 const temps = new Set<string>();
 let activity = 'starting';
@@ -59,14 +60,6 @@ export function onInterrupt(report: (info: InterruptInfo) => void): () => void {
   };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes `<dir>/<name>-<pid>` entries whose process is gone: what an earlier killed build left. */
 export function sweepDeadPidDirs(dir: string, onRemove?: (path: string) => void): string[] {

@@ -17,6 +17,7 @@
  * reload after the switch, and until then they serve the new tree with the old (compatible, checked)
  * configs; images the old release's installers still fetch were carried into the new one by deploy.
  */
+import { SERVED_SPEC } from '../layout.ts';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,7 +125,7 @@ export async function precheckRelease(c: ActivateContext, inc: string, previous:
     if (info.root === c.dest) {
       const tmp = await mkdtemp(join(tmpdir(), 'pc-activate-'));
       try {
-        const plan = planCluster((await loadSpec(join(inc, 'etc/portacluster.json'))).spec);
+        const plan = planCluster((await loadSpec(join(inc, SERVED_SPEC))).spec);
         await prepareConfigs({ plan, root: info.root, runDir: tmp, logDir: info.logDir, stateFile: info.stateFile, interface: info.interface, timeoutMs: 0, onEvent: () => {} }, 'the new release was not switched');
       } catch (e) {
         return refuse((e as Error).message.replace(/^serve: /, "serve's runtime config: "));

@@ -4,6 +4,7 @@
  * `node0 install` and as a sh script on node0 by `deploy --activate` (locally or over ssh), so both
  * refuse the same configs. nginx -t binds the listen address: it passes only where the admin IP is.
  */
+import { DNSMASQ_CONF, NGINX_CONF } from '../layout.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +20,9 @@ export interface ConfigCheck {
 }
 
 export function treeConfigChecks(tree: string, mode: Node0Mode = 'dedicated'): ConfigCheck[] {
-  const checks: ConfigCheck[] = [{ name: 'dnsmasq', file: join(tree, 'etc/dnsmasq.conf'), argv: ['dnsmasq', '--test', `--conf-file=${join(tree, 'etc/dnsmasq.conf')}`] }];
+  const checks: ConfigCheck[] = [{ name: 'dnsmasq', file: join(tree, DNSMASQ_CONF), argv: ['dnsmasq', '--test', `--conf-file=${join(tree, DNSMASQ_CONF)}`] }];
   // A shared node0 runs the distro's nginx config with our snippet; the tree's whole config is not used.
-  if (mode === 'dedicated') checks.push({ name: 'nginx', file: join(tree, 'etc/nginx.conf'), argv: ['nginx', '-t', '-q', '-c', join(tree, 'etc/nginx.conf')] });
+  if (mode === 'dedicated') checks.push({ name: 'nginx', file: join(tree, NGINX_CONF), argv: ['nginx', '-t', '-q', '-c', join(tree, NGINX_CONF)] });
   return checks;
 }
 

@@ -6,6 +6,7 @@
  * root's, not under the watcher's state dir which systemd hands to the watcher's user) lists exactly what
  * was written, created and changed, and uninstall reverses that list and nothing else.
  */
+import { DNSMASQ_CONF, IPXE_DIR, NGINX_CONF, PXELINUX_DIR, SERVED_SPEC } from '../layout.ts';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
@@ -17,10 +18,12 @@ import { node0Files, node0Units, SYSTEM_USER, SYSUSERS_FILE, type Node0File, typ
 import { loadSpec } from '../spec/load.ts';
 import { checkNginxSnippet, checkTreeConfigs } from './node0-checks.ts';
 
-export const MANIFEST = 'etc/portacluster/node0-install.json';
+// Paths on node0's own filesystem (under --dest), not in the served tree.
+const DISTRO_NGINX_CONF = join('etc', 'nginx', 'nginx.conf');
+export const MANIFEST = join('etc', 'portacluster', 'node0-install.json');
 // .pwd.lock is systemd-sysusers' lock file, left behind by it.
 const ACCOUNT_FILES = ['etc/passwd', 'etc/group', 'etc/shadow', 'etc/gshadow', 'etc/.pwd.lock'];
-const LINK_DIRS = ['pxe/pxelinux.cfg', 'pxe/ipxe'];
+const LINK_DIRS = [PXELINUX_DIR, IPXE_DIR];
 const DISTRO_UNITS: Record<Node0Mode, string[]> = { dedicated: ['dnsmasq.service', 'nginx.service'], shared: ['dnsmasq.service'] };
 
 export interface Node0Options {
@@ -78,12 +81,12 @@ export async function readManifest(dest: string): Promise<Node0Manifest | null> 
 async function loadTree(o: Node0Options): Promise<{ tree: string; plan: Plan; linkDirs: string[] }> {
   if (!o.root.startsWith('/')) throw new UsageError(`--root must be an absolute path on node0 (got ${o.root})`);
   const tree = join(o.dest, o.root);
-  const specFile = join(tree, 'etc/portacluster.json');
-  if (!existsSync(specFile)) throw new UsageError(`no served tree at ${tree} (no etc/portacluster.json)\n  hint: portacluster deploy ${tree} first, or pass --root where the tree is`);
+  const specFile = join(tree, SERVED_SPEC);
+  if (!existsSync(specFile)) throw new UsageError(`no served tree at ${tree} (no ${SERVED_SPEC})\n  hint: portacluster deploy ${tree} first, or pass --root where the tree is`);
   const plan = planCluster((await loadSpec(specFile)).spec);
   // dnsmasq and nginx run the tree's own configs, which name the spec's servedRoot.
   if (resolve(plan.admin.servedRoot) !== resolve(o.root))
-    throw new UsageError(`the tree at ${tree} was built for admin.servedRoot ${plan.admin.servedRoot}, not ${o.root}: its etc/dnsmasq.conf and etc/nginx.conf serve that path\n  hint: pass --root ${plan.admin.servedRoot}, or set admin.servedRoot to ${o.root} and rebuild`);
+    throw new UsageError(`the tree at ${tree} was built for admin.servedRoot ${plan.admin.servedRoot}, not ${o.root}: its ${DNSMASQ_CONF} and ${NGINX_CONF} serve that path\n  hint: pass --root ${plan.admin.servedRoot}, or set admin.servedRoot to ${o.root} and rebuild`);
   const linkDirs = LINK_DIRS.filter((d) => existsSync(join(tree, d))).map((d) => join(o.root, d));
   if (!linkDirs.length) throw new UsageError(`the tree at ${tree} has neither ${LINK_DIRS.join(' nor ')}: not a built tree`);
   return { tree, plan, linkDirs };
@@ -179,10 +182,10 @@ export async function node0Install(o: Node0Options): Promise<Node0Result> {
       if (!m.chowned.some((c) => c.path === d)) m.chowned.push({ path: d, uid: st.uid, gid: st.gid });
       await chown(join(dest, d), user!.uid, user!.gid);
     }
-    if (o.mode === 'shared' && existsSync(join(dest, 'etc/nginx/nginx.conf'))) {
+    if (o.mode === 'shared' && existsSync(join(dest, DISTRO_NGINX_CONF))) {
       // The distro's config with our snippet included: other sites must still load.
-      const t = await run(['nginx', '-t', '-q', '-c', join(dest, 'etc/nginx/nginx.conf')], { nothrow: true });
-      if (t.exitCode !== 0) await fail(`nginx -t refuses ${join(dest, 'etc/nginx/nginx.conf')} with the portacluster snippet`, t.stderr || t.stdout);
+      const t = await run(['nginx', '-t', '-q', '-c', join(dest, DISTRO_NGINX_CONF)], { nothrow: true });
+      if (t.exitCode !== 0) await fail(`nginx -t refuses ${join(dest, DISTRO_NGINX_CONF)} with the portacluster snippet`, t.stderr || t.stdout);
     }
     for (const u of DISTRO_UNITS[o.mode]) {
       if ((await systemctl(dest, ['is-enabled', '--quiet', u])).exitCode !== 0) continue;

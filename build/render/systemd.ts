@@ -12,6 +12,7 @@
  * dnsmasq and nginx run the tree's own etc/dnsmasq.conf and etc/nginx.conf through the served root's
  * symlink, so a deploy that changes them takes effect on `systemctl reload-or-restart`.
  */
+import { DNSMASQ_CONF, NGINX_CONF, SERVED_SPEC } from '../layout.ts';
 import { UsageError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { renderNginxSnippet } from './nginx.ts';
@@ -38,7 +39,8 @@ export interface Node0File {
 
 export const UNIT_DIR = 'etc/systemd/system';
 export const SYSUSERS_FILE = 'etc/sysusers.d/portacluster.conf';
-export const NGINX_SNIPPET = 'etc/nginx/conf.d/portacluster.conf';
+// On node0's own filesystem, where the distribution's nginx includes conf.d/*.conf (not the served tree).
+export const NGINX_SNIPPET = ['etc', 'nginx', 'conf.d', 'portacluster.conf'].join('/');
 export const SYSTEM_USER = 'portacluster';
 export const WATCH_UNIT = 'portacluster-watch.service';
 export const DNSMASQ_UNIT = 'portacluster-dnsmasq.service';
@@ -68,7 +70,7 @@ function header(plan: Plan, what: string): string {
 
 export function renderWatchUnit(plan: Plan, o: Node0UnitOptions): string {
   const root = unitWord(o.root, '--root');
-  const exec = [unitWord(o.node, 'the node binary'), unitWord(o.bin, 'the portacluster bin'), 'watch', '--config', `${root}/etc/portacluster.json`, '--root', root, '--state', `${STATE_DIR}/state.json`, '--listen', `127.0.0.1:${plan.phoneHome.watcherPort}`];
+  const exec = [unitWord(o.node, 'the node binary'), unitWord(o.bin, 'the portacluster bin'), 'watch', '--config', `${root}/${SERVED_SPEC}`, '--root', root, '--state', `${STATE_DIR}/state.json`, '--listen', `127.0.0.1:${plan.phoneHome.watcherPort}`];
   return [
     header(plan, 'the watcher'),
     '[Unit]',
@@ -99,7 +101,7 @@ export function renderWatchUnit(plan: Plan, o: Node0UnitOptions): string {
 }
 
 export function renderDnsmasqUnit(plan: Plan, o: Node0UnitOptions): string {
-  const conf = `--conf-file=${unitWord(o.root, '--root')}/etc/dnsmasq.conf`;
+  const conf = `--conf-file=${unitWord(o.root, '--root')}/${DNSMASQ_CONF}`;
   return [
     header(plan, 'dnsmasq (DHCP + TFTP)'),
     '[Unit]',
@@ -126,7 +128,7 @@ export function renderDnsmasqUnit(plan: Plan, o: Node0UnitOptions): string {
 }
 
 export function renderNginxUnit(plan: Plan, o: Node0UnitOptions): string {
-  const conf = `${unitWord(o.root, '--root')}/etc/nginx.conf`;
+  const conf = `${unitWord(o.root, '--root')}/${NGINX_CONF}`;
   return [
     header(plan, 'nginx (HTTP for the nodes)'),
     '[Unit]',

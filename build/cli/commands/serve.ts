@@ -68,6 +68,12 @@ export const command = defineCommand(
     let reload: (() => void) | null = null;
     let pendingHup = false;
     process.on('SIGHUP', () => (reload ? reload() : (pendingHup = true)));
+    // Likewise Ctrl-C/SIGTERM: one that arrives while the group is still coming up stops it once it is up.
+    let stop: ((signal: string) => void) | null = null;
+    let pendingStop: string | null = null;
+    const onSignal = (signal: string) => (stop ? stop(signal) : (pendingStop ??= signal));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
     const root = resolve(values.root ?? plan.admin.servedRoot);
     const group = await serve({
       plan,
@@ -87,9 +93,8 @@ export const command = defineCommand(
       throw e;
     });
     if (!group) return 1;
-    const onSignal = (signal: string) => void group.stop(`${signal} received`);
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    stop = (signal) => void group.stop(`${signal} received`);
+    if (pendingStop) stop(pendingStop);
     reload = () => void group.reload();
     if (pendingHup) reload();
     return group.done;
