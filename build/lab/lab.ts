@@ -14,6 +14,7 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SERVED_SPEC, PXE_DIR } from '../layout.ts';
 import { StageError, UsageError } from '../lib/errors.ts';
+import { pidAlive } from '../lib/process.ts';
 import type { Plan } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
 import { startLabVm, vmPower, vmQuit, type LabVm, type VmPower } from './vm.ts';
@@ -41,14 +42,6 @@ export async function readLab(cluster: string): Promise<LabRecord | null> {
   return text ? (JSON.parse(text) as LabRecord) : null;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface LabUpOptions {
   plan: Plan;
@@ -76,8 +69,8 @@ async function waitServeUp(log: string, pid: number, timeoutMs: number): Promise
       }
     });
     if (events.filter((e) => e.event === 'up').length === 3) return;
-    if (!alive(pid) || Date.now() > deadline)
-      throw new StageError('lab up', `node0's services did not come up (portacluster serve ${alive(pid) ? 'is still starting' : 'exited'}); its output:\n${lines.slice(-15).map((l) => `    ${l}`).join('\n')}`);
+    if (!pidAlive(pid) || Date.now() > deadline)
+      throw new StageError('lab up', `node0's services did not come up (portacluster serve ${pidAlive(pid) ? 'is still starting' : 'exited'}); its output:\n${lines.slice(-15).map((l) => `    ${l}`).join('\n')}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -142,11 +135,11 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
 }
 
 async function stopPid(pid: number, ms = 10_000): Promise<boolean> {
-  if (!alive(pid)) return false;
+  if (!pidAlive(pid)) return false;
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + ms;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
   return true;
 }
 
@@ -182,7 +175,7 @@ export async function labStatus(cluster: string): Promise<LabStatus> {
   const lab = await readLab(cluster);
   if (!lab) return { up: false, netns: netnsName(cluster), serve: null, vms: [] };
   const vms = await Promise.all(lab.vms.map(async (vm) => ({ ...vm, power: await vmPower(vm) })));
-  return { up: await netnsExists(lab.netns), netns: lab.netns, serve: { pid: lab.serve.pid, running: alive(lab.serve.pid), log: lab.serve.log }, vms };
+  return { up: await netnsExists(lab.netns), netns: lab.netns, serve: { pid: lab.serve.pid, running: pidAlive(lab.serve.pid), log: lab.serve.log }, vms };
 }
 
 export const labDirFor = (cluster: string, base = resolve('.cache', 'portacluster', 'lab')): string => join(base, cluster);

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { pidAlive } from '../lib/process.ts';
 import { run } from '../lib/run.ts';
 import { nsExec } from './netns.ts';
 
@@ -119,11 +120,7 @@ export type VmPower = 'running' | 'off' | 'paused' | 'gone';
 
 /** running / off (the guest powered off; qemu still there) / gone (no qemu). */
 export async function vmPower(vm: Pick<LabVm, 'monitor' | 'pid'>): Promise<VmPower> {
-  try {
-    process.kill(vm.pid, 0);
-  } catch {
-    return 'gone';
-  }
+  if (!pidAlive(vm.pid)) return 'gone';
   const status = await monitorCommand(vm.monitor, 'info status').catch(() => '');
   if (/running/.test(status)) return 'running';
   // prelaunch: never powered on (-S); shutdown: the guest powered off (-no-shutdown keeps qemu).
@@ -139,14 +136,7 @@ export async function vmReset(vm: Pick<LabVm, 'monitor'>): Promise<void> {
 
 /** Stops qemu: quit over the monitor, then SIGKILL if it will not go. */
 export async function vmQuit(vm: Pick<LabVm, 'monitor' | 'pid'>): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(vm.pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = () => pidAlive(vm.pid);
   if (!alive()) return;
   await monitorCommand(vm.monitor, 'quit', 2000).catch(() => '');
   for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { pidAlive } from '../lib/process.ts';
 import { commandLine } from '../lib/run.ts';
 
 export interface ServiceExit {
@@ -56,14 +57,6 @@ export interface Group {
 const TAIL_LINES = 15;
 const STOP_GRACE_MS = 5000;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Sends a signal to a whole process group; a group that is gone already is not an error. */
 function killGroup(pid: number, signal: NodeJS.Signals): void {
@@ -198,7 +191,7 @@ export async function startGroup(defs: ServiceDef[], onEvent: (e: GroupEvent) =>
   for (const def of defs) await launch(def);
   return {
     done,
-    pids: () => running.map((r) => r.svc.pid).filter((p): p is number => p !== null && alive(p)),
+    pids: () => running.map((r) => r.svc.pid).filter((p): p is number => p !== null && pidAlive(p)),
     pidOf: (name) => running.find((r) => r.name === name)?.svc.pid ?? null,
     async restart(name, def) {
       const i = running.findIndex((r) => r.name === name);

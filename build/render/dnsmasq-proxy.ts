@@ -7,7 +7,7 @@
 import { commentText } from '../lib/escape.ts';
 import { LOADER_FILES, PXE_DIR } from '../layout.ts';
 import type { Plan } from '../plan/plan.ts';
-import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHeader, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
+import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHead, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
 
 /** PXE client system types (option 93) as dnsmasq names them: BIOS, and x86-64 UEFI under both its numbers. */
 const BIOS = ['x86PC'];
@@ -19,12 +19,7 @@ export function renderProxyDnsmasqConf(plan: Plan, rt: { interface: string; serv
   const menu = `"${commentText('dnsmasq.conf', 'cluster', plan.cluster)}"`;
   const service = (tags: string, csas: string[], file: string) => csas.map((csa) => `pxe-service=${tags}${csa},${menu},${file}`);
   return [
-    dnsmasqHeader(plan),
-    '',
-    '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${v('admin.interface', rt.interface)}`,
-    'bind-interfaces',
-    'except-interface=lo',
+    ...dnsmasqHead(plan, rt.interface),
     '',
     "# Proxy DHCP: the network's own DHCP server hands out addresses, names and DNS; this one gives no",
     '# address and no DNS, only boot information to network-boot clients (vendor class PXEClient, and',

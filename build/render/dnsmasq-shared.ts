@@ -11,6 +11,18 @@ export { v };
 
 type Loader = 'pxelinux' | 'ipxe';
 
+/** The header and the interface binding both modes start with. */
+export function dnsmasqHead(plan: Plan, iface: string): string[] {
+  return [
+    dnsmasqHeader(plan),
+    '',
+    '# Answer on the cluster interface only: never stomp on a foreign network.',
+    `interface=${v('admin.interface', iface)}`,
+    'bind-interfaces',
+    'except-interface=lo',
+  ];
+}
+
 export function dnsmasqHeader(plan: Plan): string {
   return `# portacluster ${commentText('dnsmasq.conf', 'cluster', plan.cluster)}: dnsmasq for ${commentText('dnsmasq.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`;
 }

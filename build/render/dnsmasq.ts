@@ -1,7 +1,7 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only (proxy DHCP in dnsmasq-proxy.ts). */
 import { LOADER_FILES, PXE_DIR } from '../layout.ts';
 import type { Plan } from '../plan/plan.ts';
-import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHeader, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
+import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHead, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
 import { renderProxyDnsmasqConf } from './dnsmasq-proxy.ts';
 
 /** The interface dnsmasq binds and the tree it serves over TFTP: node0's, or serve's overrides (the lab's bridge). */
@@ -21,12 +21,7 @@ export function renderDnsmasqConf(plan: Plan, rt: DnsmasqRuntime = nodeDnsmasqRu
   // An HTTP-boot client (client-arch 16) is neither efi64 nor BIOS: keep it off the TFTP loaders.
   const notHttp = plan.boot.httpBoot ? 'tag:!efihttp,' : '';
   return [
-    dnsmasqHeader(plan),
-    '',
-    '# Answer on the cluster interface only: never stomp on a foreign network.',
-    `interface=${v('admin.interface', rt.interface)}`,
-    'bind-interfaces',
-    'except-interface=lo',
+    ...dnsmasqHead(plan, rt.interface),
     '',
     '# DNS for the cluster names; upstream queries go to the resolvers in /etc/resolv.conf.',
     `domain=${domain}`,

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { run } from '../../../build/lib/run.ts';
 import type { Netns } from './netns.ts';
 
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+import { OVMF_CODE, OVMF_VARS } from '../../../build/lab/vm.ts';
+
+export { OVMF_CODE, OVMF_VARS };
 
 export interface VmOptions {
   name: string;
