@@ -1,5 +1,5 @@
 /** The shared helpers in build/lib/: one digest, one canonical JSON, one liveness check, one temp-then-rename. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,5 +60,18 @@ describe('lib/atomic', () => {
     ).rejects.toThrow('disk on fire');
     expect(await readFile(f, 'utf8')).toBe('two\n');
     expect(await readdir(ws.dir)).toEqual(['state.json']);
+  });
+});
+
+describe('pidAlive and zombies', () => {
+  it('a zombie (exited, not reaped) is not alive, though kill(0) still reaches it', async () => {
+    // sh starts a short sleep, prints its pid, then becomes a long sleep that never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (d: Buffer) => r(d.toString().trim()))));
+    expect(pidAlive(pid)).toBe(true);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(() => process.kill(pid, 0)).not.toThrow();
+    expect(pidAlive(pid)).toBe(false);
+    parent.kill('SIGKILL');
   });
 });

@@ -17,6 +17,7 @@ import { StageError, UsageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
 import type { Plan } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
+import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
 import { startLabVm, vmPower, vmQuit, type LabVm, type VmPower } from './vm.ts';
 
 export const LAB_REGISTRY_DIR = '/run/portacluster';
@@ -30,6 +31,8 @@ export interface LabRecord {
   stateFile: string;
   serve: { pid: number; log: string; runDir: string; logDir: string };
   raPid: number;
+  /** Proxy-DHCP specs: the stand-in home router that hands out the addresses. */
+  router?: LabRouter;
   vms: LabVm[];
   startedAt: string;
 }
@@ -87,8 +90,12 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
   await mkdir(LAB_REGISTRY_DIR, { recursive: true });
   const bridge = plan.admin.interface;
   await createLabNetwork(ns, bridge, `${plan.admin.ip}/${plan.admin.prefix}`);
-  const started: { serve?: number; ra?: number; vms: LabVm[] } = { vms: [] };
+  const started: { serve?: number; ra?: number; router?: LabRouter; vms: LabVm[] } = { vms: [] };
   try {
+    if (plan.dhcp.mode === 'proxy') {
+      started.router = await startLabRouter({ plan, labNetns: ns, bridge, dir: o.dir });
+      o.log(`router: the lab's stand-in home router (dnsmasq, addresses only) at ${started.router.ip}, pool ${started.router.pool.first}–${started.router.pool.last}; log ${started.router.log}`);
+    }
     const ra = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', RA_RESPONDER, bridge], { stdio: 'ignore', detached: true });
     ra.unref();
     started.ra = ra.pid;
@@ -115,6 +122,10 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
     for (const vm of started.vms) await vmQuit(vm);
     if (started.serve) await stopPid(started.serve);
     if (started.ra) await stopPid(started.ra);
+    if (started.router) {
+      await stopPid(started.router.pid);
+      await deleteRouterNetwork(started.router.netns);
+    }
     await deleteLabNetwork(ns);
     throw e;
   }
@@ -127,6 +138,7 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
     stateFile: o.stateFile,
     serve: { pid: started.serve!, log: join(o.dir, 'serve.log'), runDir: join(o.dir, 'run'), logDir: join(o.dir, 'log') },
     raPid: started.ra!,
+    ...(started.router ? { router: started.router } : {}),
     vms: started.vms,
     startedAt: new Date().toISOString(),
   };
@@ -154,6 +166,11 @@ export async function labDown(cluster: string, o: { wipe: boolean; log(line: str
   // serve stops dnsmasq, nginx and the watcher itself on SIGTERM.
   if (await stopPid(lab.serve.pid)) o.log(`node0: portacluster serve (pid ${lab.serve.pid}) stopped`);
   await stopPid(lab.raPid);
+  if (lab.router) {
+    await stopPid(lab.router.pid);
+    await deleteRouterNetwork(lab.router.netns);
+    o.log(`router: the lab's stand-in (pid ${lab.router.pid}) stopped, namespace ${lab.router.netns} removed`);
+  }
   await deleteLabNetwork(lab.netns);
   o.log(`network namespace ${lab.netns} removed`);
   if (o.wipe) {

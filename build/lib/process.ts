@@ -1,10 +1,23 @@
+import { readFileSync } from 'node:fs';
 /** Whether a process is still running: how a temp dir, lock or staging dir tells a live owner from a dead one. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // A zombie still answers kill(0): one whose parent exited waits for PID 1 to reap it, and some
+    // sandboxes' PID 1 never does. It runs nothing and holds nothing, so it is not alive.
+    return !isZombie(pid);
   } catch (e) {
     // EPERM: the process exists but belongs to someone else.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (comm) S …"; comm may hold spaces and parentheses, the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }

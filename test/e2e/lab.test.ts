@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive } from '../../build/lib/process.ts';
 import { run } from '../../build/lib/run.ts';
 import { buildLabDist, REPO, type BuiltDist } from './harness/lab.ts';
 
@@ -15,26 +16,25 @@ const MIN = 60_000;
 const NODES = ['labbios', 'labuefi'];
 
 let built: BuiltDist;
+let proxyBuilt: BuiltDist;
 let dir: string;
 const cli = (args: string[], o: { nothrow?: boolean } = {}) =>
   run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args], { cwd: REPO, ...o, env: { ...process.env, PORTACLUSTER_STATE: join(dir, 'state.json') } });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pc-lab-'));
-  built = await buildLabDist(dir);
+  built = await buildLabDist(join(dir, 'server'));
+  // The same cluster on a network whose DHCP server is someone else's: node0 only says what to boot.
+  proxyBuilt = await buildLabDist(join(dir, 'proxy'), (raw) => {
+    raw.dhcp = { mode: 'proxy' };
+    for (const n of raw.nodes) delete n.ip;
+  });
 }, 40 * MIN);
 
 afterAll(async () => {
   await cli(['lab', 'down', '--root', built.dist, '--wipe'], { nothrow: true });
+  await cli(['lab', 'down', '--root', proxyBuilt.dist, '--wipe'], { nothrow: true });
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -48,10 +48,9 @@ async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: stri
   }
 }
 
-describe('portacluster lab', () => {
-  it('lab up → reimage --reboot → done → the OS at login: → lab down leaves nothing', async () => {
+async function loop(built: BuiltDist, mode: string): Promise<any> {
     const t0 = Date.now();
-    const up = JSON.parse((await cli(['lab', 'up', '--root', built.dist, '--nodes', '2', '--dir', join(dir, 'lab'), '--json'])).stdout);
+    const up = JSON.parse((await cli(['lab', 'up', '--root', built.dist, '--nodes', '2', '--dir', join(dir, mode, 'lab'), '--json'])).stdout);
     expect(up.vms.map((v: { name: string }) => v.name)).toEqual(NODES);
     const status0 = JSON.parse((await cli(['lab', 'status', '--root', built.dist, '--json'])).stdout);
     expect(status0.vms.map((v: { power: string }) => v.power)).toEqual(['off', 'off']);
@@ -75,12 +74,28 @@ describe('portacluster lab', () => {
     for (const vm of up.vms as { name: string; serialLog: string }[]) {
       await until(async () => ((await readFile(vm.serialLog, 'utf8')).includes(`${vm.name} login:`) ? true : undefined), 8 * MIN, `${vm.name} at login:`);
     }
-    console.log(`lab: up → both nodes done ${installed.toFixed(0)} s, at login: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`lab (${mode} DHCP): up → both nodes done ${installed.toFixed(0)} s, at login: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
-    const pids = [up.serve.pid, up.raPid, ...up.vms.map((v: { pid: number }) => v.pid)];
+    const pids = [up.serve.pid, up.raPid, ...(up.router ? [up.router.pid] : []), ...up.vms.map((v: { pid: number }) => v.pid)];
     await cli(['lab', 'down', '--root', built.dist]);
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(pidAlive)).toEqual([]);
     expect((await run(['ip', 'netns', 'list'])).stdout).not.toContain(up.netns);
     expect(JSON.parse((await cli(['lab', 'status', '--root', built.dist, '--json'], { nothrow: true })).stdout).serve).toBeNull();
+    return up;
+}
+
+describe('portacluster lab', () => {
+  it('lab up → reimage --reboot → done → the OS at login: → lab down leaves nothing', async () => {
+    const up = await loop(built, 'server');
+    expect(up.router).toBeUndefined();
+  }, 40 * MIN);
+
+  it('proxy DHCP: beside the lab\'s stand-in router, a BIOS and a UEFI node install and boot their OS', async () => {
+    const up = await loop(proxyBuilt, 'proxy');
+    // Every address came from the router's pool; node0's dnsmasq leased none.
+    const leases = await readFile(up.router.leases, 'utf8');
+    for (const vm of up.vms as { mac: string }[]) expect(leases).toContain(vm.mac);
+    expect(up.router.pid).toBeGreaterThan(0);
+    expect((await run(['ip', 'netns', 'list'])).stdout).not.toContain(up.router.netns);
   }, 40 * MIN);
 });

@@ -54,7 +54,8 @@ export interface BuiltDist {
 }
 
 /** Builds dist/ with the CLI (`build --config --out --cache`) from the lab spec and per-run keys. */
-export async function buildLabDist(dir: string): Promise<BuiltDist> {
+/** `edit` changes the lab spec before the build (e.g. proxy-DHCP mode). */
+export async function buildLabDist(dir: string, edit?: (raw: Record<string, any>) => void): Promise<BuiltDist> {
   await mkdir(join(dir, 'keys'), { recursive: true });
   // dnsmasq (TFTP) and nginx workers run as nobody: every directory on the served path must be searchable.
   await chmod(dir, 0o755);
@@ -63,6 +64,7 @@ export async function buildLabDist(dir: string): Promise<BuiltDist> {
   const raw = structuredClone((await readSpecFile(LAB_SPEC)) as Record<string, any>);
   raw.users[0].sshKeys = [(await readFile(`${keys.admin}.pub`, 'utf8')).trim()];
   raw.rescue.sshKeys = [(await readFile(`${keys.rescue}.pub`, 'utf8')).trim()];
+  edit?.(raw);
   const specFile = join(dir, 'lab.json');
   await writeFile(specFile, JSON.stringify(raw, null, 2));
   const dist = join(dir, 'dist');
