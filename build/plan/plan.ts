@@ -8,24 +8,46 @@ import { pxelinuxNodeFile } from '../layout.ts';
 import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
 
-/** The golden image as the image stages take it: what the spec asks for, defaults applied. */
-export interface ImageSpec {
+interface ImageBase {
   /** Used in file names, e.g. "debian". */
   name: string;
-  distro: 'debian' | 'arch';
   /** Debian suite e.g. "bookworm"; arch: free text e.g. "rolling". */
   release: string;
   /** Extra packages beyond the backend's base set. */
   packages: string[];
-  /** Debian: archive URL; arch: a pacman Server= URL with $repo/$arch, or file:///path for a local repo. */
-  mirror: string;
-  /** Debian only, default ["main"]. */
-  components?: string[];
-  /** Arch only: repo names for pacman.conf, default ["core","extra"]. */
-  repos?: string[];
   /** A prepared root tree: skip bootstrapping, use it as is (tests, bring-your-own). */
   rootfs?: string;
 }
+
+/**
+ * The golden image as the image stages take it: what the spec asks for, every default applied.
+ * Debian's mirror is null for "mmdebstrap's own default" (deb.debian.org plus -updates and -security), which
+ * is not one URL we could write down; Arch has no such default, so its mirror is always a URL (the rules
+ * require one unless a prepared rootfs is used, and then it is never read: "").
+ */
+export type DebianImage = ImageBase & { distro: 'debian'; mirror: string | null; components: string[] };
+export type ArchImage = ImageBase & { distro: 'arch'; mirror: string; repos: string[] };
+export type ImageSpec = DebianImage | ArchImage;
+
+/** Debian suite of the built-in environment when the spec names none. */
+export const DEFAULT_INSTALLER_SUITE = 'bookworm';
+/** setkmap= of SystemRescue when the spec names no keymap. */
+export const DEFAULT_KEYMAP = 'us';
+/** Debian components and Arch repositories when the spec lists none (an empty list means the same). */
+export const DEFAULT_COMPONENTS: readonly string[] = ['main'];
+export const DEFAULT_ARCH_REPOS: readonly string[] = ['core', 'extra'];
+
+/** The installer environment, resolved: mirror null = mmdebstrap's own default, as for the image. */
+export type PlanInstallerEnv =
+  | { type: 'builtin'; mirror: string | null; suite: string }
+  | {
+      type: 'systemrescue';
+      /** Exactly one of url or path (the rules refuse both and neither). */
+      source: { url: string } | { path: string };
+      /** Every digest the spec gives, sha256 first (it names the download cache entry); all are checked. Never empty (a rule). */
+      digests: { algo: 'sha256' | 'sha512'; hex: string }[];
+      keymap: string;
+    };
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -85,11 +107,11 @@ export interface Plan {
     initramfs: string;
   };
   disk: { table: 'gpt' | 'msdos'; target: DiskTargetT; minBytes: number; partitions: PlanPartition[] };
-  image: Omit<ImageSpec, 'mirror'> & { mirror?: string; zstdLevel: number; installMode: 'tarball' | 'image' };
+  image: ImageSpec & { zstdLevel: number; installMode: 'tarball' | 'image' };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
   phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
-  installerEnv: InstallerEnvSpecT;
+  installerEnv: PlanInstallerEnv;
 }
 
 export function planCluster(spec: NormalizedSpec): Plan {
@@ -153,11 +175,9 @@ export function planCluster(spec: NormalizedSpec): Plan {
     },
     image: {
       name: spec.image.name,
-      distro: spec.image.distro,
       release: spec.image.release,
       packages: spec.image.packages,
-      ...(spec.image.mirror ? { mirror: spec.image.mirror } : {}),
-      ...(spec.image.distro === 'debian' ? { components: spec.image.components ?? ['main'] } : { repos: spec.image.repos ?? ['core', 'extra'] }),
+      ...imageSource(spec.image),
       ...(spec.image.rootfs ? { rootfs: spec.image.rootfs } : {}),
       zstdLevel: spec.image.zstdLevel,
       installMode: spec.image.installMode,
@@ -165,7 +185,27 @@ export function planCluster(spec: NormalizedSpec): Plan {
     users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
     rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },
     phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall, watcherPort: spec.phoneHome.watcherPort, timeoutMinutes: spec.phoneHome.timeoutMinutes },
-    installerEnv: spec.installerEnv,
+    installerEnv: installerEnv(spec.installerEnv),
+  };
+}
+
+const listOr = (list: string[] | undefined, fallback: readonly string[]) => (list?.length ? list : [...fallback]);
+
+function imageSource(image: NormalizedSpec['image']): Pick<DebianImage, 'distro' | 'mirror' | 'components'> | Pick<ArchImage, 'distro' | 'mirror' | 'repos'> {
+  if (image.distro === 'debian') return { distro: 'debian', mirror: image.mirror ?? null, components: listOr(image.components, DEFAULT_COMPONENTS) };
+  return { distro: 'arch', mirror: image.mirror ?? '', repos: listOr(image.repos, DEFAULT_ARCH_REPOS) };
+}
+
+function installerEnv(env: InstallerEnvSpecT): PlanInstallerEnv {
+  if (env.type === 'builtin') return { type: 'builtin', mirror: env.mirror ?? null, suite: env.suite ?? DEFAULT_INSTALLER_SUITE };
+  return {
+    type: 'systemrescue',
+    source: env.url !== undefined ? { url: env.url } : { path: env.path! },
+    digests: [
+      ...(env.sha256 !== undefined ? [{ algo: 'sha256' as const, hex: env.sha256 }] : []),
+      ...(env.sha512 !== undefined ? [{ algo: 'sha512' as const, hex: env.sha512 }] : []),
+    ],
+    keymap: env.keymap ?? DEFAULT_KEYMAP,
   };
 }
 
