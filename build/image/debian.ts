@@ -64,6 +64,9 @@ function aptErrors(text: string): string[] {
     .slice(0, 10);
 }
 
+/** How a log line names where the packages come from: null is mmdebstrap's own choice. */
+const source = (spec: DebianImage) => (spec.mirror === null ? 'its default mirrors' : spec.mirror);
+
 async function firstLine(argv: string[]): Promise<string> {
   return (await capture(argv)).split('\n')[0] ?? '';
 }
@@ -81,7 +84,7 @@ export const debianBackend: BootstrapBackend<DebianImage> = {
   },
   async bootstrap(spec: DebianImage, target: string, _scratch: string, ctx: ImageBuildContext) {
     const argv = mmdebstrapArgv(spec, target);
-    ctx.log.info(`mmdebstrap ${spec.release} from ${spec.mirror ?? 'its default mirrors'}: ${debianPackages(spec).length} packages beyond minbase`);
+    ctx.log.info(`mmdebstrap ${spec.release} from ${source(spec)}: ${debianPackages(spec).length} packages beyond minbase`);
     try {
       await run(argv, {
         // mmdebstrap clamps timestamps and makes its own choices reproducible from this.
@@ -92,7 +95,7 @@ export const debianBackend: BootstrapBackend<DebianImage> = {
       const diag = aptErrors(e.stderrTail);
       throw new StageError(
         'bootstrap-image',
-        `mmdebstrap could not build Debian ${spec.release} from ${spec.mirror ?? 'its default mirrors'}` +
+        `mmdebstrap could not build Debian ${spec.release} from ${source(spec)}` +
           (diag.length ? ':\n  ' + diag.join('\n  ') : '') +
           `\n${e.message}`,
       );

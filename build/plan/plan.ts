@@ -101,6 +101,8 @@ export interface Plan {
     bootFrom: 'network' | 'disk';
     kernelArgs: string[];
     serialConsole?: string;
+    /** pxelinux's SERIAL line for serialConsole: only a ttyS<n> UART is one it drives (else null); 115200 when no speed is given. */
+    pxelinuxSerial: { port: number; speed: number } | null;
     rootLabel: string;
     /** Names relative to the TFTP root. */
     kernel: string;
@@ -163,6 +165,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       bootFrom: os.bootFrom,
       kernelArgs: os.kernelArgs,
       ...(os.serialConsole ? { serialConsole: os.serialConsole } : {}),
+      pxelinuxSerial: pxelinuxSerial(os.serialConsole),
       rootLabel,
       kernel: `${os.name}-kernel`,
       initramfs: `${os.name}-initramfs`,
@@ -207,6 +210,11 @@ function installerEnv(env: InstallerEnvSpecT): PlanInstallerEnv {
     ],
     keymap: env.keymap ?? DEFAULT_KEYMAP,
   };
+}
+
+function pxelinuxSerial(console: string | undefined): Plan['os']['pxelinuxSerial'] {
+  const m = console === undefined ? null : /^ttyS(\d+)(?:,(\d+))?/.exec(console);
+  return m ? { port: Number(m[1]), speed: m[2] !== undefined ? Number(m[2]) : 115200 } : null;
 }
 
 function resolveProfile(profile: string, osName: string): string {
