@@ -64,12 +64,8 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     ...(plan.image.installMode === 'image' ? packFsImageNeeds : []),
     ...(plan.installerEnv.type === 'builtin' ? installerEnvNeeds : extractIsoNeeds),
     ...(plan.diskless ? squashfsNeeds : []),
-    ...bootloaderNeeds({ ipxe: usesIpxe(plan) }),
+    ...bootloaderNeeds({ ipxe: plan.boot.loaders.ipxe }),
   ];
-}
-
-export function usesIpxe(plan: Plan): boolean {
-  return plan.boot.loader === 'ipxe' || plan.nodes.some((n) => n.loader === 'ipxe');
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
@@ -187,7 +183,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         }
       : null;
     const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
-    await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: usesIpxe(plan) }));
+    await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: plan.boot.loaders.ipxe }));
     await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
       for (const tree of [renderPxelinuxTree(plan, profiles), renderIpxeTree(plan, profiles)]) {

@@ -94,6 +94,8 @@ describe('planCluster resolves every default', () => {
     expect(p.installerEnv).toEqual({ type: 'builtin', mirror: null, suite: 'bookworm' });
     expect(p.dhcp).toEqual({ mode: 'server', rangeStart: '192.168.10.130', rangeEnd: '192.168.10.180', leaseTime: '1h' });
     expect(p.admin.httpBase).toBe('http://192.168.10.10');
+    expect(p.boot.loaders).toEqual({ pxelinux: true, ipxe: false });
+    expect(plan(fullSpec()).boot.loaders).toEqual({ pxelinux: true, ipxe: true });
     expect(p.os.pxelinuxSerial).toBeNull();
     expect(plan(fullSpec()).os.pxelinuxSerial).toEqual({ port: 1, speed: 57600 });
     const s = minimalSpec();

@@ -5,7 +5,7 @@
 import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
-import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
+import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
 
 interface ImageBase {
@@ -28,14 +28,6 @@ interface ImageBase {
 export type DebianImage = ImageBase & { distro: 'debian'; mirror: string | null; components: string[] };
 export type ArchImage = ImageBase & { distro: 'arch'; mirror: string; repos: string[] };
 export type ImageSpec = DebianImage | ArchImage;
-
-/** Debian suite of the built-in environment when the spec names none. */
-export const DEFAULT_INSTALLER_SUITE = 'bookworm';
-/** setkmap= of SystemRescue when the spec names no keymap. */
-export const DEFAULT_KEYMAP = 'us';
-/** Debian components and Arch repositories when the spec lists none (an empty list means the same). */
-export const DEFAULT_COMPONENTS: readonly string[] = ['main'];
-export const DEFAULT_ARCH_REPOS: readonly string[] = ['core', 'extra'];
 
 /** The installer environment, resolved: mirror null = mmdebstrap's own default, as for the image. */
 export type PlanInstallerEnv =
@@ -92,8 +84,11 @@ export interface Plan {
   appliances: PlanHost[];
   nodes: PlanNode[];
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
-  /** httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. */
-  boot: { timeout: number; loader: 'pxelinux' | 'ipxe'; httpBoot: boolean };
+  /**
+   * httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. loaders: which loaders
+   * anything boots (unknown clients boot `loader`, each node its own), so which ones are copied and answered.
+   */
+  boot: { timeout: number; loader: 'pxelinux' | 'ipxe'; httpBoot: boolean; loaders: { pxelinux: boolean; ipxe: boolean } };
   /** Present when boot.diskless is on. modules: the golden kernel's modules initramfs, relative to the TFTP root. */
   diskless?: { modules: string };
   os: {
@@ -122,6 +117,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
   const httpBase = spec.admin.httpBase ?? `http://${spec.admin.ip}`;
   const os = spec.boot.os;
   const fqdn = (name: string) => `${name}.${spec.domain}`;
+  const bootsWith = (loader: 'pxelinux' | 'ipxe') => spec.boot.loader === loader || spec.nodes.some((n) => (n.loader ?? spec.boot.loader) === loader);
   const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
   return {
     specHash: hashInputs(spec),
@@ -158,7 +154,12 @@ export function planCluster(spec: NormalizedSpec): Plan {
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],
       ...(spec.boot.diskless ? { diskless: 'diskless' as const } : {}),
     },
-    boot: { timeout: spec.boot.timeout, loader: spec.boot.loader, httpBoot: spec.boot.httpBoot },
+    boot: {
+      timeout: spec.boot.timeout,
+      loader: spec.boot.loader,
+      httpBoot: spec.boot.httpBoot,
+      loaders: { pxelinux: bootsWith('pxelinux'), ipxe: bootsWith('ipxe') },
+    },
     ...(spec.boot.diskless ? { diskless: { modules: `${os.name}-diskless-modules` } } : {}),
     os: {
       name: os.name,
@@ -195,12 +196,12 @@ export function planCluster(spec: NormalizedSpec): Plan {
 const listOr = (list: string[] | undefined, fallback: readonly string[]) => (list?.length ? list : [...fallback]);
 
 function imageSource(image: NormalizedSpec['image']): Pick<DebianImage, 'distro' | 'mirror' | 'components'> | Pick<ArchImage, 'distro' | 'mirror' | 'repos'> {
-  if (image.distro === 'debian') return { distro: 'debian', mirror: image.mirror ?? null, components: listOr(image.components, DEFAULT_COMPONENTS) };
-  return { distro: 'arch', mirror: image.mirror ?? '', repos: listOr(image.repos, DEFAULT_ARCH_REPOS) };
+  if (image.distro === 'debian') return { distro: 'debian', mirror: image.mirror ?? null, components: listOr(image.components, PLANNED_DEFAULTS.components) };
+  return { distro: 'arch', mirror: image.mirror ?? '', repos: listOr(image.repos, PLANNED_DEFAULTS.archRepos) };
 }
 
 function installerEnv(env: InstallerEnvSpecT): PlanInstallerEnv {
-  if (env.type === 'builtin') return { type: 'builtin', mirror: env.mirror ?? null, suite: env.suite ?? DEFAULT_INSTALLER_SUITE };
+  if (env.type === 'builtin') return { type: 'builtin', mirror: env.mirror ?? null, suite: env.suite ?? PLANNED_DEFAULTS.installerSuite };
   return {
     type: 'systemrescue',
     source: env.url !== undefined ? { url: env.url } : { path: env.path! },
@@ -208,7 +209,7 @@ function installerEnv(env: InstallerEnvSpecT): PlanInstallerEnv {
       ...(env.sha256 !== undefined ? [{ algo: 'sha256' as const, hex: env.sha256 }] : []),
       ...(env.sha512 !== undefined ? [{ algo: 'sha512' as const, hex: env.sha512 }] : []),
     ],
-    keymap: env.keymap ?? DEFAULT_KEYMAP,
+    keymap: env.keymap ?? PLANNED_DEFAULTS.keymap,
   };
 }
 
