@@ -24,7 +24,7 @@ import { packFsImageCached, needs as packFsImageNeeds } from './stages/pack-fsim
 import { packSquashfsCached, needs as squashfsNeeds } from './stages/pack-squashfs.ts';
 import { packDisklessModulesCached } from './stages/pack-diskless-modules.ts';
 import { extractBootFiles } from './stages/extract-bootfiles.ts';
-import { fetchIso } from './stages/fetch-iso.ts';
+import { fetchIso, isoName } from './stages/fetch-iso.ts';
 import { extractIso, needs as extractIsoNeeds } from './stages/extract-iso.ts';
 import { buildInstallerEnv, needs as installerEnvNeeds } from './stages/build-installer-env.ts';
 import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloaders.ts';
@@ -64,12 +64,8 @@ export function stageNeeds(plan: Plan): StageNeeds[] {
     ...(plan.image.installMode === 'image' ? packFsImageNeeds : []),
     ...(plan.installerEnv.type === 'builtin' ? installerEnvNeeds : extractIsoNeeds),
     ...(plan.diskless ? squashfsNeeds : []),
-    ...bootloaderNeeds({ ipxe: usesIpxe(plan) }),
+    ...bootloaderNeeds({ ipxe: plan.boot.loaders.ipxe }),
   ];
-}
-
-export function usesIpxe(plan: Plan): boolean {
-  return plan.boot.loader === 'ipxe' || plan.nodes.some((n) => n.loader === 'ipxe');
 }
 
 async function toolVersions(): Promise<Record<string, string>> {
@@ -87,8 +83,8 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
   const pxeDir = join(staging, PXE_DIR);
   if (env.type === 'builtin') {
     return buildInstallerEnv({
-      mirror: env.mirror ?? '',
-      suite: env.suite ?? 'bookworm',
+      mirror: env.mirror,
+      suite: env.suite,
       cacheDir: join(o.cacheDir, 'installer-env'),
       workDir: join(o.cacheDir, 'work'),
       pxeDir,
@@ -98,16 +94,15 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
     });
   }
   const iso = await fetchIso(env, { cacheDir: join(o.cacheDir, 'downloads'), log: o.log });
-  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, SYSRCD_DIR), workDir: join(o.cacheDir, 'work'), log: o.log, source: env.url ?? env.path ?? iso });
+  return extractIso(iso, { pxeDir, sysrcdDir: join(staging, SYSRCD_DIR), workDir: join(o.cacheDir, 'work'), log: o.log, source: isoName(env) });
 }
 
 function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {
   const entry = (profile: 'installer' | 'rescue') => ({
     label: profile,
     ...installerBootEntry(env, {
-      adminIp: plan.admin.ip,
       httpBase: plan.admin.httpBase,
-      keymap: (plan.installerEnv.type === 'systemrescue' && plan.installerEnv.keymap) || 'us',
+      keymap: plan.installerEnv.type === 'systemrescue' ? plan.installerEnv.keymap : null,
       profile,
       ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: urlFor(plan.admin.httpBase, SYSRESCUE_YAML) } : {}),
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
@@ -153,9 +148,8 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
   await step('check host tools', () => checkHost(stageNeeds(plan)));
   const staging = await createStaging(outDir);
   try {
-    const imageSpec = { ...plan.image, mirror: plan.image.mirror ?? '' };
     const ctx = { cacheDir: join(o.cacheDir, 'images'), workDir: join(o.cacheDir, 'work'), force: o.force, sourceDateEpoch: o.sourceDateEpoch, log };
-    const root = await step('bootstrap image', () => bootstrapImage(imageSpec, ctx));
+    const root = await step('bootstrap image', () => bootstrapImage(plan.image, ctx));
     // An unchanged tree is not packed again: the cached tarball is copied (a reflink where possible).
     const image = await step('pack image', () =>
       packImageCached(root, {
@@ -189,7 +183,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
         }
       : null;
     const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
-    await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: usesIpxe(plan) }));
+    await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: plan.boot.loaders.ipxe }));
     await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
       for (const tree of [renderPxelinuxTree(plan, profiles), renderIpxeTree(plan, profiles)]) {

@@ -17,7 +17,7 @@ import { renderIpxeProfile } from '../build/render/ipxe.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 import { baseSpec } from './fixtures/specs.ts';
-import type { ImageSpec } from '../build/plan/plan.ts';
+import type { ArchImage, DebianImage } from '../build/plan/plan.ts';
 
 // The renderers' own refusals, for callers that did not go through validateSpec (the schema refuses all
 // of these first: test/spec.test.ts, test/spec-fuzz.test.ts).
@@ -50,18 +50,18 @@ describe('renderers refuse what would break out of their target', () => {
   });
 
   it('pacman.conf: a repo name cannot open a section that turns signatures off', () => {
-    const spec = { name: 'arch', distro: 'arch', release: 'rolling', packages: [], mirror: 'https://m/$repo/os/$arch', repos: ['core]\nSigLevel = Never\n[extra'] } as ImageSpec;
+    const spec = { name: 'arch', distro: 'arch', release: 'rolling', packages: [], mirror: 'https://m/$repo/os/$arch', repos: ['core]\nSigLevel = Never\n[extra'] } satisfies ArchImage;
     expect(() => pacmanConf(spec, { cacheDir: '/c', gpgDir: '/g' })).toThrow(/pacman\.conf: image\.repos must be a bare repository name: it contains a newline/);
     expect(() => pacmanSection('repo', 'core]')).toThrow(/contains "\]"/);
   });
 
   it('mmdebstrap: "--" ends the options and a leading "-" is refused (image and installer environment)', () => {
-    const spec = { name: 'deb', distro: 'debian', release: 'bookworm', packages: [] } as unknown as ImageSpec;
+    const spec: DebianImage = { name: 'deb', distro: 'debian', release: 'bookworm', packages: [], mirror: null, components: ['main'] };
     const argv = mmdebstrapArgv(spec, '/w/root');
     expect(argv.slice(-3)).toEqual(['--', 'bookworm', '/w/root']);
     expect(() => mmdebstrapArgv({ ...spec, mirror: '--setup-hook=touch /tmp/x' }, '/w/root')).toThrow(/mmdebstrap: image\.mirror must be one argument/);
     expect(() => mmdebstrapArgv({ ...spec, mirror: '--setup-hook=id' }, '/w/root')).toThrow(/would be read as an option/);
-    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: '' }).slice(-3)).toEqual(['--', 'bookworm', '/w/root']);
+    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: null }).slice(-3)).toEqual(['--', 'bookworm', '/w/root']);
     expect(() => installerRootArgv('/w/root', { suite: 'bookworm', mirror: '--setup-hook=id' })).toThrow(/mmdebstrap: installerEnv\.mirror must not be empty or start with "-"/);
     expect(() => argvValue('pacstrap', 'package', '-Syu')).toThrow(RenderError);
   });
@@ -90,7 +90,7 @@ describe('packing an image whose name climbs out of the output directory', () =>
       await writeFile(join(root, 'etc/hostname'), 'x\n');
       const outDir = join(dir, 'out', 'images');
       await mkdir(outDir, { recursive: true });
-      const o = { outDir, name: '../../escape', sourceDateEpoch: 0, log: memoryLogger() };
+      const o = { outDir, name: '../../escape', sourceDateEpoch: 0, zstdLevel: 3, log: memoryLogger() };
       await expect(packImage(root, o)).rejects.toThrow(PathEscapeError);
       await expect(packSquashfs(root, o)).rejects.toThrow(PathEscapeError);
       expect((await readdir(dir)).sort()).toEqual(['out', 'root']);

@@ -14,7 +14,7 @@ import { buildTree, diffSnapshots, OLD, snapshotTree } from './helpers/image-tre
 import { FIXED_EPOCH, workspace } from './helpers/workspace.ts';
 
 const KEY = 'ab'.repeat(32);
-const opts = (outDir: string, epoch = FIXED_EPOCH) => ({ outDir, name: 'img', label: 'root', contentKey: KEY, sourceDateEpoch: epoch, log: memoryLogger() });
+const opts = (outDir: string, epoch = FIXED_EPOCH) => ({ outDir, name: 'img', label: 'root', contentKey: KEY, sourceDateEpoch: epoch, zstdLevel: 3, log: memoryLogger() });
 
 describe('packFsImage', () => {
   let ws: { dir: string; cleanup: () => Promise<void> };

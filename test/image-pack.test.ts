@@ -23,7 +23,7 @@ describe('packImage', () => {
   it('restores owners, modes, links, hard links, device nodes, capabilities, ACLs and xattrs', async () => {
     const root = join(ws.dir, 'root');
     await buildTree(root);
-    const packed = await packImage(root, { outDir: join(ws.dir, 'out'), name: 'test', sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() });
+    const packed = await packImage(root, { outDir: join(ws.dir, 'out'), name: 'test', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: memoryLogger() });
 
     expect(packed.fileName).toMatch(/^test-[0-9a-f]{16}\.tar\.zst$/);
     expect(packed.fileName).toBe(`test-${packed.sha256.slice(0, 16)}.tar.zst`);
@@ -60,9 +60,9 @@ describe('packImage', () => {
       throw e;
     });
     const log = memoryLogger();
-    const p1 = await packImage(a, { outDir: join(ws.dir, 'o1'), name: 'img', sourceDateEpoch: FIXED_EPOCH, log });
-    const p2 = await packImage(a, { outDir: join(ws.dir, 'o2'), name: 'img', sourceDateEpoch: FIXED_EPOCH, log });
-    const p3 = await packImage(b, { outDir: join(ws.dir, 'o3'), name: 'img', sourceDateEpoch: FIXED_EPOCH, log });
+    const p1 = await packImage(a, { outDir: join(ws.dir, 'o1'), name: 'img', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log });
+    const p2 = await packImage(a, { outDir: join(ws.dir, 'o2'), name: 'img', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log });
+    const p3 = await packImage(b, { outDir: join(ws.dir, 'o3'), name: 'img', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log });
     if (shm) await rm(shm, { recursive: true, force: true });
     expect(p2.sha256).toBe(p1.sha256);
     expect(p3.sha256).toBe(p1.sha256);
@@ -73,14 +73,14 @@ describe('packImage', () => {
     expect(raw).not.toMatch(/PaxHeaders\.\d/);
     expect(raw).not.toMatch(/\d+ (atime|ctime)=/);
 
-    const p4 = await packImage(a, { outDir: join(ws.dir, 'o4'), name: 'img', sourceDateEpoch: FIXED_EPOCH + 1, log });
+    const p4 = await packImage(a, { outDir: join(ws.dir, 'o4'), name: 'img', sourceDateEpoch: FIXED_EPOCH + 1, zstdLevel: 3, log });
     expect(p4.sha256).not.toBe(p1.sha256);
   });
 
   it('fails cleanly: a missing tree, a bad zstd level, and nothing left in outDir', async () => {
     const log = memoryLogger();
     const out = join(ws.dir, 'out');
-    await expect(packImage(join(ws.dir, 'nope'), { outDir: out, name: 'x', sourceDateEpoch: FIXED_EPOCH, log })).rejects.toThrow(StageError);
+    await expect(packImage(join(ws.dir, 'nope'), { outDir: out, name: 'x', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log })).rejects.toThrow(StageError);
     const root = join(ws.dir, 'root');
     await mkdir(join(root, 'etc'), { recursive: true });
     await expect(packImage(root, { outDir: out, name: 'x', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 99, log })).rejects.toThrow(/zstd level must be .* \(got 99\)/);
@@ -94,7 +94,7 @@ describe('packImage', () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      const e = await packImage(root, { outDir: join(ws.dir, 'out'), name: 'x', sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() }).catch((x: unknown) => x);
+      const e = await packImage(root, { outDir: join(ws.dir, 'out'), name: 'x', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: memoryLogger() }).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(HostToolError);
       expect((e as Error).message).toMatch(/could not find '(tar|zstd)', which pack-image needs/);
     } finally {
@@ -107,7 +107,7 @@ describe('packImage', () => {
     const root = join(ws.dir, 'root');
     await buildTree(root);
     const ctx = { cacheDir: join(ws.dir, 'cache'), workDir: join(ws.dir, 'work'), force: false, sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() };
-    const spec = { name: 'byo', distro: 'debian' as const, release: 'bookworm', packages: [], mirror: '', rootfs: root };
+    const spec = { name: 'byo', distro: 'debian' as const, release: 'bookworm', packages: [], mirror: null, components: ['main'], rootfs: root };
     const a = await bootstrapImage(spec, ctx);
     expect(a.rootDir).toBe(root);
     expect((await bootstrapImage(spec, ctx)).cacheKey).toBe(a.cacheKey);
@@ -120,7 +120,7 @@ describe('packImage', () => {
     const root = join(ws.dir, 'root');
     await buildTree(root);
     const log = memoryLogger();
-    const opts = { cacheDir: join(ws.dir, 'cache'), name: 'img', sourceDateEpoch: FIXED_EPOCH, log };
+    const opts = { cacheDir: join(ws.dir, 'cache'), name: 'img', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log };
     const image = { rootDir: root, cacheKey: 'tree-a', fromCache: true };
     const first = await packImageCached(image, { ...opts, outDir: join(ws.dir, 'd1') });
     const second = await packImageCached(image, { ...opts, outDir: join(ws.dir, 'd2') });

@@ -23,7 +23,7 @@ const modern: InstallerEnvArtifact = {
 };
 const builtin: InstallerEnvArtifact = { kind: 'builtin', version: 'bookworm', kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] };
 
-const base: InstallerBootOptions = { adminIp: '192.168.10.10', httpBase: 'http://192.168.10.10', keymap: 'us', profile: 'installer' };
+const base: InstallerBootOptions = { httpBase: 'http://192.168.10.10', keymap: 'us', profile: 'installer' };
 const YAML_URL = 'http://192.168.10.10/rescue/sysrescue.yaml';
 
 describe('installerBootEntry', () => {
@@ -82,9 +82,6 @@ describe('installerBootEntry', () => {
     ['keymap', { keymap: 'de"' }, /keymap must be one word/],
     ['serialConsole', { serialConsole: 'ttyS0,115200\nrootpass=x' }, /serialConsole must be one word/],
     ['httpBase', { httpBase: 'http://192.168.10.10/ x' }, /httpBase must be one word/],
-    ['httpBase', { httpBase: 'http://node0' }, /httpBase must be an http:\/\/ URL with an IP address, not a host name/],
-    ['httpBase', { httpBase: 'https://192.168.10.10' }, /httpBase must be an http:\/\/ URL/],
-    ['adminIp', { adminIp: 'node0' }, /adminIp must be an IPv4 address/],
     ['sysrescuecfgUrl', { profile: 'rescue' as const, sysrescuecfgUrl: "http://192.168.10.10/a'b.yaml" }, /sysrescuecfgUrl must be one word/],
   ])('refuses a %s that would break the command line: %j', (_what, bad, message) => {
     expect(() => installerBootEntry(modern, { ...base, ...bad })).toThrow(message);
@@ -119,9 +116,8 @@ describe('renderSysrescuecfg', () => {
     expect(parse(renderSysrescuecfg({ authorizedKeys: { ops: ED } }))).toEqual({ sysconfig: { authorized_keys: { ops: ED } } });
   });
 
-  it('refuses a key that is not one key line, and an empty key list', () => {
-    expect(() => renderSysrescuecfg({ authorizedKeys: [`${ED}\nssh-rsa AAAA evil`] })).toThrow(/authorizedKeys\[0\] is not one OpenSSH public key line/);
-    expect(() => renderSysrescuecfg({ authorizedKeys: ['hello'] })).toThrow(/not one OpenSSH public key line/);
+  it('refuses a key that would not stay one YAML line, and an empty key list', () => {
+    expect(() => renderSysrescuecfg({ authorizedKeys: [`${ED}\nssh-rsa AAAA evil`] })).toThrow(/YAML: authorizedKeys\[0\] must be one line: it contains a newline/);
     expect(() => renderSysrescuecfg({ authorizedKeys: [] })).toThrow(/no authorized keys/);
   });
 });

@@ -101,6 +101,6 @@ describe('installer environment bootstrap', () => {
   it('passes the mirror when the spec names one, and none (mmdebstrap defaults) when it does not', () => {
     expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: 'http://deb.example/debian' }).slice(-3)).toEqual(['bookworm', '/w/root', 'http://deb.example/debian']);
     // An empty argument would give mmdebstrap an empty sources.list ("apt-get update did not find any indices").
-    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: '' }).slice(-2)).toEqual(['bookworm', '/w/root']);
+    expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: null }).slice(-2)).toEqual(['bookworm', '/w/root']);
   });
 });

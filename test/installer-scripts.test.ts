@@ -414,7 +414,7 @@ describe('image mode: the filesystem image written onto the root partition', () 
     await writeFile(join(src, 'etc/os-release'), 'ID=golden\n');
     // Incompressible bulk so the drop happens mid-stream.
     await writeFile(join(src, 'bulk'), randomBytes(1 << 20));
-    const packed = await packFsImage(src, { outDir: join(dir, 'srv'), name: 'img', label: 'root', contentKey: KEY_OF_TREE, sourceDateEpoch: FIXED_EPOCH, log: memoryLogger() });
+    const packed = await packFsImage(src, { outDir: join(dir, 'srv'), name: 'img', label: 'root', contentKey: KEY_OF_TREE, sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: memoryLogger() });
     // The root partition: bigger than the image, so resize2fs has something to grow into.
     const root = join(dir, 'root.part');
     await exec('truncate', ['-s', String(packed.imageBytes + 48 * 1024 * 1024), root]);

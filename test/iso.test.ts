@@ -165,10 +165,10 @@ describe('extraction', () => {
 
   it('fetch → extract → boot entry, end to end from a local ISO path', async () => {
     const log = memoryLogger();
-    const cached = await fetchIso({ path: modern.path, sha256: modern.sha256 }, { cacheDir: join(ws.dir, 'e2e-cache'), log });
+    const cached = await fetchIso({ source: { path: modern.path }, digests: [{ algo: 'sha256', hex: modern.sha256 }] }, { cacheDir: join(ws.dir, 'e2e-cache'), log });
     expect(cached).toBe(join(ws.dir, 'e2e-cache', 'by-sha256', modern.sha256));
     const { artifact } = await extractTo('e2e', cached);
-    const entry = installerBootEntry(artifact, { adminIp: '192.168.10.10', httpBase: 'http://192.168.10.10', keymap: 'us', profile: 'installer' });
+    const entry = installerBootEntry(artifact, { httpBase: 'http://192.168.10.10', keymap: 'us', profile: 'installer' });
     expect(entry).toEqual({
       kernel: 'sysrcd-vmlinuz',
       initrds: ['sysrcd-intel-ucode.img', 'sysrcd-amd-ucode.img', 'sysrcd-sysresccd.img'],
@@ -181,9 +181,9 @@ describe('extraction', () => {
     const server = await startFileServer(await readFile(legacy.path));
     try {
       const log = memoryLogger();
-      const cached = await fetchIso({ url: server.url, sha256: legacy.sha256 }, { cacheDir: join(ws.dir, 'http-cache'), log });
+      const cached = await fetchIso({ source: { url: server.url }, digests: [{ algo: 'sha256', hex: legacy.sha256 }] }, { cacheDir: join(ws.dir, 'http-cache'), log });
       const { artifact } = await extractTo('http-legacy', cached);
-      expect(installerBootEntry(artifact, { adminIp: '10.0.0.1', httpBase: 'http://10.0.0.1', keymap: 'de', profile: 'rescue', serialConsole: 'ttyS1,9600' })).toEqual({
+      expect(installerBootEntry(artifact, { httpBase: 'http://10.0.0.1', keymap: 'de', profile: 'rescue', serialConsole: 'ttyS1,9600' })).toEqual({
         kernel: 'sysrcd-kernel',
         initrds: ['sysrcd-initram.igz'],
         append: 'docache dodhcp setkmap=de netboot=http://10.0.0.1/sysrcd/sysrcd.dat ar_source=http://10.0.0.1/rescue/ ar_nowait console=tty0 console=ttyS1,9600',

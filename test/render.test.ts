@@ -49,7 +49,7 @@ describe('pxelinux.cfg', () => {
   });
 
   it('boots the OS with root= the root label from the plan, not a device name', () => {
-    expect(renderPxelinuxConfig(osProfile(plan), { timeout: 10 })).toContain('APPEND root=LABEL=root rw console=tty0 console=ttyS0,115200\n');
+    expect(renderPxelinuxConfig(osProfile(plan), { timeout: 10, serial: plan.os.pxelinuxSerial })).toContain('APPEND root=LABEL=root rw console=tty0 console=ttyS0,115200\n');
   });
 
   it('a disk-booting OS profile hands over to the local disk', () => {
@@ -57,11 +57,11 @@ describe('pxelinux.cfg', () => {
     spec.boot.os.bootFrom = 'disk';
     spec.disk.partitions.unshift({ size: '1M', type: 'bios_grub' });
     const p = planCluster(validateSpec(spec));
-    expect(renderPxelinuxConfig(osProfile(p), { timeout: 10 })).toMatch(/LABEL arch-linux\n\s+LOCALBOOT 0\n$/);
+    expect(renderPxelinuxConfig(osProfile(p), { timeout: 10, serial: null })).toMatch(/LABEL arch-linux\n\s+LOCALBOOT 0\n$/);
   });
 
   it('refuses a kernel command line with a newline', () => {
-    expect(() => renderPxelinuxConfig({ label: 'x', kernel: 'k', initrds: [], append: 'a\nLABEL evil' }, { timeout: 1 })).toThrow(/newline/);
+    expect(() => renderPxelinuxConfig({ label: 'x', kernel: 'k', initrds: [], append: 'a\nLABEL evil' }, { timeout: 1, serial: null })).toThrow(/newline/);
   });
 });
 

@@ -34,7 +34,6 @@ import { imageFileName } from '../build/stages/pack-image.ts';
 import { squashfsFileName } from '../build/stages/pack-squashfs.ts';
 import { fsImageFileName } from '../build/stages/pack-fsimage.ts';
 import type { InstallerEnvArtifact } from '../build/plan/artifacts.ts';
-import type { ImageSpec } from '../build/plan/plan.ts';
 import { adaptNginxConf } from './helpers/nginx.ts';
 import { workspace } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
@@ -124,9 +123,8 @@ async function renderAll(plan: Plan) {
   const entry = (profile: 'installer' | 'rescue'): PxeProfile => ({
     label: profile,
     ...installerBootEntry(env, {
-      adminIp: plan.admin.ip,
       httpBase: plan.admin.httpBase,
-      keymap: (plan.installerEnv.type === 'systemrescue' && plan.installerEnv.keymap) || 'us',
+      keymap: plan.installerEnv.type === 'systemrescue' ? plan.installerEnv.keymap : null,
       profile,
       ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: `${plan.admin.httpBase}/rescue/sysrescue.yaml` } : {}),
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
@@ -134,7 +132,6 @@ async function renderAll(plan: Plan) {
   });
   const profiles = { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan), ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}) };
   const image = { ...IMAGE, fileName: imageFileName(plan.image.name, SHA) };
-  const spec = plan.image as ImageSpec;
   return {
     dnsmasq: renderDnsmasqConf(plan),
     nginx: renderNginxConf(plan),
@@ -146,10 +143,10 @@ async function renderAll(plan: Plan) {
       rescue: rescueVars(plan),
       ...(plan.diskless ? { diskless: disklessVars(plan, { ...IMAGE, fileName: squashfsFileName(plan.image.name, SHA) }) } : {}),
     } as Record<string, Record<string, ShellValue>>,
-    pacman: plan.image.distro === 'arch' ? pacmanConf(spec, { cacheDir: '/c', gpgDir: '/g' }) : undefined,
+    pacman: plan.image.distro === 'arch' ? pacmanConf(plan.image, { cacheDir: '/c', gpgDir: '/g' }) : undefined,
     argv: [
-      ...(plan.image.distro === 'debian' ? [mmdebstrapArgv(spec, '/w/root')] : [pacstrapArgv('/w/pacman.conf', '/w/root', archPackages(spec))]),
-      ...(plan.installerEnv.type === 'builtin' ? [installerRootArgv('/w/env', { suite: plan.installerEnv.suite ?? 'bookworm', mirror: plan.installerEnv.mirror ?? '' })] : []),
+      ...(plan.image.distro === 'debian' ? [mmdebstrapArgv(plan.image, '/w/root')] : [pacstrapArgv('/w/pacman.conf', '/w/root', archPackages(plan.image))]),
+      ...(plan.installerEnv.type === 'builtin' ? [installerRootArgv('/w/env', { suite: plan.installerEnv.suite, mirror: plan.installerEnv.mirror })] : []),
     ],
     // Every name a build writes under dist/ that comes from the spec, relative to its directory.
     fileNames: [

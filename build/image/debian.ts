@@ -3,7 +3,7 @@ import { CommandError, StageError } from '../lib/errors.ts';
 import { argvValue } from '../lib/escape.ts';
 import { capture, run } from '../lib/run.ts';
 import type { BootstrapBackend, ImageBuildContext } from './types.ts';
-import type { ImageSpec } from '../plan/plan.ts';
+import type { DebianImage } from '../plan/plan.ts';
 
 /**
  * What a node booted by the PXE kernel with root= on its local disk needs, and no more: the kernel and
@@ -27,12 +27,11 @@ export const DEBIAN_BASE_PACKAGES = [
   'ca-certificates',
 ] as const;
 
-export function debianPackages(spec: ImageSpec): string[] {
+export function debianPackages(spec: DebianImage): string[] {
   return [...new Set([...DEBIAN_BASE_PACKAGES, ...spec.packages])].sort();
 }
 
-export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
-  const components = spec.components?.length ? spec.components : ['main'];
+export function mmdebstrapArgv(spec: DebianImage, target: string): string[] {
   return [
     'mmdebstrap',
     // We are root (checked before): real chown/mknod, no user-namespace emulation.
@@ -40,7 +39,7 @@ export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
     // Essential + apt; everything else is listed explicitly so the image stays small and known.
     '--variant=minbase',
     '--format=directory',
-    `--components=${components.map((c) => argvValue('mmdebstrap', 'image.components', c)).join(',')}`,
+    `--components=${spec.components.map((c) => argvValue('mmdebstrap', 'image.components', c)).join(',')}`,
     `--include=${debianPackages(spec).map((p) => argvValue('mmdebstrap', 'image.packages', p)).join(',')}`,
     // Recommends would pull firmware blobs, apparmor, man-db… into every node.
     '--aptopt=APT::Install-Recommends "false"',
@@ -52,7 +51,7 @@ export function mmdebstrapArgv(spec: ImageSpec, target: string): string[] {
     argvValue('mmdebstrap', 'image.release', spec.release),
     target,
     // No mirror: mmdebstrap's default, deb.debian.org plus -updates and -security for a stable suite.
-    ...(spec.mirror ? [argvValue('mmdebstrap', 'image.mirror', spec.mirror)] : []),
+    ...(spec.mirror !== null ? [argvValue('mmdebstrap', 'image.mirror', spec.mirror)] : []),
   ];
 }
 
@@ -65,11 +64,14 @@ function aptErrors(text: string): string[] {
     .slice(0, 10);
 }
 
+/** How a log line names where the packages come from: null is mmdebstrap's own choice. */
+const source = (spec: DebianImage) => (spec.mirror === null ? 'its default mirrors' : spec.mirror);
+
 async function firstLine(argv: string[]): Promise<string> {
   return (await capture(argv)).split('\n')[0] ?? '';
 }
 
-export const debianBackend: BootstrapBackend = {
+export const debianBackend: BootstrapBackend<DebianImage> = {
   distro: 'debian',
   basePackages: DEBIAN_BASE_PACKAGES,
   tools: ['mmdebstrap', 'dpkg', 'aptGet'],
@@ -80,9 +82,9 @@ export const debianBackend: BootstrapBackend = {
       apt: await firstLine(['apt-get', '--version']),
     };
   },
-  async bootstrap(spec: ImageSpec, target: string, _scratch: string, ctx: ImageBuildContext) {
+  async bootstrap(spec: DebianImage, target: string, _scratch: string, ctx: ImageBuildContext) {
     const argv = mmdebstrapArgv(spec, target);
-    ctx.log.info(`mmdebstrap ${spec.release} from ${spec.mirror || 'its default mirrors'}: ${debianPackages(spec).length} packages beyond minbase`);
+    ctx.log.info(`mmdebstrap ${spec.release} from ${source(spec)}: ${debianPackages(spec).length} packages beyond minbase`);
     try {
       await run(argv, {
         // mmdebstrap clamps timestamps and makes its own choices reproducible from this.
@@ -93,7 +95,7 @@ export const debianBackend: BootstrapBackend = {
       const diag = aptErrors(e.stderrTail);
       throw new StageError(
         'bootstrap-image',
-        `mmdebstrap could not build Debian ${spec.release} from ${spec.mirror || 'its default mirrors'}` +
+        `mmdebstrap could not build Debian ${spec.release} from ${source(spec)}` +
           (diag.length ? ':\n  ' + diag.join('\n  ') : '') +
           `\n${e.message}`,
       );

@@ -32,17 +32,17 @@ export interface BootFiles {
   kernelVersion: string;
 }
 
-/** One way of laying an OS into an empty directory. */
-export interface BootstrapBackend {
-  distro: ImageSpec['distro'];
+/** One way of laying an OS into an empty directory, for the image variant S of its distro. */
+export interface BootstrapBackend<S extends ImageSpec = ImageSpec> {
+  distro: S['distro'];
   /** The host tools it runs, in lib/host.ts's vocabulary. */
   tools: readonly RequirementName[];
   /** The packages always installed, before the spec's extras. */
   basePackages: readonly string[];
   /** What is wrong with the spec for this backend, found before anything is written. */
-  problems?(spec: ImageSpec): string[];
+  problems?(spec: S): string[];
   /** Everything besides the spec that decides the tree: tool versions, local repo databases. */
-  keyInputs(spec: ImageSpec): Promise<Record<string, unknown>>;
+  keyInputs(spec: S): Promise<Record<string, unknown>>;
   /** Fills `target` (absent on entry); `scratch` is a private dir removed afterwards with the rest. */
-  bootstrap(spec: ImageSpec, target: string, scratch: string, ctx: ImageBuildContext): Promise<void>;
+  bootstrap(spec: S, target: string, scratch: string, ctx: ImageBuildContext): Promise<void>;
 }

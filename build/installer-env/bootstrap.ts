@@ -12,7 +12,8 @@ export const INSTALLER_ENV_PACKAGES: readonly string[] = [
 
 export interface BootstrapOptions {
   suite: string;
-  mirror: string;
+  /** null: mmdebstrap's own default mirrors. */
+  mirror: string | null;
   sourceDateEpoch: number;
 }
 
@@ -37,7 +38,7 @@ export function installerRootArgv(root: string, o: Pick<BootstrapOptions, 'suite
     root,
     // No mirror: mmdebstrap's defaults (deb.debian.org plus -updates and -security for a stable suite).
     // An empty argument would be an empty sources.list.
-    ...(o.mirror ? [argvValue('mmdebstrap', 'installerEnv.mirror', o.mirror)] : []),
+    ...(o.mirror !== null ? [argvValue('mmdebstrap', 'installerEnv.mirror', o.mirror)] : []),
   ];
 }
 

@@ -59,11 +59,24 @@ export class StageError extends Error {
 }
 
 /**
+ * The one error for "this plan cannot be rendered": a renderer was handed something the plan should have
+ * ruled out (a profile with no boot entry, an environment that cannot boot it, a missing artifact). The
+ * spec's rules refuse these first, so a user sees one only through a caller that skipped them; it is a
+ * StageError of the render stage, so the CLI reports it as a failed build with no stack trace.
+ */
+export class PlanError extends StageError {
+  override name = 'PlanError';
+  constructor(message: string) {
+    super('render', message);
+  }
+}
+
+/**
  * A value that would break out of the file or command line it is written into: a newline in a config line,
  * a quote in a kernel argument, a leading "-" where a tool reads options. The spec's schema refuses such
  * values first; this is the renderer's own refusal, so an unvalidated caller cannot slip one through.
  */
-export class RenderError extends StageError {
+export class RenderError extends PlanError {
   override name = 'RenderError';
   constructor(
     readonly target: string,
@@ -71,7 +84,7 @@ export class RenderError extends StageError {
     readonly value: string,
     reason: string,
   ) {
-    super('render', `${target}: ${what} ${reason} (got ${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '…' : value)})`);
+    super(`${target}: ${what} ${reason} (got ${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '…' : value)})`);
   }
 }
 

@@ -5,27 +5,41 @@
 import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
-import type { DiskTargetT, InstallerEnvSpecT } from '../spec/schema.ts';
+import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
 
-/** The golden image as the image stages take it: what the spec asks for, defaults applied. */
-export interface ImageSpec {
+interface ImageBase {
   /** Used in file names, e.g. "debian". */
   name: string;
-  distro: 'debian' | 'arch';
   /** Debian suite e.g. "bookworm"; arch: free text e.g. "rolling". */
   release: string;
   /** Extra packages beyond the backend's base set. */
   packages: string[];
-  /** Debian: archive URL; arch: a pacman Server= URL with $repo/$arch, or file:///path for a local repo. */
-  mirror: string;
-  /** Debian only, default ["main"]. */
-  components?: string[];
-  /** Arch only: repo names for pacman.conf, default ["core","extra"]. */
-  repos?: string[];
   /** A prepared root tree: skip bootstrapping, use it as is (tests, bring-your-own). */
   rootfs?: string;
 }
+
+/**
+ * The golden image as the image stages take it: what the spec asks for, every default applied.
+ * Debian's mirror is null for "mmdebstrap's own default" (deb.debian.org plus -updates and -security), which
+ * is not one URL we could write down; Arch has no such default, so its mirror is always a URL (the rules
+ * require one unless a prepared rootfs is used, and then it is never read: "").
+ */
+export type DebianImage = ImageBase & { distro: 'debian'; mirror: string | null; components: string[] };
+export type ArchImage = ImageBase & { distro: 'arch'; mirror: string; repos: string[] };
+export type ImageSpec = DebianImage | ArchImage;
+
+/** The installer environment, resolved: mirror null = mmdebstrap's own default, as for the image. */
+export type PlanInstallerEnv =
+  | { type: 'builtin'; mirror: string | null; suite: string }
+  | {
+      type: 'systemrescue';
+      /** Exactly one of url or path (the rules refuse both and neither). */
+      source: { url: string } | { path: string };
+      /** Every digest the spec gives, sha256 first (it names the download cache entry); all are checked. Never empty (a rule). */
+      digests: { algo: 'sha256' | 'sha512'; hex: string }[];
+      keymap: string;
+    };
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -70,8 +84,11 @@ export interface Plan {
   appliances: PlanHost[];
   nodes: PlanNode[];
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
-  /** httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. */
-  boot: { timeout: number; loader: 'pxelinux' | 'ipxe'; httpBoot: boolean };
+  /**
+   * httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. loaders: which loaders
+   * anything boots (unknown clients boot `loader`, each node its own), so which ones are copied and answered.
+   */
+  boot: { timeout: number; loader: 'pxelinux' | 'ipxe'; httpBoot: boolean; loaders: { pxelinux: boolean; ipxe: boolean } };
   /** Present when boot.diskless is on. modules: the golden kernel's modules initramfs, relative to the TFTP root. */
   diskless?: { modules: string };
   os: {
@@ -79,17 +96,19 @@ export interface Plan {
     bootFrom: 'network' | 'disk';
     kernelArgs: string[];
     serialConsole?: string;
+    /** pxelinux's SERIAL line for serialConsole: only a ttyS<n> UART is one it drives (else null); 115200 when no speed is given. */
+    pxelinuxSerial: { port: number; speed: number } | null;
     rootLabel: string;
     /** Names relative to the TFTP root. */
     kernel: string;
     initramfs: string;
   };
   disk: { table: 'gpt' | 'msdos'; target: DiskTargetT; minBytes: number; partitions: PlanPartition[] };
-  image: Omit<ImageSpec, 'mirror'> & { mirror?: string; zstdLevel: number; installMode: 'tarball' | 'image' };
+  image: ImageSpec & { zstdLevel: number; installMode: 'tarball' | 'image' };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
   phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
-  installerEnv: InstallerEnvSpecT;
+  installerEnv: PlanInstallerEnv;
 }
 
 export function planCluster(spec: NormalizedSpec): Plan {
@@ -98,6 +117,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
   const httpBase = spec.admin.httpBase ?? `http://${spec.admin.ip}`;
   const os = spec.boot.os;
   const fqdn = (name: string) => `${name}.${spec.domain}`;
+  const bootsWith = (loader: 'pxelinux' | 'ipxe') => spec.boot.loader === loader || spec.nodes.some((n) => (n.loader ?? spec.boot.loader) === loader);
   const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
   return {
     specHash: hashInputs(spec),
@@ -134,13 +154,19 @@ export function planCluster(spec: NormalizedSpec): Plan {
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],
       ...(spec.boot.diskless ? { diskless: 'diskless' as const } : {}),
     },
-    boot: { timeout: spec.boot.timeout, loader: spec.boot.loader, httpBoot: spec.boot.httpBoot },
+    boot: {
+      timeout: spec.boot.timeout,
+      loader: spec.boot.loader,
+      httpBoot: spec.boot.httpBoot,
+      loaders: { pxelinux: bootsWith('pxelinux'), ipxe: bootsWith('ipxe') },
+    },
     ...(spec.boot.diskless ? { diskless: { modules: `${os.name}-diskless-modules` } } : {}),
     os: {
       name: os.name,
       bootFrom: os.bootFrom,
       kernelArgs: os.kernelArgs,
       ...(os.serialConsole ? { serialConsole: os.serialConsole } : {}),
+      pxelinuxSerial: pxelinuxSerial(os.serialConsole),
       rootLabel,
       kernel: `${os.name}-kernel`,
       initramfs: `${os.name}-initramfs`,
@@ -153,11 +179,9 @@ export function planCluster(spec: NormalizedSpec): Plan {
     },
     image: {
       name: spec.image.name,
-      distro: spec.image.distro,
       release: spec.image.release,
       packages: spec.image.packages,
-      ...(spec.image.mirror ? { mirror: spec.image.mirror } : {}),
-      ...(spec.image.distro === 'debian' ? { components: spec.image.components ?? ['main'] } : { repos: spec.image.repos ?? ['core', 'extra'] }),
+      ...imageSource(spec.image),
       ...(spec.image.rootfs ? { rootfs: spec.image.rootfs } : {}),
       zstdLevel: spec.image.zstdLevel,
       installMode: spec.image.installMode,
@@ -165,8 +189,33 @@ export function planCluster(spec: NormalizedSpec): Plan {
     users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
     rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },
     phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall, watcherPort: spec.phoneHome.watcherPort, timeoutMinutes: spec.phoneHome.timeoutMinutes },
-    installerEnv: spec.installerEnv,
+    installerEnv: installerEnv(spec.installerEnv),
   };
+}
+
+const listOr = (list: string[] | undefined, fallback: readonly string[]) => (list?.length ? list : [...fallback]);
+
+function imageSource(image: NormalizedSpec['image']): Pick<DebianImage, 'distro' | 'mirror' | 'components'> | Pick<ArchImage, 'distro' | 'mirror' | 'repos'> {
+  if (image.distro === 'debian') return { distro: 'debian', mirror: image.mirror ?? null, components: listOr(image.components, PLANNED_DEFAULTS.components) };
+  return { distro: 'arch', mirror: image.mirror ?? '', repos: listOr(image.repos, PLANNED_DEFAULTS.archRepos) };
+}
+
+function installerEnv(env: InstallerEnvSpecT): PlanInstallerEnv {
+  if (env.type === 'builtin') return { type: 'builtin', mirror: env.mirror ?? null, suite: env.suite ?? PLANNED_DEFAULTS.installerSuite };
+  return {
+    type: 'systemrescue',
+    source: env.url !== undefined ? { url: env.url } : { path: env.path! },
+    digests: [
+      ...(env.sha256 !== undefined ? [{ algo: 'sha256' as const, hex: env.sha256 }] : []),
+      ...(env.sha512 !== undefined ? [{ algo: 'sha512' as const, hex: env.sha512 }] : []),
+    ],
+    keymap: env.keymap ?? PLANNED_DEFAULTS.keymap,
+  };
+}
+
+function pxelinuxSerial(console: string | undefined): Plan['os']['pxelinuxSerial'] {
+  const m = console === undefined ? null : /^ttyS(\d+)(?:,(\d+))?/.exec(console);
+  return m ? { port: Number(m[1]), speed: m[2] !== undefined ? Number(m[2]) : 115200 } : null;
 }
 
 function resolveProfile(profile: string, osName: string): string {

@@ -3,6 +3,7 @@
  * hand-written function libraries (common/lib/*.sh, then the profile's lib/*.sh) inlined — SystemRescue
  * fetches one file — and the hand-written main that holds the ordered calls.
  */
+import { PlanError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { dataPrologue, type ShellValue } from './shell.ts';
 import { imagePath, urlFor } from '../layout.ts';
@@ -56,7 +57,7 @@ function commonVars(plan: Plan): Record<string, ShellValue> {
 }
 
 export function installerVars(plan: Plan, image: ImageRef, fsImage?: FsImageRef): Record<string, ShellValue> {
-  if (plan.image.installMode === 'image' && !fsImage) throw new Error('image.installMode "image": the installer needs the filesystem image');
+  if (plan.image.installMode === 'image' && !fsImage) throw new PlanError('installer autorun: image.installMode "image" needs the filesystem image, and none was packed');
   return {
     ...commonVars(plan),
     PC_IMAGE_URL: urlFor(plan.admin.httpBase, imagePath(image.fileName)),

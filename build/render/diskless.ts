@@ -6,7 +6,7 @@
  * /init to switch to it. Rendered for pxelinux and iPXE alike from this one entry.
  */
 import type { InstallerEnvArtifact } from '../plan/artifacts.ts';
-import { StageError } from '../lib/errors.ts';
+import { PlanError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { installerBootEntry } from './installer-append.ts';
 import type { PxeProfile } from './pxelinux.ts';
@@ -14,14 +14,13 @@ import type { PxeProfile } from './pxelinux.ts';
 export const DISKLESS_PROFILE = 'diskless';
 
 export function disklessProfile(plan: Plan, env: InstallerEnvArtifact): PxeProfile {
-  if (!plan.diskless) throw new StageError('render', 'the plan has no diskless profile (boot.diskless is off)');
-  if (env.kind !== 'builtin') throw new StageError('render', 'the diskless profile needs the built-in installer environment (installerEnv.type "builtin")');
+  if (!plan.diskless) throw new PlanError('the plan has no diskless profile (boot.diskless is off)');
+  if (env.kind !== 'builtin') throw new PlanError('the diskless profile needs the built-in installer environment (installerEnv.type "builtin")');
   const entry = installerBootEntry(
     { ...env, kernel: plan.os.kernel, initrds: [...env.initrds, plan.diskless.modules] },
     {
-      adminIp: plan.admin.ip,
       httpBase: plan.admin.httpBase,
-      keymap: 'us',
+      keymap: null,
       profile: 'diskless',
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     },

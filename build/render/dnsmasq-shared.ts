@@ -37,8 +37,8 @@ export function loaderTags(plan: Plan) {
   const mixed = plan.nodes.some((n) => n.loader !== plan.boot.loader);
   return {
     uses: (loader: Loader) => (!mixed ? '' : plan.boot.loader === loader ? `tag:!${other},` : `tag:${tagOf(loader)},`),
-    ipxe: plan.boot.loader === 'ipxe' || plan.nodes.some((n) => n.loader === 'ipxe'),
-    pxelinux: plan.boot.loader === 'pxelinux' || plan.nodes.some((n) => n.loader === 'pxelinux'),
+    ipxe: plan.boot.loaders.ipxe,
+    pxelinux: plan.boot.loaders.pxelinux,
     /** dhcp-host=<mac>[,set:<loader tag>],<name>[,<ip>]; `withIp` false where another server owns the addresses. */
     host: (h: { mac: string; name: string; ip?: string; loader?: Loader }, withIp = true) =>
       `dhcp-host=${[v('mac', h.mac), h.loader && h.loader !== plan.boot.loader ? `set:${tagOf(h.loader)}` : undefined, v('name', h.name), withIp && h.ip ? v('ip', h.ip) : undefined].filter(Boolean).join(',')}`,

@@ -5,6 +5,7 @@
  * travels over HTTP.
  */
 import { cmdlineLine, ipxeLine, ipxeWord as word } from '../lib/escape.ts';
+import { PlanError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { PxeProfile } from './pxelinux.ts';
 import { DEFAULT_LINK, IPXE_BOOT_FILE, IPXE_DEFAULT_LINK, IPXE_DIR, IPXE_NODE_EXPANSION, ipxeNodeFile, ipxePath, ipxeProfileFile, pxePath, urlFor } from '../layout.ts';
@@ -49,7 +50,7 @@ export function renderIpxeTree(plan: Plan, profiles: Record<string, PxeProfile>)
   };
   for (const name of plan.profiles.all) {
     const profile = profiles[name];
-    if (!profile) throw new Error(`no boot entry for profile ${name}`);
+    if (!profile) throw new PlanError(`iPXE: no boot entry for profile ${name}`);
     files[ipxeProfileFile(name)] = renderIpxeProfile(profile, { httpBase: plan.admin.httpBase });
   }
   const links: Record<string, string> = { [ipxeProfileFile(DEFAULT_LINK)]: ipxeProfileFile(plan.profiles.default) };

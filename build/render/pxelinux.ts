@@ -1,5 +1,6 @@
 /** pxelinux.cfg/ files: one per profile, read alike by pxelinux.0 (BIOS) and syslinux.efi (UEFI). */
 import { cmdlineLine, pxelinuxWord } from '../lib/escape.ts';
+import { PlanError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { DEFAULT_LINK, PXELINUX_DIR, pxelinuxNodeFile } from '../layout.ts';
 
@@ -15,12 +16,10 @@ export interface PxeEntry {
 
 export type PxeProfile = PxeEntry | { label: string; localboot: true };
 
-export function renderPxelinuxConfig(profile: PxeProfile, o: { timeout: number; serialConsole?: string }): string {
+export function renderPxelinuxConfig(profile: PxeProfile, o: { timeout: number; serial: Plan['os']['pxelinuxSerial'] }): string {
   const label = pxelinuxWord('label', profile.label);
   const lines = [`# portacluster: profile ${label} — generated; do not edit`];
-  // Only the port and speed are read out of the (validated) console name; nothing of it is copied.
-  const serial = o.serialConsole ? /^ttyS(\d+)(?:,(\d+))?/.exec(o.serialConsole) : null;
-  if (serial) lines.push(`SERIAL ${serial[1]} ${serial[2] ?? '115200'}`);
+  if (o.serial) lines.push(`SERIAL ${o.serial.port} ${o.serial.speed}`);
   lines.push('PROMPT 0', `TIMEOUT ${o.timeout}`, `DEFAULT ${label}`, '', `LABEL ${label}`);
   if ('localboot' in profile) {
     lines.push('        LOCALBOOT 0');
@@ -58,8 +57,8 @@ export function renderPxelinuxTree(plan: Plan, profiles: Record<string, PxeProfi
   const files: Record<string, string> = {};
   for (const name of plan.profiles.all) {
     const profile = profiles[name];
-    if (!profile) throw new Error(`no boot entry for profile ${name}`);
-    files[name] = renderPxelinuxConfig(profile, { timeout: plan.boot.timeout, serialConsole: plan.os.serialConsole });
+    if (!profile) throw new PlanError(`pxelinux: no boot entry for profile ${name}`);
+    files[name] = renderPxelinuxConfig(profile, { timeout: plan.boot.timeout, serial: plan.os.pxelinuxSerial });
   }
   const links: Record<string, string> = { [DEFAULT_LINK]: plan.profiles.default };
   for (const node of plan.nodes) links[pxelinuxNodeFile(node.mac)] = node.profile;

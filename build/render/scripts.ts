@@ -9,6 +9,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { StageError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { disklessVars, installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
 
@@ -24,7 +25,8 @@ export const COMMON_LIBRARIES = 'common';
 
 async function libraries(root: string, kind: string): Promise<ShellSource[]> {
   const names = (await readdir(join(root, kind, 'lib'))).filter((n) => n.endsWith('.sh')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (names.length === 0) throw new Error(`no ${kind}/lib/*.sh in ${root}`);
+  // Not the plan's fault: the hand-written libraries are part of the installation.
+  if (names.length === 0) throw new StageError('render', `no ${kind}/lib/*.sh in ${root}: this portacluster installation is incomplete`);
   return Promise.all(names.map(async (n) => ({ name: `${kind}/lib/${n}`, text: await readFile(join(root, kind, 'lib', n), 'utf8') })));
 }
 

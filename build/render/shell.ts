@@ -3,22 +3,23 @@
  * through shq(): single-quoted, with embedded single quotes closed, escaped and reopened. Inside single
  * quotes bash expands nothing ($, `, \, newlines stay literal), so any value comes out inert.
  */
+import { PlanError } from '../lib/errors.ts';
 
 export function shq(value: string | number | boolean): string {
   const s = String(value);
-  if (s.includes('\0')) throw new Error('a NUL byte cannot be passed to bash');
+  if (s.includes('\0')) throw new PlanError(`bash: a NUL byte cannot be passed to bash (in ${JSON.stringify(s.length > 60 ? s.slice(0, 57) + '…' : s)})`);
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 const NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 export function assign(name: string, value: string | number | boolean): string {
-  if (!NAME.test(name)) throw new Error(`not a shell variable name: ${name}`);
+  if (!NAME.test(name)) throw new PlanError(`bash: not a shell variable name: ${name}`);
   return `${name}=${shq(value)}`;
 }
 
 export function assignArray(name: string, values: readonly (string | number | boolean)[]): string {
-  if (!NAME.test(name)) throw new Error(`not a shell variable name: ${name}`);
+  if (!NAME.test(name)) throw new PlanError(`bash: not a shell variable name: ${name}`);
   return `${name}=(${values.map(shq).join(' ')})`;
 }
 

@@ -15,6 +15,17 @@ function str(form: PatternName, description: string, options: StringOptions = {}
   return T.String({ ...options, description: `${description} Must be ${pat.label}: ${pat.hint}.`, pattern: pat.re.source, maxLength: pat.maxLength, errorLabel: pat.label, hint: pat.hint });
 }
 
+/**
+ * Defaults the schema cannot fill itself (inside a union, or where an empty list means the same as none):
+ * stated here, beside the fields' descriptions, and applied once by planCluster.
+ */
+export const PLANNED_DEFAULTS = {
+  components: ['main'],
+  archRepos: ['core', 'extra'],
+  installerSuite: 'bookworm',
+  keymap: 'us',
+} as const;
+
 const Name = str('hostLabel', 'An RFC 1123 host name label.');
 const Mac = str('mac', 'A MAC address, any of aa:bb:cc:dd:ee:ff, AA-BB-…, aabb.ccdd.eeff, aabbccddeeff; stored as lowercase colon form.');
 const Ipv4 = str('ipv4', 'An IPv4 address.');
@@ -124,9 +135,11 @@ export const ImageSpecSchema = T.Object(
     mirror: T.Optional(
       str('mirror', "Debian archive URL (default: mmdebstrap's own, http://deb.debian.org/debian plus -updates and -security for a stable suite; the build host's apt sources are not used), or an Arch Server= URL ($repo/$arch) or file:// local repo (required)."),
     ),
-    components: T.Optional(T.Array(str('component', 'A Debian component.'), { description: 'Debian components (default main).' })),
-    repos: T.Optional(T.Array(str('archRepo', 'An Arch repository name.'), { description: 'Arch repositories for pacman.conf (default core, extra).' })),
+    components: T.Optional(T.Array(str('component', 'A Debian component.'), { description: `Debian components (default ${PLANNED_DEFAULTS.components.join(', ')}).` })),
+    repos: T.Optional(T.Array(str('archRepo', 'An Arch repository name.'), { description: `Arch repositories for pacman.conf (default ${PLANNED_DEFAULTS.archRepos.join(', ')}).` })),
     rootfs: T.Optional(str('localPath', 'Use this prepared root tree instead of bootstrapping (bring your own).')),
+    // 3 packs the 698 MB Debian tree in ~2 s (docs/figures.md, bench/pack.ts); in the lab's QEMU runs on a
+    // 2-core machine, 19 took ~100 s to save each node ~1 s of download.
     zstdLevel: T.Integer({ description: 'zstd level of the tarball.', default: 3, minimum: 1, maximum: 19 }),
     installMode: T.Union([T.Literal('tarball'), T.Literal('image')], {
       description:
@@ -207,7 +220,7 @@ export const InstallerEnvSpec = T.Union(
       {
         type: T.Literal('builtin'),
         mirror: T.Optional(str('mirror', 'Debian archive URL the environment is bootstrapped from (default: mmdebstrap\'s own).')),
-        suite: T.Optional(str('release', 'Debian suite of the environment (default: the build host\'s).')),
+        suite: T.Optional(str('release', `Debian suite of the environment (default ${PLANNED_DEFAULTS.installerSuite}).`)),
       },
       { additionalProperties: false },
     ),
@@ -218,7 +231,7 @@ export const InstallerEnvSpec = T.Union(
         path: T.Optional(str('localPath', 'A local ISO file.')),
         sha256: T.Optional(str('sha256', 'sha256 of the ISO.')),
         sha512: T.Optional(str('sha512', 'sha512 of the ISO.')),
-        keymap: T.Optional(str('keymap', 'Keyboard map for setkmap= (default us).')),
+        keymap: T.Optional(str('keymap', `Keyboard map for setkmap= (default ${PLANNED_DEFAULTS.keymap}).`)),
       },
       { additionalProperties: false },
     ),

@@ -57,10 +57,11 @@ export async function imageCacheKey(spec: ImageSpec, ctx: Pick<ImageBuildContext
     recipe: RECIPE_VERSION,
     distro: spec.distro,
     release: spec.release,
-    mirror: spec.mirror,
+    // "" was how Debian's default mirror was keyed before it became null: images cached then stay valid.
+    mirror: spec.mirror === null ? '' : spec.mirror,
     packages: [...new Set([...backend.basePackages, ...spec.packages])].sort(),
-    components: spec.distro === 'debian' ? (spec.components?.length ? spec.components : ['main']) : undefined,
-    repos: spec.distro === 'arch' ? (spec.repos?.length ? spec.repos : ['core', 'extra']) : undefined,
+    components: spec.distro === 'debian' ? spec.components : undefined,
+    repos: spec.distro === 'arch' ? spec.repos : undefined,
     sourceDateEpoch: ctx.sourceDateEpoch,
     tools: await backend.keyInputs(spec),
   };

@@ -25,7 +25,8 @@ import { replaceAtomically } from '../lib/atomic.ts';
 export const needs: StageNeeds[] = [{ stage: 'build-installer-env', needs: ['mmdebstrap', 'cpio', 'zstd'] }];
 
 export interface BuildInstallerEnvOptions {
-  mirror: string;
+  /** null: mmdebstrap's own default mirrors. */
+  mirror: string | null;
   suite: string;
   cacheDir: string;
   workDir: string;
@@ -63,7 +64,8 @@ async function cacheKey(o: BuildInstallerEnvOptions): Promise<string> {
   return hashInputs({
     v: 1,
     suite: o.suite,
-    mirror: o.mirror,
+    // "" was how no mirror was keyed before it became null: caches built then stay valid.
+    mirror: o.mirror === null ? '' : o.mirror,
     packages: INSTALLER_ENV_PACKAGES,
     modules: KEPT_MODULES,
     zstd: ZSTD_LEVEL,

@@ -39,7 +39,7 @@ export interface FsImageOptions {
   /** A digest of the tree's content (the tarball's sha256): the UUID and hash seed derive from it. */
   contentKey: string;
   sourceDateEpoch: number;
-  zstdLevel?: number;
+  zstdLevel: number;
   log: Logger;
 }
 
@@ -249,7 +249,7 @@ export async function packFsImageCached(rootDir: string, opts: FsImageCachedOpti
     name: opts.name,
     label: opts.label,
     epoch: opts.sourceDateEpoch,
-    level: opts.zstdLevel ?? null,
+    level: opts.zstdLevel,
     stage: await readFile(fileURLToPath(import.meta.url), 'utf8'),
     mke2fs: (await run(['mke2fs', '-V'], { nothrow: true })).stderr.split('\n')[0] ?? '',
     zstd: (await run(['zstd', '--version'])).stdout.trim(),

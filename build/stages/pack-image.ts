@@ -30,15 +30,10 @@ export interface PackOptions {
   outDir: string;
   name: string;
   sourceDateEpoch: number;
-  /**
-   * zstd level. 3 packs the 698 MB Debian tree in ~2 s (docs/figures.md, bench/pack.ts); in the lab's QEMU
-   * runs on this 2-core machine, 19 took ~100 s to save each node ~1 s of download.
-   */
-  zstdLevel?: number;
+  /** zstd level: the plan's image.zstdLevel (its default is the schema's). */
+  zstdLevel: number;
   log: Logger;
 }
-
-export const DEFAULT_ZSTD_LEVEL = 3;
 
 export function tarArgv(rootDir: string, sourceDateEpoch: number): string[] {
   return [
@@ -72,8 +67,7 @@ export function zstdArgv(level: number): string[] {
   return ['zstd', '-T0', `-${level}`, '--quiet', '--stdout'];
 }
 
-export function checkZstdLevel(stage: string, requested: number | undefined): number {
-  const level = requested ?? DEFAULT_ZSTD_LEVEL;
+export function checkZstdLevel(stage: string, level: number): number {
   // zstd silently clamps a level out of range: the caller would not get what they asked for.
   if (!Number.isInteger(level) || level < 1 || level > 19) {
     throw new StageError(stage, `zstd level must be an integer from 1 to 19 (got ${level})`);
@@ -179,7 +173,7 @@ export async function packCacheKey(image: BootstrappedImage, opts: Pick<PackOpti
     tree: image.cacheKey,
     name: opts.name,
     epoch: opts.sourceDateEpoch,
-    level: opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL,
+    level: opts.zstdLevel,
     argv: tarArgv('.', opts.sourceDateEpoch),
     tar: (await capture(['tar', '--version'])).split('\n')[0],
     zstd: await capture(['zstd', '--version']),

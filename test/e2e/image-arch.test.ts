@@ -11,7 +11,7 @@ import { memoryLogger } from '../../build/lib/log.ts';
 import { capture, run } from '../../build/lib/run.ts';
 import { archBackend, pacmanConf } from '../../build/image/arch.ts';
 import type { ImageBuildContext } from '../../build/image/types.ts';
-import type { ImageSpec } from '../../build/plan/plan.ts';
+import type { ArchImage } from '../../build/plan/plan.ts';
 import { bootstrapImage, checkBootstrapHost, imageCacheKey } from '../../build/stages/bootstrap-image.ts';
 import { extractBootFiles } from '../../build/stages/extract-bootfiles.ts';
 import { packImage } from '../../build/stages/pack-image.ts';
@@ -89,7 +89,7 @@ async function buildRepo(dir: string): Promise<string> {
 
 describe('arch image from a local pacman repo', () => {
   let ws: { dir: string; cleanup: () => Promise<void> };
-  let spec: ImageSpec;
+  let spec: ArchImage;
   let ctx: ImageBuildContext;
 
   beforeAll(async () => {
@@ -126,7 +126,7 @@ describe('arch image from a local pacman repo', () => {
     const boot = await extractBootFiles(img.rootDir, { distro: 'arch', outDir: join(ws.dir, 'dist/pxe'), osName: 'arch' });
     expect(boot.kernelVersion).toBe(KVER);
 
-    const packed = await packImage(img.rootDir, { outDir: join(ws.dir, 'dist/images'), name: 'arch', sourceDateEpoch: FIXED_EPOCH, log: ctx.log });
+    const packed = await packImage(img.rootDir, { outDir: join(ws.dir, 'dist/images'), name: 'arch', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: ctx.log });
     const dest = join(ws.dir, 'extracted');
     await mkdir(dest);
     await extractImage(packed.path, dest);

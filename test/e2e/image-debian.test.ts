@@ -24,7 +24,7 @@ describe('debian image with mmdebstrap', () => {
   let img: BootstrappedImage;
   let bootstrapMs = 0;
   // libcap2-bin before iputils-ping's postinst: ping then gets cap_net_raw instead of setuid.
-  const spec: ImageSpec = { name: 'debian', distro: 'debian', release: 'bookworm', packages: ['libcap2-bin', 'iputils-ping'], mirror: MIRROR };
+  const spec: ImageSpec = { name: 'debian', distro: 'debian', release: 'bookworm', packages: ['libcap2-bin', 'iputils-ping'], mirror: MIRROR, components: ['main'] };
 
   beforeAll(async () => {
     ws = await workspace('pc-debian-');
@@ -57,7 +57,7 @@ describe('debian image with mmdebstrap', () => {
 
   it('packs a tarball that restores the tree exactly (owners, modes, links, devices, capabilities, ACLs)', async () => {
     const t0 = Date.now();
-    const packed = await packImage(img.rootDir, { outDir: join(ws.dir, 'dist/images'), name: 'debian', sourceDateEpoch: FIXED_EPOCH, log: ctx.log });
+    const packed = await packImage(img.rootDir, { outDir: join(ws.dir, 'dist/images'), name: 'debian', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: ctx.log });
     const packMs = Date.now() - t0;
     const dest = join(ws.dir, 'extracted');
     await mkdir(dest);
@@ -75,7 +75,7 @@ describe('debian image with mmdebstrap', () => {
     expect(await capture(['getcap', join(dest, 'usr/bin/ping')])).toMatch(/cap_net_raw[=+]e?p/);
     expect(got.get('var/log/journal')?.xattrs?.['system.posix_acl_default']).toBeDefined();
 
-    const again = await packImage(img.rootDir, { outDir: join(ws.dir, 'again'), name: 'debian', sourceDateEpoch: FIXED_EPOCH, log: ctx.log });
+    const again = await packImage(img.rootDir, { outDir: join(ws.dir, 'again'), name: 'debian', sourceDateEpoch: FIXED_EPOCH, zstdLevel: 3, log: ctx.log });
     expect(again.sha256).toBe(packed.sha256);
 
     const treeBytes = Number((await capture(['du', '--summarize', '--bytes', img.rootDir])).split(/\s/)[0]);
