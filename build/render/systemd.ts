@@ -91,14 +91,12 @@ export function renderWatchUnit(plan: Plan, o: Node0UnitOptions): string {
     'PrivateTmp=yes',
     'NoNewPrivileges=yes',
     `ReadWritePaths=${o.linkDirs.map((d) => unitWord(d, 'a link directory')).join(' ')}`,
-    'Restart=on-failure',
-    'RestartSec=5',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
+    ...RESTART_AND_INSTALL,
   ].join('\n');
 }
+
+/** Every unit restarts after a crash (not after a clean stop) and starts at boot. */
+const RESTART_AND_INSTALL = ['Restart=on-failure', 'RestartSec=5', '', '[Install]', 'WantedBy=multi-user.target', ''];
 
 export function renderDnsmasqUnit(plan: Plan, o: Node0UnitOptions): string {
   const conf = `--conf-file=${unitWord(o.root, '--root')}/${DNSMASQ_CONF}`;
@@ -118,12 +116,7 @@ export function renderDnsmasqUnit(plan: Plan, o: Node0UnitOptions): string {
     // No ExecReload: dnsmasq rereads only its hosts files on SIGHUP, so reload-or-restart restarts it.
     'RuntimeDirectory=portacluster-dnsmasq',
     'StateDirectory=portacluster-dnsmasq',
-    'Restart=on-failure',
-    'RestartSec=5',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
+    ...RESTART_AND_INSTALL,
   ].join('\n');
 }
 
@@ -149,12 +142,7 @@ export function renderNginxUnit(plan: Plan, o: Node0UnitOptions): string {
     'KillSignal=SIGQUIT',
     'KillMode=mixed',
     'TimeoutStopSec=30',
-    'Restart=on-failure',
-    'RestartSec=5',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
+    ...RESTART_AND_INSTALL,
   ].join('\n');
 }
 
