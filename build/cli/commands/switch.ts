@@ -78,6 +78,11 @@ function makeCommand(action: Action): Command {
           reboots.push({ node: node.name, command: ['lab', 'power-cycle', vm.monitor], ok: error === undefined, ...(error === undefined ? {} : { error }) });
           continue;
         }
+        if (lab) {
+          // The lab's nodes are VMs or nothing: an ssh reboot would only time out.
+          reboots.push({ node: node.name, command: ['lab', 'power-cycle'], ok: false, error: `no VM for ${node.name} in the lab (lab up started ${lab.vms.map((v) => v.name).join(', ')}; --nodes N starts the first N)` });
+          continue;
+        }
         const command = rebootArgv(node);
         // Runs where node0 is: here, or on node0 through --ssh (the spec's commands are node0 commands).
         const r = await runArgv(target, command, { nothrow: true, timeoutMs: 60_000 });
