@@ -4,7 +4,7 @@
  * finish, they boot their OS, and `lab down` leaves no namespace, tap or process behind.
  * Everything runs through the CLI; node0's services are `portacluster serve`'s.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,8 @@ const cli = (args: string[], o: { nothrow?: boolean } = {}) =>
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pc-lab-'));
+  // serve refuses a tree its unprivileged workers cannot reach, and mkdtemp makes a 0700 directory.
+  await chmod(dir, 0o755);
   built = await buildLabDist(join(dir, 'server'));
   // The same cluster on a network whose DHCP server is someone else's: node0 only says what to boot.
   proxyBuilt = await buildLabDist(join(dir, 'proxy'), (raw) => {
