@@ -73,6 +73,12 @@ async function loop(built: BuiltDist, mode: string): Promise<any> {
       'both lab nodes done',
     );
     const installed = (Date.now() - t0) / 1000;
+    // The lab spec powers nodes off after the install (phoneHome.afterInstall): power them on into their OS,
+    // as a user would, through the lab's power (the VM's monitor).
+    if (built.plan.phoneHome.afterInstall === 'poweroff') {
+      const normal = JSON.parse((await cli(['normal', ...NODES, '--reboot', '--root', built.dist, '--json'])).stdout);
+      expect(normal.reboots.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
+    }
     for (const vm of up.vms as { name: string; serialLog: string }[]) {
       await until(async () => ((await readFile(vm.serialLog, 'utf8')).includes(`${vm.name} login:`) ? true : undefined), 8 * MIN, `${vm.name} at login:`);
     }
