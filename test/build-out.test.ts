@@ -8,12 +8,12 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capture } from '../build/lib/run.ts';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
+import { makeTinyRootfs } from './helpers/tiny-rootfs.ts';
 import { startFileServer } from './helpers/file-server.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
 
 const CLI = resolve('build/cli/main.ts');
-const KVER = '6.1.0-99-amd64';
 let ws: Awaited<ReturnType<typeof workspace>>;
 let specFile: string;
 let iso: { path: string; sha256: string };
@@ -54,11 +54,7 @@ async function writeTinySpec(file: string, installerEnv: Record<string, unknown>
 beforeAll(async () => {
   ws = await workspace('pc-out-');
   const root = join(ws.dir, 'rootfs');
-  for (const d of ['boot', `lib/modules/${KVER}/kernel`, 'etc']) await mkdir(join(root, d), { recursive: true });
-  await writeFile(join(root, 'etc/os-release'), 'ID=debian\n');
-  await writeFile(join(root, `lib/modules/${KVER}/modules.dep`), '');
-  await writeFile(join(root, `boot/vmlinuz-${KVER}`), Buffer.alloc(4096, 1));
-  await writeFile(join(root, `boot/initrd.img-${KVER}`), Buffer.alloc(2048, 2));
+  await makeTinyRootfs(root);
   iso = await makeSysrcdIso(join(ws.dir, 'iso'), 'modern');
   specFile = join(ws.dir, 'cluster.json');
   await writeTinySpec(specFile, { type: 'systemrescue', path: iso.path, sha256: iso.sha256 });

@@ -9,11 +9,11 @@ import { mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSysrcdIso } from './helpers/make-iso.ts';
+import { makeTinyRootfs } from './helpers/tiny-rootfs.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
 
 const BIN = resolve('bin/portacluster.js');
-const KVER = '6.1.0-99-amd64';
 let ws: Awaited<ReturnType<typeof workspace>>;
 let home: string;
 
@@ -32,11 +32,7 @@ beforeAll(async () => {
   ws = await workspace('pc-own-');
   home = join(ws.dir, 'my-cluster');
   const rootfs = join(ws.dir, 'rootfs');
-  for (const d of ['boot', `lib/modules/${KVER}/kernel`, 'etc']) await mkdir(join(rootfs, d), { recursive: true });
-  await writeFile(join(rootfs, 'etc/os-release'), 'ID=debian\n');
-  await writeFile(join(rootfs, `lib/modules/${KVER}/modules.dep`), '');
-  await writeFile(join(rootfs, `boot/vmlinuz-${KVER}`), Buffer.alloc(4096, 1));
-  await writeFile(join(rootfs, `boot/initrd.img-${KVER}`), Buffer.alloc(2048, 2));
+  await makeTinyRootfs(rootfs);
   const iso = await makeSysrcdIso(join(ws.dir, 'iso'), 'modern');
   const spec = baseSpec();
   spec.image = { name: 'tiny', distro: 'debian', release: 'bookworm', rootfs };
