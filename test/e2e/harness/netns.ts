@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { addTap, createLabNetwork, deleteLabNetwork, nsExec, RA_RESPONDER } from '../../../build/lab/netns.ts';
+import { run } from '../../../build/lib/run.ts';
 
 export const BRIDGE = 'pcbr0';
 
@@ -41,6 +42,16 @@ export async function createNetns(name: string, adminCidr: string): Promise<Netn
           c.kill('SIGTERM');
           await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
           if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        }
+      }
+      // Whatever still runs inside (a child's own children, orphaned when a test failed midway) goes too:
+      // deleting a namespace does not stop its processes.
+      const left = await run(['ip', 'netns', 'pids', name], { nothrow: true });
+      for (const pid of left.stdout.split('\n').map(Number).filter((p) => p > 0)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
         }
       }
       await deleteLabNetwork(name);
