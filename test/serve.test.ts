@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive } from '../build/lib/process.ts';
 import { run } from '../build/lib/run.ts';
 import { createNetns, type Netns } from './e2e/harness/netns.ts';
 import { baseSpec } from './fixtures/specs.ts';
@@ -26,15 +27,6 @@ interface Served {
 
 let dir: string;
 let ns: Netns;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function makeTree(root: string): Promise<void> {
   const spec = baseSpec();
@@ -129,7 +121,7 @@ describe('portacluster serve', () => {
     expect(await s.exit).toBe(1);
     expect(s.events.find((e) => e.event === 'exit')).toMatchObject({ service: 'dnsmasq', signal: 'SIGKILL' });
     expect(s.events.at(-1)).toMatchObject({ event: 'stopped', code: 1 });
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(pidAlive)).toEqual([]);
     expect(await noProcessUnder(join(dir, 'a/run'))).toBe('');
   }, 60_000);
 
@@ -141,7 +133,7 @@ describe('portacluster serve', () => {
     s.child.kill('SIGTERM');
     expect(await s.exit).toBe(0);
     expect(s.events.at(-1)).toMatchObject({ event: 'stopped', code: 0 });
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(pidAlive)).toEqual([]);
     expect(await noProcessUnder(join(dir, 'b/run'))).toBe('');
   }, 60_000);
 

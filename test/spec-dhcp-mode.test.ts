@@ -1,21 +1,8 @@
 /** dhcp.mode and boot.httpBoot in the spec: what each mode requires, and what stops applying in proxy mode. */
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../build/lib/errors.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
-import { baseSpec } from './fixtures/specs.ts';
-
-function problems(mutate: (s: Record<string, any>) => void): string[] {
-  const spec = baseSpec();
-  mutate(spec);
-  try {
-    validateSpec(spec, 'test.json');
-  } catch (e) {
-    if (!(e instanceof SpecError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.message}` + (i.hint ? ` | hint: ${i.hint}` : ''));
-  }
-  return [];
-}
+import { baseSpec, problems } from './fixtures/specs.ts';
 
 /** The base spec made valid for proxy mode: no range, lease time, fixed IP or appliance. */
 const proxy = (s: Record<string, any>) => {

@@ -1,23 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { SpecError } from '../build/lib/errors.ts';
 import { loadSpec } from '../build/spec/load.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { SCHEMA_PATH, schemaJson } from '../build/spec/emit-schema.ts';
-import { baseSpec, KEY } from './fixtures/specs.ts';
-
-function problems(mutate: (s: Record<string, any>) => void): string[] {
-  const spec = baseSpec();
-  mutate(spec);
-  try {
-    validateSpec(spec, 'test.json');
-  } catch (e) {
-    if (!(e instanceof SpecError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.message}` + (i.hint ? ` | hint: ${i.hint}` : ''));
-  }
-  return [];
-}
+import { baseSpec, KEY, problems } from './fixtures/specs.ts';
 
 describe('valid specs', () => {
   it('the base fixture validates and normalizes MACs, sizes and defaults', () => {

@@ -1,16 +1,8 @@
 /** The supervisor with real processes: readiness, the ready deadline, a dying member, stop by process group. */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { childService, startGroup, type GroupEvent } from '../build/lifecycle/supervise.ts';
+import { pidAlive } from '../build/lib/process.ts';
 
-// A killed grandchild is reparented to PID 1, which in some sandboxes never reaps it: a zombie is not alive.
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('startGroup', () => {
@@ -22,11 +14,11 @@ describe('startGroup', () => {
     await sleep(800);
     expect(events.filter((e) => e.event === 'exit')).toEqual([]);
     const grandchild = Number((events.find((e) => e.event === 'line' && e.stream === 'stderr') as { line: string }).line);
-    expect(alive(grandchild)).toBe(true);
+    expect(pidAlive(grandchild)).toBe(true);
     await group.stop('test over');
     expect(await group.done).toBe(0);
     await sleep(100);
-    expect(alive(grandchild)).toBe(false);
+    expect(pidAlive(grandchild)).toBe(false);
   });
 
   it('a member that ends stops the others and reports its exit code and last output', async () => {
@@ -37,7 +29,7 @@ describe('startGroup', () => {
     const pids = events.filter((e) => e.event === 'up').map((e) => (e as { pid: number }).pid);
     expect(await group.done).toBe(1);
     expect(events.find((e) => e.event === 'exit')).toMatchObject({ service: 'b', code: 3, tail: ['ready', 'out of cheese'] });
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(pidAlive)).toEqual([]);
   });
 
   it('a member that never comes up is stopped at its deadline, and the ones already up are stopped too', async () => {
@@ -46,7 +38,7 @@ describe('startGroup', () => {
     const mute = childService('mute', ['sleep', '60'], { readyLine: /never/, readyTimeoutMs: 300, detail: 'mute' });
     await expect(startGroup([a, mute], (e) => events.push(e))).rejects.toThrow(/mute did not start: mute did not come up within 0.3 s: sleep 60/);
     const pid = (events.find((e) => e.event === 'up') as { pid: number }).pid;
-    expect(alive(pid)).toBe(false);
+    expect(pidAlive(pid)).toBe(false);
     expect(events.at(-1)).toMatchObject({ event: 'stopped', code: 1 });
   });
 });
