@@ -19,6 +19,8 @@ const LAYERS: { groups: { name: string; prefixes: string[]; isolated?: boolean }
   { groups: [{ name: 'cli commands', prefixes: ['cli/commands/'], isolated: true }] },
   { groups: [{ name: 'cli helpers', prefixes: ['cli/'] }] },
   { groups: [{ name: 'lifecycle', prefixes: ['lifecycle/'] }, { name: 'pipeline', prefixes: ['pipeline.ts'] }, { name: 'lab', prefixes: ['lab/'] }] },
+  // Power drivers (BMCs, PDUs, the lab's QEMU monitor): used by the lifecycle (reboot, parking) and the lab's BMC stand-ins.
+  { groups: [{ name: 'power', prefixes: ['power/'] }] },
   {
     groups: [
       { name: 'render', prefixes: ['render/'] },

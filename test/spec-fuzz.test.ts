@@ -96,7 +96,32 @@ function bases(): Record<string, any>[] {
   b.installerEnv = { type: 'systemrescue', url: 'https://example.org/systemrescue.iso', sha256: 'a'.repeat(64), keymap: 'us' };
   const c = structuredClone(b);
   c.installerEnv = { type: 'systemrescue', path: '/var/lib/iso/systemrescue.iso', sha512: 'b'.repeat(128) };
-  return [a, b, c];
+  // Power: every driver's fields, on a node and as the cluster-wide default (each base stays valid).
+  const ipmi = { type: 'ipmi', host: '{name}-ipmi', port: 623, user: 'ADMIN', passwordFile: '/etc/portacluster/ipmi.pw', interface: 'lanplus', cipherSuite: 17 };
+  const redfish = { type: 'redfish', url: 'https://{name}-bmc:8443', systemId: 'System.Embedded.1', user: 'root', passwordEnv: 'BMC_PASSWORD', insecure: false, caFile: '/etc/portacluster/bmc-ca.pem' };
+  const v3 = { type: 'pdu', host: '192.168.10.5', version: '3', user: 'pdu', authProtocol: 'SHA', privProtocol: 'AES', outlets: [3] };
+  const generic = { oid: '.1.3.6.1.4.1.9999.1.2', on: 1, off: 0, cycle: 2 };
+  const pduV3File = { ...v3, passwordFile: '/etc/portacluster/pdu-auth', privPasswordFile: '/etc/portacluster/pdu-priv', scheme: generic };
+  const pduV3Env = { ...v3, passwordEnv: 'PDU_AUTH', privPasswordEnv: 'PDU_PRIV', scheme: 'apc' };
+  const pduV2File = { type: 'pdu', host: '{name}-pdu', version: '2c', communityFile: '/etc/portacluster/pdu-community', outlets: [1, 2], scheme: 'apc' };
+  const pduV2Env = { type: 'pdu', host: '192.168.10.5', communityEnv: 'PDU_COMMUNITY', outlets: [4], scheme: generic, offSeconds: 3 };
+  const command = { type: 'command', on: ['ipmitool', '-H', '{ip}', 'power', 'on'], off: ['pdu-off', '{mac}'], cycle: ['pdu-cycle', '{name}'], status: ['pdu-status', '{name}'] };
+  const withPower = (base: any, node: object, cluster: object) => {
+    const x = structuredClone(base);
+    x.nodes[0].power = node;
+    x.power = cluster;
+    return x;
+  };
+  return [
+    withPower(a, ipmi, redfish),
+    withPower(b, redfish, ipmi),
+    withPower(c, pduV3File, pduV2File),
+    withPower(c, pduV3Env, { ...pduV3File, passwordEnv: undefined }),
+    withPower(c, pduV2File, pduV3Env),
+    withPower(c, pduV2Env, pduV2Env),
+    withPower(c, command, command),
+    withPower(c, { type: 'ssh' }, { type: 'ssh' }),
+  ].map((x) => JSON.parse(JSON.stringify(x)));
 }
 
 const has = (v: any, path: Key[]) => path.reduce<any>((x, k) => (x === undefined || x === null ? undefined : x[k]), v) !== undefined;

@@ -60,6 +60,13 @@ export const PATTERNS = {
   sha256: p(/^[0-9a-fA-F]{64}$/, 64, '64 hex digits', 'the sha256 from the download page'),
   sha512: p(/^[0-9a-fA-F]{128}$/, 128, '128 hex digits', 'the sha512 from the download page'),
   rebootWord: p(/^[^\0\r\n]*$/, 1024, 'a command-line word without a newline or NUL', 'one argv element, e.g. ipmitool or {ip}'),
+  // Power (nodes[].power): a BMC or PDU address may carry {name}, {mac}, {ip} so one cluster-wide default fits every node.
+  bmcHost: p(/^([A-Za-z0-9]|\{(name|mac|ip)\})([A-Za-z0-9.-]|\{(name|mac|ip)\})*$/, 253, 'a host name or IPv4 address', 'e.g. 192.168.20.11, node3-ipmi or {name}-ipmi ({name}, {mac} and {ip} are filled in per node)'),
+  bmcUser: p(/^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,63}$/, 64, 'a BMC user name', 'letters, digits and ._@+-, not starting with "-", e.g. ADMIN'),
+  envName: p(/^[A-Z_][A-Z0-9_]{0,127}$/, 128, 'an environment variable name', 'upper-case letters, digits and _, e.g. IPMI_PASSWORD'),
+  redfishUrl: p(/^https?:\/\/([A-Za-z0-9.-]|\{(name|mac|ip)\})+(:[0-9]{1,5})?$/, 253, 'an https://host[:port] base URL without a path', 'e.g. https://10.0.0.21 or https://{name}-bmc:8443 (the service root /redfish/v1 is added)'),
+  redfishId: p(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/, 64, 'a Redfish resource id', 'e.g. 1 or System.Embedded.1, as listed under /redfish/v1/Systems'),
+  snmpOid: p(/^\.?[0-9]+(\.[0-9]+){1,63}$/, 255, 'a numeric SNMP OID', 'dotted numbers, e.g. .1.3.6.1.4.1.318.1.1.4.4.2.1.3 (the outlet number is appended)'),
   schemaRef: p(/^[A-Za-z0-9._~:/#@+%=-]+$/, 1024, 'a JSON Schema reference', 'e.g. ./schema/portacluster.schema.json'),
 } as const;
 

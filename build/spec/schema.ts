@@ -24,6 +24,8 @@ export const PLANNED_DEFAULTS = {
   archRepos: ['core', 'extra'],
   installerSuite: 'bookworm',
   keymap: 'us',
+  // Inside the power union (ajv would apply one branch's defaults to another's object).
+  power: { ipmiPort: 623, ipmiInterface: 'lanplus', snmpPort: 161, snmpVersion: '2c', pduScheme: 'apc', offSeconds: 5, redfishInsecure: false },
 } as const;
 
 const Name = str('hostLabel', 'An RFC 1123 host name label.');
@@ -77,6 +79,106 @@ export const Loader = T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], {
   description: 'Network boot loader: pxelinux (TFTP) or iPXE (HTTP for everything after the loader).',
 });
 
+/**
+ * How node0 powers a node. Secrets are never values in the spec: a password (or SNMP community) is named
+ * by reference — a file on node0 readable only by its owner, or an environment variable of the process
+ * that runs the power command — and read only at the moment a driver talks to the BMC or PDU, so it never
+ * reaches the plan, dist/, the served spec copy, logs or --json output.
+ */
+const secretRef = (what: string) => ({
+  passwordFile: T.Optional(str('absPath', `File on node0 holding the ${what} (first line; mode 0600 or 0400: a world-readable file is refused).`)),
+  passwordEnv: T.Optional(str('envName', `Environment variable holding the ${what}.`)),
+});
+
+export const PowerIpmi = T.Object(
+  {
+    type: T.Literal('ipmi'),
+    host: str('bmcHost', "The BMC's address."),
+    port: T.Optional(T.Integer({ description: `RMCP port (default ${PLANNED_DEFAULTS.power.ipmiPort}).`, minimum: 1, maximum: 65535 })),
+    user: str('bmcUser', 'BMC user name.'),
+    ...secretRef('BMC password'),
+    interface: T.Optional(
+      T.Union([T.Literal('lanplus'), T.Literal('lan')], {
+        description: `ipmitool interface: lanplus (IPMI 2.0 RMCP+, what current BMCs speak) or lan (IPMI 1.5, old BMCs only). Default ${PLANNED_DEFAULTS.power.ipmiInterface}.`,
+      }),
+    ),
+    cipherSuite: T.Optional(T.Integer({ description: 'RMCP+ cipher suite id (ipmitool -C); default: the one ipmitool picks.', minimum: 0, maximum: 17 })),
+  },
+  { additionalProperties: false, description: 'A BMC over IPMI, driven with ipmitool.' },
+);
+
+export const PowerRedfish = T.Object(
+  {
+    type: T.Literal('redfish'),
+    url: str('redfishUrl', "The BMC's base URL."),
+    systemId: T.Optional(str('redfishId', 'The ComputerSystem id; default: the only member of /redfish/v1/Systems.')),
+    user: str('bmcUser', 'BMC user name.'),
+    ...secretRef('BMC password'),
+    insecure: T.Optional(T.Boolean({ description: 'Accept a BMC certificate no CA vouches for (self-signed). Default false: the certificate is verified.' })),
+    caFile: T.Optional(str('absPath', 'A CA certificate (PEM) on node0 that signed the BMC certificate.')),
+  },
+  { additionalProperties: false, description: 'A BMC over Redfish (HTTPS).' },
+);
+
+export const PowerPdu = T.Object(
+  {
+    type: T.Literal('pdu'),
+    host: str('bmcHost', "The PDU's SNMP agent address."),
+    port: T.Optional(T.Integer({ description: `SNMP port (default ${PLANNED_DEFAULTS.power.snmpPort}).`, minimum: 1, maximum: 65535 })),
+    version: T.Optional(T.Union([T.Literal('2c'), T.Literal('3')], { description: `SNMP version (default ${PLANNED_DEFAULTS.power.snmpVersion}).` })),
+    communityFile: T.Optional(str('absPath', 'v2c: file on node0 holding the write community (mode 0600 or 0400).')),
+    communityEnv: T.Optional(str('envName', 'v2c: environment variable holding the write community.')),
+    user: T.Optional(str('bmcUser', 'v3: security name.')),
+    authProtocol: T.Optional(T.Union([T.Literal('SHA'), T.Literal('MD5')], { description: 'v3: authentication protocol (default SHA).' })),
+    ...secretRef('v3 authentication passphrase'),
+    privProtocol: T.Optional(T.Union([T.Literal('AES'), T.Literal('DES')], { description: 'v3: privacy protocol; with it, the privacy passphrase.' })),
+    privPasswordFile: T.Optional(str('absPath', 'v3: file holding the privacy passphrase (mode 0600 or 0400).')),
+    privPasswordEnv: T.Optional(str('envName', 'v3: environment variable holding the privacy passphrase.')),
+    outlets: T.Array(T.Integer({ minimum: 1, maximum: 4096 }), { minItems: 1, maxItems: 8, description: 'The outlet(s) feeding this node (all are switched together).' }),
+    scheme: T.Optional(
+      T.Union(
+      [
+        T.Literal('apc'),
+        T.Object(
+          {
+            oid: str('snmpOid', 'Outlet-control OID; the outlet number is appended.'),
+            on: T.Integer({ description: 'Value written for on.' }),
+            off: T.Integer({ description: 'Value written for off.' }),
+            cycle: T.Optional(T.Integer({ description: 'Value written for an outlet reboot, if the PDU has one (else off, wait, on).' })),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { description: `apc: APC PowerNet-MIB sPDUOutletCtl (.1.3.6.1.4.1.318.1.1.4.4.2.1.3.<outlet>: 1 on, 2 off, 3 reboot); or a generic OID with its values. Default ${PLANNED_DEFAULTS.power.pduScheme}.` },
+      ),
+    ),
+    offSeconds: T.Optional(T.Integer({ description: `Cycle without an outlet reboot value: seconds between off and on (default ${PLANNED_DEFAULTS.power.offSeconds}).`, minimum: 1, maximum: 120 })),
+  },
+  { additionalProperties: false, description: 'A switched PDU outlet over SNMP.' },
+);
+
+export const PowerSsh = T.Object(
+  { type: T.Literal('ssh') },
+  { additionalProperties: false, description: 'ssh NODE systemctl reboot: reboot only, and only from a running OS.' },
+);
+
+export const PowerCommand = T.Object(
+  {
+    type: T.Literal('command'),
+    on: T.Optional(T.Array(str('rebootWord', 'One argv element.'), { minItems: 1 })),
+    off: T.Optional(T.Array(str('rebootWord', 'One argv element.'), { minItems: 1 })),
+    cycle: T.Optional(T.Array(str('rebootWord', 'One argv element.'), { minItems: 1 })),
+    status: T.Optional(
+      T.Array(str('rebootWord', 'One argv element.'), { minItems: 1, description: 'Prints "on" or "off" (or exits 0 for on, 3 for off).' }),
+    ),
+  },
+  { additionalProperties: false, description: 'Commands run on node0 (argv, never a shell); {name}, {mac}, {ip} are filled in.' },
+);
+
+export const PowerSpec = T.Union([PowerIpmi, PowerRedfish, PowerPdu, PowerSsh, PowerCommand], {
+  description: 'How node0 powers this node on, off and around; default: the cluster-wide `power`, else ssh (reboot only).',
+});
+
 export const NodeSpec = T.Object(
   {
     name: Name,
@@ -87,9 +189,10 @@ export const NodeSpec = T.Object(
     loader: T.Optional(Loader),
     reboot: T.Optional(
       T.Array(str('rebootWord', 'One argv element.'), {
-        description: 'Command line (argv) that reboots this node, run on node0 by `--reboot`; {name}, {mac}, {ip} are substituted.',
+        description: 'Command line (argv) that reboots this node, run on node0 by `--reboot`; {name}, {mac}, {ip} are substituted. The same as power: {type: "command", cycle: […]}.',
       }),
     ),
+    power: T.Optional(PowerSpec),
   },
   { additionalProperties: false, description: 'A cluster node that PXE-boots.' },
 );
@@ -248,6 +351,7 @@ export const ClusterSpecSchema = T.Object(
     dhcp: DhcpSpec,
     appliances: T.Array(ApplianceSpec, { default: [] }),
     nodes: T.Array(NodeSpec, { minItems: 1 }),
+    power: T.Optional(T.Union([PowerSpec], { description: "The nodes' power when a node says none: usually a BMC whose host has {name} in it." })),
     boot: BootSpec,
     image: ImageSpecSchema,
     disk: DiskSpec,
@@ -264,6 +368,7 @@ export type NodeSpecT = Static<typeof NodeSpec>;
 export type PartitionSpecT = Static<typeof PartitionSpec>;
 export type DiskTargetT = Static<typeof DiskTarget>;
 export type InstallerEnvSpecT = Static<typeof InstallerEnvSpec>;
+export type PowerSpecT = Static<typeof PowerSpec>;
 
 /** What a user writes: every field that has a default may be left out. */
 export type ClusterSpecInput = DeepPartialDefaults<ClusterSpec>;

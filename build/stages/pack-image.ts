@@ -145,7 +145,12 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
     },
   });
   try {
-    const [, t, z] = await Promise.all([pipeline(zstd.stdout!, tee, createWriteStream(tmp)), tarExit, zstdExit]);
+    // allSettled, not all: on a failure the write stream may still be creating tmp; cleaning up before it
+    // settles would leave the temp file behind (a missing tar rejects at once, long before the pipe ends).
+    const [p, te, ze] = await Promise.allSettled([pipeline(zstd.stdout!, tee, createWriteStream(tmp)), tarExit, zstdExit]);
+    for (const r of [te, ze, p]) if (r.status === 'rejected') throw r.reason;
+    const t = (te as PromiseFulfilledResult<Awaited<typeof tarExit>>).value;
+    const z = (ze as PromiseFulfilledResult<Awaited<typeof zstdExit>>).value;
     const line = `${commandLine(tarCmd)} | ${commandLine(zstdCmd)}`;
     if (t.code !== 0 || t.signal) throw new CommandError(line, t.code, tail(tarErr()), t.signal);
     if (z.code !== 0 || z.signal) throw new CommandError(line, z.code, tail(zstdErr()), z.signal);
