@@ -50,6 +50,12 @@ requirements=(
   "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi syslinux-efi syslinux"
   "/usr/lib/ipxe/undionly.kpxe ipxe ipxe"
   "/usr/share/OVMF/OVMF_CODE_4M.fd ovmf edk2-ovmf"
+  "ipmitool ipmitool ipmitool"
+  "ipmi_sim openipmi openipmi"
+  "snmpd snmpd net-snmp"
+  "snmpset snmp net-snmp"
+  "openssl openssl openssl"
+  "chromium chromium chromium"
 )
 
 present() {

@@ -18,7 +18,8 @@ import { pidAlive } from '../lib/process.ts';
 import type { Plan } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
 import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
-import { startLabVm, vmPower, vmQuit, type LabVm, type VmPower } from './vm.ts';
+import { startLabVm, vmQuit, type LabVm } from './vm.ts';
+import { vmPower, type VmPower } from '../power/qemu-monitor.ts';
 
 export const LAB_REGISTRY_DIR = '/run/portacluster';
 

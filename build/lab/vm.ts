@@ -6,10 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFile, open } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pidAlive } from '../lib/process.ts';
 import { run } from '../lib/run.ts';
+import { monitorCommand } from '../power/qemu-monitor.ts';
 import { nsExec } from './netns.ts';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -83,55 +83,6 @@ export async function startLabVm(ns: string, o: VmOptions, o2: { freshDisk: bool
     await new Promise((r) => setTimeout(r, 100));
   }
   return { name: o.name, mac: o.mac, firmware: o.firmware, tap: o.tap, disk: files.disk, serialLog: files.serialLog, monitor: files.monitor, pid };
-}
-
-/** One HMP command over the monitor socket; resolves with its output (the text before the next prompt). */
-export function monitorCommand(socket: string, command: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(socket);
-    let buf = '';
-    let sent = false;
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`the monitor ${socket} did not answer "${command}" within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (!sent && buf.includes('(qemu)')) {
-        sent = true;
-        buf = '';
-        s.write(command + '\n');
-      } else if (sent && buf.includes('(qemu)')) {
-        clearTimeout(timer);
-        s.destroy();
-        // The monitor echoes the command with terminal escapes; keep the lines after it.
-        const lines = buf.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').split(/\r?\n/);
-        resolve(lines.slice(1, -1).join('\n').trim());
-      }
-    });
-  });
-}
-
-export type VmPower = 'running' | 'off' | 'paused' | 'gone';
-
-/** running / off (the guest powered off; qemu still there) / gone (no qemu). */
-export async function vmPower(vm: Pick<LabVm, 'monitor' | 'pid'>): Promise<VmPower> {
-  if (!pidAlive(vm.pid)) return 'gone';
-  const status = await monitorCommand(vm.monitor, 'info status').catch(() => '');
-  if (/running/.test(status)) return 'running';
-  // prelaunch: never powered on (-S); shutdown: the guest powered off (-no-shutdown keeps qemu).
-  if (/prelaunch|shutdown/.test(status)) return 'off';
-  return status ? 'paused' : 'gone';
-}
-
-/** Power-cycles the VM into its boot order (network first): a reset, and continue if it was off. */
-export async function vmReset(vm: Pick<LabVm, 'monitor'>): Promise<void> {
-  await monitorCommand(vm.monitor, 'system_reset');
-  await monitorCommand(vm.monitor, 'cont');
 }
 
 /** Stops qemu: quit over the monitor, then SIGKILL if it will not go. */

@@ -14,7 +14,7 @@ import { defineCommand, emit, type Command, type CommandSpec } from '../command.
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
 import { readLab } from '../../lab/lab.ts';
-import { vmReset } from '../../lab/vm.ts';
+import { vmReset } from '../../power/qemu-monitor.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
