@@ -50,6 +50,39 @@ export interface PlanHost {
   ip?: string;
 }
 
+/** A secret named by the spec, read only inside a power call: a file on node0 or an environment variable. */
+export type SecretRef = { file: string } | { env: string };
+
+/** APC PowerNet-MIB sPDUOutletCtl: the outlet number is appended; 1 on, 2 off, 3 reboot. */
+export const APC_OUTLET_CTL = { oid: '.1.3.6.1.4.1.318.1.1.4.4.2.1.3', on: 1, off: 2, cycle: 3 } as const;
+
+/**
+ * A node's power, resolved: the node's own spec, else the cluster-wide one, else `reboot` (as a command's
+ * cycle), else ssh. Defaults are filled and {name}, {mac}, {ip} substituted; secrets stay references.
+ */
+export type PlanPower =
+  | { type: 'ipmi'; host: string; port: number; user: string; password: SecretRef; interface: 'lanplus' | 'lan'; cipherSuite?: number }
+  | { type: 'redfish'; url: string; systemId?: string; user: string; password: SecretRef; insecure: boolean; caFile?: string }
+  | {
+      type: 'pdu';
+      host: string;
+      port: number;
+      version: '2c' | '3';
+      /** v2c */
+      community?: SecretRef;
+      /** v3 */
+      user?: string;
+      authProtocol?: 'SHA' | 'MD5';
+      auth?: SecretRef;
+      privProtocol?: 'AES' | 'DES';
+      priv?: SecretRef;
+      outlets: number[];
+      scheme: { oid: string; on: number; off: number; cycle?: number };
+      offSeconds: number;
+    }
+  | { type: 'ssh' }
+  | { type: 'command'; on?: string[]; off?: string[]; cycle?: string[]; status?: string[] };
+
 export interface PlanNode extends PlanHost {
   firmware: Firmware;
   loader: 'pxelinux' | 'ipxe';
