@@ -40,6 +40,19 @@ export interface NodeState {
   detail?: string;
   /** The last full installer log received, if any. */
   log?: string;
+  /** The install run the node is in (an id handed out at switch time; never the run's nonce). */
+  run?: string;
+  /** Boots into the installer for this run (1 = the first; the watcher's retries add more). */
+  tries?: number;
+  /** When the current phase began, and when it is overdue (phase deadlines). */
+  phaseStarted?: string;
+  deadline?: string;
+  /** The image download as the node last reported it. */
+  progress?: { bytes: number; total: number; rateBps: number; at: string };
+  /** Why a node was parked (powered off or linked to rescue) after its retries ran out. */
+  parked?: string;
+  /** The last few finished runs: result and seconds per phase, newest last. */
+  runs?: { run: string; result: NodeStatus; at: string; phases: Record<string, number> }[];
 }
 
 export interface StateDoc {
