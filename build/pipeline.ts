@@ -33,7 +33,7 @@ import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 import { checkOutDir } from './stages/check-out-dir.ts';
 import { describeCache } from './lib/cache-dir.ts';
-import { setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
+import { addActivity, setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
 import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
 
 export interface BuildOptions {
@@ -147,6 +147,13 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
   };
   await step('check host tools', () => checkHost(stageNeeds(plan)));
   const staging = await createStaging(outDir);
+  // The installer environment does not depend on the golden image: bootstrap both at once (each is mostly
+  // waiting on mirrors and dpkg; the first build takes about the longer of the two instead of their sum).
+  // Its stage writes only into staging/pxe and its own cache; it is awaited before rendering, and on any
+  // failure before the staging dir is discarded.
+  const endEnvActivity = addActivity('installer environment');
+  const envJob = installerEnvironment(plan, staging, { ...o, log: log.beside('installer environment') }).finally(endEnvActivity);
+  envJob.catch(() => {});
   try {
     const ctx = { cacheDir: join(o.cacheDir, 'images'), workDir: join(o.cacheDir, 'work'), force: o.force, sourceDateEpoch: o.sourceDateEpoch, log };
     const root = await step('bootstrap image', () => bootstrapImage(plan.image, ctx));
@@ -182,7 +189,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
           ),
         }
       : null;
-    const env = await step('installer environment', () => installerEnvironment(plan, staging, o));
+    const env = await step('installer environment', () => envJob);
     await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: plan.boot.loaders.ipxe }));
     await step('render configs and scripts', async () => {
       const profiles = bootProfiles(plan, env);
@@ -229,6 +236,8 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     return { outDir, manifest };
   } catch (e) {
     const full = isDiskFull(e) ? await diskFullError(e, current, [staging, o.cacheDir]) : null;
+    // The parallel job may still be writing into staging: let it finish (its result stays cached).
+    await envJob.catch(() => {});
     await discardStaging(staging);
     throw full ?? e;
   }

@@ -8,6 +8,7 @@ import { mkdir, readFile, readlink, readdir, rm, writeFile, stat } from 'node:fs
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { capture, run } from '../build/lib/run.ts';
+import { sha256File } from '../build/lib/hash.ts';
 import { checkHost } from '../build/lib/host.ts';
 import { checkBootstrapHost } from '../build/stages/bootstrap-image.ts';
 import { archBackend } from '../build/image/arch.ts';
@@ -69,10 +70,13 @@ async function snapshot(dir: string): Promise<string> {
   return entries.split('\n').sort().join('\n') + sums;
 }
 
+let isoSha256: string;
+
 beforeAll(async () => {
   ws = await workspace('pc-build-');
   await rootfs(join(ws.dir, 'rootfs'));
   const iso = await makeSysrcdIso(join(ws.dir, 'iso'), 'modern');
+  isoSha256 = iso.sha256;
   specFile = join(ws.dir, 'cluster.json');
   cache = join(ws.dir, 'cache');
   await writeSpec(specFile, { rootfs: join(ws.dir, 'rootfs'), iso });
@@ -286,9 +290,13 @@ describe('a full disk', () => {
       expect(r.stderr).toContain(full);
       expect(await readdir(full)).toEqual(['cache', 'dist']);
       expect(await readdir(out)).toEqual(['previous']);
-      // No cache entry, finished or half-made (work dirs of the failed build are gone too).
+      // Nothing half-made in the cache (work dirs of the failed build are gone too). The installer
+      // environment is built beside the image, so its ISO may have finished downloading: a complete,
+      // verified entry is fine; no temp or partial file is.
       const { stdout } = await run(['find', join(full, 'cache'), '-type', 'f']);
-      expect(stdout.trim()).toBe('');
+      const files = stdout.trim().split('\n').filter(Boolean).map((f) => f.slice(join(full, 'cache').length + 1));
+      expect(files.filter((f) => f !== `downloads/by-sha256/${isoSha256}`)).toEqual([]);
+      for (const f of files) expect(await sha256File(join(full, 'cache', f))).toBe(isoSha256);
     } finally {
       await run(['umount', full]);
     }

@@ -33,6 +33,35 @@ describe('logger', () => {
     expect(text).toMatch(/\r\x1b\[K {4}download ISO: \d+\.\d s\n$/);
   });
 
+  it('a job beside the steps: its lines and steps are tagged, it beats on its own in a pipe, and opens no Actions group', async () => {
+    process.env.GITHUB_ACTIONS = 'true';
+    const out = sink(false);
+    const writes: string[] = [];
+    const real = process.stdout.write.bind(process.stdout);
+    // @actions/core writes its group markers to stdout.
+    process.stdout.write = ((c: string) => (writes.push(String(c)), true)) as typeof process.stdout.write;
+    try {
+      const log = createLogger({ stream: out, heartbeatMs: 20 });
+      const env = log.beside('installer environment');
+      await Promise.all([
+        log.step('pack image', () => new Promise((r) => setTimeout(r, 30))),
+        env.step('bootstrap', async () => {
+          env.info('mmdebstrap says hi');
+          await new Promise((r) => setTimeout(r, 70));
+        }),
+      ]);
+    } finally {
+      process.stdout.write = real;
+    }
+    const text = out.text();
+    expect(text).toContain('==> [installer environment] bootstrap\n');
+    expect(text).toContain('[installer environment] mmdebstrap says hi\n');
+    expect(text).toMatch(/ {4}\[installer environment\] bootstrap: still running, 0s\n/);
+    expect(text).toMatch(/ {4}\[installer environment\] bootstrap: \d+\.\d s\n/);
+    const groups = writes.filter((w) => w.includes('::group::'));
+    expect(groups.map((g) => g.trim())).toEqual(['::group::pack image']);
+  });
+
   it('draws no progress when the output is not a terminal (CI logs, pipes)', async () => {
     delete process.env.GITHUB_ACTIONS;
     const out = sink(false);

@@ -11,10 +11,22 @@ import { pidAlive } from './process.ts';
 
 const temps = new Set<string>();
 let activity = 'starting';
+const beside = new Set<string>();
 
 /** What the build is doing now, for the interrupt message. */
 export function setActivity(name: string): void {
   activity = name;
+}
+
+/** A job running beside the current step (e.g. the installer environment); the returned function ends it. */
+export function addActivity(name: string): () => void {
+  beside.add(name);
+  return () => void beside.delete(name);
+}
+
+/** Everything running now: `"pack image" and "installer environment"`. */
+export function currentActivities(): string {
+  return [...new Set([activity, ...beside])].map((a) => `"${a}"`).join(' and ');
 }
 
 /** Registers a temp dir; the returned function unregisters it (call it once the dir is gone or published). */
@@ -49,7 +61,7 @@ export function onInterrupt(report: (info: InterruptInfo) => void): () => void {
     spawnSync('pkill', ['--signal', 'TERM', '--parent', String(process.pid)], { stdio: 'ignore' });
     for (const p of removed) removeSync(p);
     temps.clear();
-    report({ signal, activity, removed });
+    report({ signal, activity: currentActivities(), removed });
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.on('SIGINT', handler);

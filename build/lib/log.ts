@@ -11,6 +11,12 @@ export interface Logger {
   step<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** Reports progress of a long step; total may be unknown. */
   progress(label: string, done: number, total?: number): void;
+  /**
+   * A logger for a job that runs beside the current steps (the build's installer environment beside the
+   * golden image): its lines carry `[label]`, its steps open no Actions group (groups cannot overlap) and
+   * beat on their own, and it draws no progress line (two jobs would fight over one terminal line).
+   */
+  beside(label: string): Logger;
 }
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
@@ -67,6 +73,9 @@ export function createLogger(opts: { quiet?: boolean; stream?: NodeJS.WriteStrea
         if (!opts.quiet) out.write(`    ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       }
     },
+    beside(label) {
+      return besideLogger(this, label, { quiet: !!opts.quiet || tty, heartbeatMs });
+    },
     progress(label, done, total) {
       if (!tty || opts.quiet) return;
       const now = Date.now();
@@ -77,6 +86,30 @@ export function createLogger(opts: { quiet?: boolean; stream?: NodeJS.WriteStrea
       out.write(`\r\x1b[K    ${label}: ${mb(done)}${total ? ' / ' + mb(total) : ''} MiB${pct}`);
     },
   };
+}
+
+// quiet here means: no heartbeat (a terminal, or --quiet); headings and lines still go through the parent.
+function besideLogger(parent: Logger, label: string, o: { quiet: boolean; heartbeatMs: number }): Logger {
+  const tag = `[${label}]`;
+  const self: Logger = {
+    info: (m) => parent.info(`${tag} ${m}`),
+    warn: (m) => parent.warn(`${tag} ${m}`),
+    async step(name, fn) {
+      const started = Date.now();
+      parent.info(`==> ${tag} ${name}`);
+      const beat = o.quiet ? undefined : setInterval(() => parent.info(`    ${tag} ${name}: still running, ${formatElapsed(Date.now() - started)}`), o.heartbeatMs);
+      beat?.unref();
+      try {
+        return await fn();
+      } finally {
+        clearInterval(beat);
+        parent.info(`    ${tag} ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      }
+    },
+    progress: () => {},
+    beside: (l) => besideLogger(parent, `${label}: ${l}`, o),
+  };
+  return self;
 }
 
 /** A logger that records everything, for tests. */
@@ -91,5 +124,15 @@ export function memoryLogger(): Logger & { lines: string[] } {
       return fn();
     },
     progress: () => {},
+    beside(label) {
+      const parent = this;
+      return {
+        info: (m) => parent.info(`[${label}] ${m}`),
+        warn: (m) => parent.warn(`[${label}] ${m}`),
+        step: (name, fn) => parent.step(`[${label}] ${name}`, fn),
+        progress: () => {},
+        beside: (l) => parent.beside(`${label}: ${l}`),
+      };
+    },
   };
 }

@@ -44,7 +44,7 @@ export const command = defineCommand(
     const outDir = values.out!;
     const uninstall = onInterrupt(({ signal, activity, removed }) => {
       process.stderr.write(
-        `\nportacluster: build interrupted by ${signal} during "${activity}"; ${outDir} was left as it was` +
+        `\nportacluster: build interrupted by ${signal} during ${activity}; ${outDir} was left as it was` +
           (removed.length ? `\n  removed ${removed.length} temporary director${removed.length === 1 ? 'y' : 'ies'}: ${removed.join(', ')}` : '') +
           '\n  the cache keeps every finished step: the next build resumes from there\n',
       );
