@@ -16,7 +16,7 @@ import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinu
 import { installerBootEntry } from './render/installer-append.ts';
 import { disklessProfile } from './render/diskless.ts';
 import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
-import { renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
+import { renderDiscoverScript, renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
 import type { InstallerEnvArtifact } from './plan/artifacts.ts';
 import { bootstrapImage, needs as bootstrapNeeds } from './stages/bootstrap-image.ts';
 import { packImageCached, needs as packImageNeeds } from './stages/pack-image.ts';
@@ -98,7 +98,7 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
 }
 
 function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {
-  const entry = (profile: 'installer' | 'rescue') => ({
+  const entry = (profile: 'installer' | 'rescue' | 'discover') => ({
     label: profile,
     ...installerBootEntry(env, {
       httpBase: plan.admin.httpBase,
@@ -108,7 +108,13 @@ function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, Pxe
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
     }),
   });
-  return { installer: entry('installer'), rescue: entry('rescue'), [plan.os.name]: osProfile(plan), ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}) };
+  return {
+    installer: entry('installer'),
+    rescue: entry('rescue'),
+    [plan.os.name]: osProfile(plan),
+    ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}),
+    ...(plan.discover ? { discover: entry('discover') } : {}),
+  };
 }
 
 async function writeText(root: string, path: string, text: string, mode = 0o644): Promise<void> {
@@ -203,6 +209,7 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       await writeText(staging, autorunPath('installer'), await renderInstallerScript(plan, image, fsImage), 0o755);
       await writeText(staging, autorunPath('rescue'), await renderRescueScript(plan), 0o755);
       if (diskless) await writeText(staging, autorunPath('diskless'), await renderDisklessScript(plan, diskless.root), 0o755);
+      if (plan.discover) await writeText(staging, autorunPath('discover'), await renderDiscoverScript(plan), 0o755);
       if (env.kind === 'sysrcd-modern') await writeText(staging, SYSRESCUE_YAML, renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);

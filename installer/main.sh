@@ -10,6 +10,7 @@ identify_node
 phase start
 
 phase disk
+node_disk_target
 # select_disk only reads /sys and /dev/disk: a refusal here has written nothing.
 disk_name="$(select_disk 2>/run/portacluster/select-disk.err)" || die "no target disk: $(cat /run/portacluster/select-disk.err)"
 TARGET_DISK="${PC_DEVFS}/${disk_name}"

@@ -83,6 +83,7 @@ function bases(): Record<string, any>[] {
   a.boot = { ...a.boot, loader: 'pxelinux', diskless: true, os: { ...a.boot.os, kernelArgs: ['quiet'], serialConsole: 'ttyS0,115200' } };
   a.image = { ...a.image, repos: ['core', 'extra'], rootfs: '/srv/rootfs' };
   a.disk.target = { byId: 'ata-QEMU_HARDDISK_QM00001' };
+  a.nodes[0].diskTarget = { byId: 'virtio-node1-disk' };
   a.disk.partitions[0] = { ...a.disk.partitions[0], filesystem: 'vfat', label: 'ESP' };
   a.disk.partitions[1] = { ...a.disk.partitions[1], label: 'root' };
   a.users[0].shell = '/bin/bash';
@@ -93,6 +94,7 @@ function bases(): Record<string, any>[] {
   b.boot = { ...b.boot, loader: 'ipxe', diskless: false, os: { ...b.boot.os, name: 'debian' } };
   b.image = { name: 'debian', distro: 'debian', release: 'bookworm', mirror: 'http://deb.debian.org/debian', components: ['main'], packages: ['vim'] };
   b.disk.target = { byPath: 'pci-0000:00:1f.2-ata-1' };
+  b.nodes[0].diskTarget = { byPath: 'pci-0000:00:05.0' };
   b.installerEnv = { type: 'systemrescue', url: 'https://example.org/systemrescue.iso', sha256: 'a'.repeat(64), keymap: 'us' };
   const c = structuredClone(b);
   c.installerEnv = { type: 'systemrescue', path: '/var/lib/iso/systemrescue.iso', sha512: 'b'.repeat(128) };

@@ -91,6 +91,8 @@ export interface PlanNode extends PlanHost {
   /** pxelinux's per-MAC file name, 01-aa-bb-cc-dd-ee-ff. */
   pxeFile: string;
   reboot?: string[];
+  /** Overrides disk.target for this node. */
+  diskTarget?: DiskTargetT;
 }
 
 export interface PlanPartition extends NormalizedPartition {
@@ -116,7 +118,10 @@ export interface Plan {
   dhcp: { mode: 'server'; rangeStart: string; rangeEnd: string; leaseTime: string } | { mode: 'proxy' };
   appliances: PlanHost[];
   nodes: PlanNode[];
-  profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
+  /** default: what a MAC without a link boots (discover when boot.discover is on, else boot.default). */
+  profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless'; discover?: 'discover' };
+  /** Present when boot.discover is on: unknown machines boot the inventory script, then this. */
+  discover?: { then: 'poweroff' | 'wait' };
   /**
    * httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. loaders: which loaders
    * anything boots (unknown clients boot `loader`, each node its own), so which ones are copied and answered.
@@ -181,12 +186,15 @@ export function planCluster(spec: NormalizedSpec): Plan {
       profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
       pxeFile: pxelinuxNodeFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
+      ...(n.diskTarget ? { diskTarget: n.diskTarget } : {}),
     })),
     profiles: {
-      installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name),
-      all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],
+      installer: 'installer', rescue: 'rescue', os: os.name, default: spec.boot.discover ? 'discover' : resolveProfile(spec.boot.default, os.name),
+      all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : []), ...(spec.boot.discover ? ['discover'] : [])],
       ...(spec.boot.diskless ? { diskless: 'diskless' as const } : {}),
+      ...(spec.boot.discover ? { discover: 'discover' as const } : {}),
     },
+    ...(spec.boot.discover ? { discover: { then: spec.boot.discoverThen } } : {}),
     boot: {
       timeout: spec.boot.timeout,
       loader: spec.boot.loader,

@@ -25,11 +25,17 @@ export interface FsImageRef extends ImageRef {
   imageBytes: number;
 }
 
-function targetVars(plan: Plan): Record<string, string> {
-  const t = plan.disk.target;
-  if ('byId' in t) return { PC_DISK_TARGET_KIND: 'by-id', PC_DISK_TARGET_NAME: t.byId };
-  if ('byPath' in t) return { PC_DISK_TARGET_KIND: 'by-path', PC_DISK_TARGET_NAME: t.byPath };
-  return { PC_DISK_TARGET_KIND: 'only-non-removable', PC_DISK_TARGET_NAME: '' };
+function selector(t: Plan['disk']['target']): { kind: string; name: string } {
+  if ('byId' in t) return { kind: 'by-id', name: t.byId };
+  if ('byPath' in t) return { kind: 'by-path', name: t.byPath };
+  return { kind: 'only-non-removable', name: '' };
+}
+
+/** The cluster's disk selector, and per node (same order as PC_NODE_MACS) its own or empty. */
+function targetVars(plan: Plan): Record<string, ShellValue> {
+  const c = selector(plan.disk.target);
+  const own = plan.nodes.map((n) => (n.diskTarget ? selector(n.diskTarget) : { kind: '', name: '' }));
+  return { PC_DISK_TARGET_KIND: c.kind, PC_DISK_TARGET_NAME: c.name, PC_NODE_DISK_KINDS: own.map((o) => o.kind), PC_NODE_DISK_NAMES: own.map((o) => o.name) };
 }
 
 /** The users every installed or diskless node gets, one array element per user. */
@@ -123,4 +129,10 @@ export function disklessVars(plan: Plan, root: ImageRef): Record<string, ShellVa
     PC_SERIAL_CONSOLE: plan.os.serialConsole ?? '',
     ...userVars(plan),
   };
+}
+
+/** discover/autorun: only what every script knows (node0's addresses, the known MACs) and what to do after. */
+export function discoverVars(plan: Plan): Record<string, ShellValue> {
+  if (!plan.discover) throw new PlanError('the plan has no discover profile (boot.discover is off)');
+  return { ...commonVars(plan), PC_DISCOVER_THEN: plan.discover.then };
 }

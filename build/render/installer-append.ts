@@ -16,7 +16,7 @@ export interface InstallerBootOptions {
   /** SystemRescue's setkmap=; null for the built-in environment, which has no keymap setting. */
   keymap: string | null;
   /** diskless: only for the built-in environment, booted with the golden kernel (build/render/diskless.ts). */
-  profile: 'installer' | 'rescue' | 'diskless';
+  profile: 'installer' | 'rescue' | 'diskless' | 'discover';
   /** Modern SystemRescue only: the rescue YAML (authorized_keys); required for its rescue profile. */
   sysrescuecfgUrl?: string;
   /** e.g. "ttyS0,115200". */
@@ -46,8 +46,8 @@ function sysrcdKeymap(o: InstallerBootOptions): string {
 
 export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOptions): InstallerBootEntry {
   const base = url('httpBase', o.httpBase);
-  if (o.profile !== 'installer' && o.profile !== 'rescue' && o.profile !== 'diskless') throw new PlanError(`installer boot entry: unknown profile ${JSON.stringify(o.profile)}`);
-  if (o.profile === 'diskless' && env.kind !== 'builtin') throw new PlanError('installer boot entry: the diskless profile needs the built-in installer environment');
+  if (!['installer', 'rescue', 'diskless', 'discover'].includes(o.profile)) throw new PlanError(`installer boot entry: unknown profile ${JSON.stringify(o.profile)}`);
+  if ((o.profile === 'diskless' || o.profile === 'discover') && env.kind !== 'builtin') throw new PlanError(`installer boot entry: the ${o.profile} profile needs the built-in installer environment`);
   const kernel = word('kernel', env.kernel);
   const initrds = env.initrds.map((i) => word('initrd', i));
   // ar_source is a directory: SystemRescue appends "autorun", "autorun0"… itself.

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
-import { disklessVars, installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
+import { discoverVars, disklessVars, installerVars, renderAutorun, rescueVars, type FsImageRef, type ImageRef, type ShellSource } from './autorun.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -31,7 +31,7 @@ async function libraries(root: string, kind: string): Promise<ShellSource[]> {
 }
 
 /** common/lib/*.sh, then <kind>/lib/*.sh, then <kind>/main.sh. */
-export async function readScriptSources(kind: 'installer' | 'rescue' | 'diskless', root: string = REPO): Promise<ScriptSources> {
+export async function readScriptSources(kind: 'installer' | 'rescue' | 'diskless' | 'discover', root: string = REPO): Promise<ScriptSources> {
   const libs = [...(await libraries(root, COMMON_LIBRARIES)), ...(await libraries(root, kind))];
   const main = { name: `${kind}/main.sh`, text: await readFile(join(root, kind, 'main.sh'), 'utf8') };
   return { libraries: libs, main };
@@ -50,4 +50,9 @@ export async function renderRescueScript(plan: Plan): Promise<string> {
 export async function renderDisklessScript(plan: Plan, root: ImageRef): Promise<string> {
   const src = await readScriptSources('diskless');
   return renderAutorun({ title: 'diskless', specHash: plan.specHash, vars: disklessVars(plan, root), ...src });
+}
+
+export async function renderDiscoverScript(plan: Plan): Promise<string> {
+  const src = await readScriptSources('discover');
+  return renderAutorun({ title: 'discover', specHash: plan.specHash, vars: discoverVars(plan), ...src });
 }

@@ -9,7 +9,7 @@ import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
 
-const RESERVED_PROFILES = ['installer', 'rescue', 'diskless', 'default'];
+const RESERVED_PROFILES = ['installer', 'rescue', 'diskless', 'discover', 'default'];
 
 const uniqueHosts: Rule = (s, out) => {
   const hosts = [
@@ -106,6 +106,7 @@ const profiles: Rule = (s, out) => {
   const known = ['installer', 'rescue', os, 'os', ...(s.boot.diskless ? ['diskless'] : [])];
   const check = (path: string, p: string | undefined) => {
     if (p === 'diskless' && !s.boot.diskless) out.push({ path, message: 'the diskless profile is not built', hint: 'set boot.diskless: true' });
+    else if (p === 'discover') out.push({ path, message: 'discover is not a profile a node is linked to', hint: 'with boot.discover: true every MAC the spec does not know boots it; a node in the spec installs, runs or rescues' });
     else if (p !== undefined && !known.includes(p)) out.push({ path, message: `unknown profile ${JSON.stringify(p)}`, hint: `one of ${known.join(', ')}` });
   };
   if (s.boot.diskless && s.installerEnv.type !== 'builtin')
@@ -114,6 +115,8 @@ const profiles: Rule = (s, out) => {
       message: 'needs installerEnv.type "builtin"',
       hint: "a diskless node boots the built-in environment's initramfs with the golden kernel to fetch and switch to its root; SystemRescue cannot",
     });
+  if (s.boot.discover && s.installerEnv.type !== 'builtin')
+    out.push({ path: 'boot.discover', message: 'needs installerEnv.type "builtin"', hint: "discovery runs the built-in environment's inventory script; SystemRescue has none" });
   check('boot.default', s.boot.default);
   s.nodes.forEach((n, i) => check(`nodes[${i}].profile`, n.profile));
 };

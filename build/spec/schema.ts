@@ -79,6 +79,15 @@ export const Loader = T.Union([T.Literal('pxelinux'), T.Literal('ipxe')], {
   description: 'Network boot loader: pxelinux (TFTP) or iPXE (HTTP for everything after the loader).',
 });
 
+export const DiskTarget = T.Union(
+  [
+    T.Object({ byId: str('diskById', 'Name under /dev/disk/by-id.') }, { additionalProperties: false }),
+    T.Object({ byPath: str('diskByPath', 'Name under /dev/disk/by-path.') }, { additionalProperties: false }),
+    T.Object({ onlyNonRemovable: T.Literal(true, { description: 'The only non-removable disk; several is an error.' }) }, { additionalProperties: false }),
+  ],
+  { description: 'How the installer picks the target disk.' },
+);
+
 /**
  * How node0 powers a node. Secrets are never values in the spec: a password (or SNMP community) is named
  * by reference — a file on node0 readable only by its owner, or an environment variable of the process
@@ -193,6 +202,7 @@ export const NodeSpec = T.Object(
       }),
     ),
     power: T.Optional(PowerSpec),
+    diskTarget: T.Optional(T.Union([DiskTarget], { description: "This node's install disk, instead of disk.target (portacluster enroll proposes one from the node's inventory)." })),
   },
   { additionalProperties: false, description: 'A cluster node that PXE-boots.' },
 );
@@ -224,6 +234,15 @@ export const BootSpec = T.Object(
     diskless: T.Boolean({
       description: 'Also build the "diskless" profile: the golden image as a squashfs that nodes fetch, verify and run from RAM (overlay on tmpfs), never touching a disk. Needs installerEnv.type "builtin".',
       default: false,
+    }),
+    discover: T.Boolean({
+      description:
+        'Also build the "discover" profile and boot it on every MAC the spec does not know: the built-in environment collects the machine\'s inventory (DMI, CPUs, RAM, disks with their by-id and by-path names, NICs, the BMC\'s address, firmware mode) without writing to any disk and reports it to the watcher (`portacluster discovered`, then `portacluster enroll`). Needs installerEnv.type "builtin".',
+      default: false,
+    }),
+    discoverThen: T.Union([T.Literal('poweroff'), T.Literal('wait')], {
+      description: 'What a discovered machine does after reporting: power off, or wait (a shell on the console) until it is enrolled and rebooted.',
+      default: 'poweroff',
     }),
   },
   { additionalProperties: false, description: 'Boot profiles and which one unknown/unlinked MACs boot.' },
@@ -268,15 +287,6 @@ export const PartitionSpec = T.Object(
     label: T.Optional(str('partLabel', 'Filesystem label (also the partition name on GPT).')),
   },
   { additionalProperties: false },
-);
-
-export const DiskTarget = T.Union(
-  [
-    T.Object({ byId: str('diskById', 'Name under /dev/disk/by-id.') }, { additionalProperties: false }),
-    T.Object({ byPath: str('diskByPath', 'Name under /dev/disk/by-path.') }, { additionalProperties: false }),
-    T.Object({ onlyNonRemovable: T.Literal(true, { description: 'The only non-removable disk; several is an error.' }) }, { additionalProperties: false }),
-  ],
-  { description: 'How the installer picks the target disk.' },
 );
 
 export const DiskSpec = T.Object(

@@ -40,6 +40,15 @@ disk_by_link() {
   printf '%s\n' "${target}"
 }
 
+# node_disk_target: this node's own selector (nodes[].diskTarget) replaces the cluster's, after identify_node.
+node_disk_target() {
+  local kind="${PC_NODE_DISK_KINDS[${NODE_INDEX}]:-}"
+  [ -n "${kind}" ] || return 0
+  PC_DISK_TARGET_KIND="${kind}"
+  PC_DISK_TARGET_NAME="${PC_NODE_DISK_NAMES[${NODE_INDEX}]}"
+  log "disk selector of ${NODE_NAME}: ${PC_DISK_TARGET_KIND} ${PC_DISK_TARGET_NAME}"
+}
+
 # select_disk: prints the kernel name of the target disk, or explains on stderr and returns 1.
 # Reads only /sys and /dev/disk (under PC_SYSFS and PC_DEVFS): nothing is written.
 select_disk() {
