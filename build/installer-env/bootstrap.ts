@@ -2,12 +2,14 @@
 import { argvValue } from '../lib/escape.ts';
 import { run } from '../lib/run.ts';
 
-/** What a node's installer or rescue session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
+/** What a node's installer, rescue or discover session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
 export const INSTALLER_ENV_PACKAGES: readonly string[] = [
   'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
   'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
   'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
   'grub-efi-amd64-bin', 'grub2-common', 'efibootmgr', 'pciutils', 'less', 'rsync',
+  // discover: the BMC's LAN address and MAC (ipmitool lan print over the local KCS interface).
+  'ipmitool',
 ];
 
 export interface BootstrapOptions {

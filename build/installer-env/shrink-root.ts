@@ -32,6 +32,8 @@ const DROPPED: readonly string[] = [
   'usr/share/perl', 'usr/lib/x86_64-linux-gnu/perl',
   // Character set conversion and time zones are the installed system's business, not the installer's.
   'usr/lib/x86_64-linux-gnu/gconv', 'usr/share/zoneinfo',
+  // ipmitool's IANA vendor names (4.6 MB, display only) and its event daemon: discover runs `lan print` once.
+  'usr/share/misc/enterprise-numbers.txt', 'usr/sbin/ipmievd',
   // GRUB's image/font/debug tools: grub-install, grub-mkimage, grub-probe and grub-mkconfig stay.
   ...['file', 'fstest', 'glue-efi', 'kbdcomp', 'menulst2cfg', 'mkfont', 'mklayout', 'mknetdir',
     'mkrescue', 'mkstandalone', 'mount', 'render-label', 'syslinux2cfg'].map((t) => `usr/bin/grub-${t}`),
