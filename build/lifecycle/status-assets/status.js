@@ -20,7 +20,11 @@ let frame = 0;
 let skewMs = 0;
 let osProfile = null;
 // Figures the browser test reads (and anyone curious, from the console).
-const perf = (window.statusPerf = { snapshots: 0, batches: 0, rowsApplied: 0, firstRenderMs: null, lastBatch: null });
+const perf = (window.statusPerf = { snapshots: 0, batches: 0, rowsApplied: 0, firstRenderMs: null, firstDrawnMs: null, lastBatch: null });
+/** When the oldest change waiting in `pending` arrived. */
+let pendingSince = 0;
+/** Runs after the next frame has been laid out and painted: how long the browser really took. */
+const afterPaint = (fn) => requestAnimationFrame(() => setTimeout(fn, 0));
 
 function duration(s) {
   const t = Math.max(0, Math.round(s));
@@ -97,7 +101,7 @@ function draw(entry, r, now) {
   if (entry.tr.dataset.state !== (r.state ?? 'none')) entry.tr.dataset.state = r.state ?? 'none';
   set(entry.phaseText, r.phase ?? '—');
   const showDetail = r.detail && (r.state === 'failed' || r.state === 'timed-out' || r.parked);
-  set(entry.detail, showDetail ? ` — ${r.detail}` : '');
+  set(entry.detail, showDetail ? r.detail : '');
   if (r.progress) {
     entry.bar.hidden = false;
     if (r.progress.percent === null) entry.bar.removeAttribute('value');
@@ -136,10 +140,15 @@ function flush() {
   }
   perf.batches++;
   perf.rowsApplied += batch.size;
-  perf.lastBatch = { rows: batch.size, ms: performance.now() - t0 };
+  const batchInfo = { rows: batch.size, ms: performance.now() - t0, drawnMs: null };
+  const since = pendingSince;
+  pendingSince = 0;
+  perf.lastBatch = batchInfo;
+  afterPaint(() => (batchInfo.drawnMs = performance.now() - since));
 }
 
 function queue(list) {
+  if (!pendingSince) pendingSince = performance.now();
   for (const r of list) pending.set(r.name, r);
   if (!frame) frame = requestAnimationFrame(flush);
 }
@@ -166,7 +175,10 @@ function onSnapshot(ev) {
   tbody.append(order);
   drawSummary(data.summary);
   perf.snapshots++;
-  if (perf.firstRenderMs === null) perf.firstRenderMs = performance.now() - t0;
+  if (perf.firstRenderMs === null) {
+    perf.firstRenderMs = performance.now() - t0;
+    afterPaint(() => (perf.firstDrawnMs = performance.now() - t0));
+  }
   document.body.dataset.snapshots = String(perf.snapshots);
 }
 
