@@ -70,7 +70,7 @@ const rowOf = (name: string) =>
     const tr = [...document.querySelectorAll('#nodes tbody tr')].find((r) => r.querySelector('th')!.textContent === n)!;
     const bar = tr.querySelector('progress')!;
     const cell = (c: string) => tr.querySelector(`td.${c}`)!.textContent;
-    return { state: cell('state'), phase: cell('phase'), profile: cell('profile'), progress: getComputedStyle(bar).display === 'none' ? null : bar.value, valuetext: bar.getAttribute('aria-valuetext'), text: cell('progress'), clock: cell('clock'), log: !tr.querySelector('td.log a')!.hidden };
+    return { state: cell('state'), phase: cell('phase'), profile: cell('profile'), progress: getComputedStyle(bar).display === 'none' ? null : bar.value, valuetext: bar.getAttribute('aria-valuetext'), text: cell('progress'), clock: cell('clock'), log: !(tr.querySelector('td.log a') as HTMLElement).hidden };
   }, name);
 
 /** Waits for `pred` (an expression over the row's `tr`) as the page changes; a string, as the page's CSP allows no eval of its own. */
