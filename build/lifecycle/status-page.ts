@@ -151,7 +151,15 @@ export function createStatusPage(o: StatusPageOptions): StatusPage {
       return reply(res, 200, 'application/json', JSON.stringify(payload(feed.rows(), feed.rows())) + '\n', head);
     }
     const m = /^\/log\/([^/]+)$/.exec(rest);
-    if (m) return log(res, decodeURIComponent(m[1]!), head);
+    if (m) {
+      let name: string;
+      try {
+        name = decodeURIComponent(m[1]!);
+      } catch {
+        return text(res, 404, 'no such node', head);
+      }
+      return log(res, name, head);
+    }
     return text(res, 404, `no such page under ${STATUS_PATH}/`, head);
   }
 
