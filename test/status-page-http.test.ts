@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATUS_PATH } from '../build/layout.ts';
+import { switchNodes } from '../build/lifecycle/links.ts';
 import { markSwitched, updateState } from '../build/lifecycle/state.ts';
 import { startWatcher, type Watcher } from '../build/lifecycle/watch.ts';
 import type { Plan } from '../build/plan/plan.ts';
@@ -101,6 +102,12 @@ describe('the status page routes on the watcher', () => {
     await updateState(stateFile, (d) => void (d.nodes.node1!.tries = 1));
     const after = await stream.read((e) => e.length > seen);
     expect(after.slice(seen).map((e) => [e.event, e.data.rows.map((r: { name: string; tries: number }) => `${r.name}:${r.tries}`)])).toEqual([['rows', ['node1:1']]]);
+    // A link switched with no state change (by hand, or a deploy) shows long before the slow poll (2 s).
+    const t0 = Date.now();
+    await switchNodes([plan.nodes[1]!], plan.profiles.rescue, { root: join(ws.dir, 'tree') });
+    const switched = await stream.read((e) => e.length > seen + 1);
+    expect(switched.at(-1)!.data.rows.map((r: { name: string; profile: string }) => `${r.name}:${r.profile}`)).toEqual(['node2:rescue']);
+    expect(Date.now() - t0).toBeLessThan(1500);
     await stream.cancel();
   });
 

@@ -177,7 +177,7 @@ describe('the status page, live in chromium behind nginx', () => {
     await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '-H', 'Content-Type: text/plain', '--data-binary', `@${logFile}`, '--', `http://${ADMIN}/portacluster/report/log?host=node1&mac=${node.mac}`]));
     await waitRow('node1', "!tr.querySelector('td.log a').hidden");
     await report('done');
-    await waitRow('node1', "tr.querySelector('td.state').textContent === 'done'");
+    await waitRow('node1', `tr.querySelector('td.state').textContent === 'done' && tr.querySelector('td.profile').textContent === '${plan.profiles.os} (OS)'`);
     expect(await rowOf('node1')).toMatchObject({ state: 'done', phase: 'done', profile: `${plan.profiles.os} (OS)`, progress: null, log: true });
     expect(await page.evaluate(() => (window as any).sameLoad)).toBe(true);
 

@@ -8,7 +8,9 @@
  * file's directory (the rename replaces the inode, so watching the file itself would go deaf after the
  * first write) makes a change show within ~100 ms; a slow poll catches what inotify cannot see (an NFS
  * mount, a link switched over ssh, a directory created after we started) and moves the time-based fields.
- * Reads are coalesced: a burst of reports costs one read per `minGapMs`.
+ * Reads are coalesced: a burst of reports costs one read per `minGapMs`. The links are read again only
+ * when their directory changed (`linkDirs`) or on the slow poll: at 500 nodes reading them costs as much as
+ * parsing the state file (~35 ms each here), and a progress report changes no link.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -20,6 +22,8 @@ export interface FeedOptions {
   stateFile: string;
   /** Each node's current profile (links.ts readProfiles); errors count as "no link". */
   readLinks: () => Promise<ReadonlyMap<string, string | null>>;
+  /** Where the links live (the tree's pxelinux.cfg/), watched; none (links over ssh): read on every refresh. */
+  linkDirs?: readonly string[];
   /** The slow poll (default 2000 ms). */
   pollMs?: number;
   /** At most one read per this long (default 100 ms). */
@@ -48,9 +52,16 @@ export function followStatus(o: FeedOptions): Feed {
   let lastRead = 0;
   let gapTimer: NodeJS.Timeout | undefined;
 
+  let links: ReadonlyMap<string, string | null> = new Map();
+  let linksStale = true;
+  const watchesLinks = Boolean(o.linkDirs?.length);
+
   async function readOnce(): Promise<void> {
     lastRead = Date.now();
-    const [doc, links] = await Promise.all([readState(o.stateFile), o.readLinks().catch(() => new Map<string, string | null>())]);
+    const fresh = !watchesLinks || linksStale;
+    linksStale = false;
+    const [doc, l] = await Promise.all([readState(o.stateFile), fresh ? o.readLinks().catch(() => new Map<string, string | null>()) : links]);
+    links = l;
     const rows = statusRows(o.nodes, doc, links);
     const changed = changedRows(byName, rows);
     current = rows;
@@ -86,25 +97,33 @@ export function followStatus(o: FeedOptions): Feed {
     }, wait);
   }
 
-  let watcher: FSWatcher | null = null;
-  const file = basename(o.stateFile);
-  function ensureWatcher(): void {
-    if (watcher || closed) return;
-    try {
-      watcher = watch(dirname(o.stateFile), (_event, name) => {
-        if (name === null || name === file) poke();
-      });
-      watcher.on('error', () => {
-        watcher?.close();
-        watcher = null;
-      });
-    } catch {
-      // No directory yet (nothing was ever reported): the poll tries again, and reads the file meanwhile.
+  // One fs.watch per directory: the state file's (only its own name counts) and the links'.
+  const watched = [
+    { dir: dirname(o.stateFile), hit: (name: string | null) => name === null || name === basename(o.stateFile), links: false },
+    ...(o.linkDirs ?? []).map((dir) => ({ dir, hit: () => true, links: true })),
+  ].map((w) => ({ ...w, watcher: null as FSWatcher | null }));
+  function ensureWatchers(): void {
+    for (const w of watched) {
+      if (w.watcher || closed) continue;
+      try {
+        w.watcher = watch(w.dir, (_event, name) => {
+          if (!w.hit(name)) return;
+          if (w.links) linksStale = true;
+          poke();
+        });
+        w.watcher.on('error', () => {
+          w.watcher?.close();
+          w.watcher = null;
+        });
+      } catch {
+        // No directory yet (nothing was ever reported): the poll tries again, and reads meanwhile.
+      }
     }
   }
-  ensureWatcher();
+  ensureWatchers();
   const poll = setInterval(() => {
-    ensureWatcher();
+    ensureWatchers();
+    linksStale = true;
     void refresh();
   }, o.pollMs ?? 2000);
   const ready = refresh();
@@ -117,7 +136,7 @@ export function followStatus(o: FeedOptions): Feed {
       closed = true;
       clearInterval(poll);
       clearTimeout(gapTimer);
-      watcher?.close();
+      for (const w of watched) w.watcher?.close();
     },
   };
 }

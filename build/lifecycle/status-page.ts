@@ -18,7 +18,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join, relative, resolve } from 'node:path';
-import { STATUS_PATH } from '../layout.ts';
+import { PXELINUX_DIR, STATUS_PATH } from '../layout.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import { readProfiles } from './links.ts';
 import { readState } from './state.ts';
@@ -76,6 +76,8 @@ export function createStatusPage(o: StatusPageOptions): StatusPage {
     nodes: o.nodes,
     stateFile: o.stateFile,
     readLinks: () => readProfiles(o.nodes, { root: o.root, ...(o.target ? { target: o.target } : {}) }),
+    // A deploy swaps the tree under a watched directory: the slow poll reads the links again regardless.
+    ...(local ? { linkDirs: [join(o.root, PXELINUX_DIR)] } : {}),
     // Links over ssh cost a connection per read: poll them less often.
     pollMs: o.pollMs ?? (local ? 2000 : 10_000),
     minGapMs: 250,

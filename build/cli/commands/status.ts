@@ -2,6 +2,8 @@
  * status: each node, its MAC, the profile its link points at now, and its last phase and when.
  * --watch: the same live, until Ctrl-C (status-view.ts draws it).
  */
+import { join } from 'node:path';
+import { PXELINUX_DIR } from '../../layout.ts';
 import { readProfiles } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { followStatus } from '../../lifecycle/status-feed.ts';
@@ -73,6 +75,7 @@ async function watchStatus(plan: Plan, root: string, target: Target, stateFile: 
     nodes: plan.nodes,
     stateFile,
     readLinks: () => readProfiles(plan.nodes, { root, target }),
+    ...(target.host ? {} : { linkDirs: [join(root, PXELINUX_DIR)] }),
     pollMs: target.host ? 10_000 : 2000,
     onChange: (all, changed) => {
       rows = all;
