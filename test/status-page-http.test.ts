@@ -107,7 +107,7 @@ describe('the status page routes on the watcher', () => {
     await switchNodes([plan.nodes[1]!], plan.profiles.rescue, { root: join(ws.dir, 'tree') });
     const switched = await stream.read((e) => e.length > seen + 1);
     expect(switched.at(-1)!.data.rows.map((r: { name: string; profile: string }) => `${r.name}:${r.profile}`)).toEqual(['node2:rescue']);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(1000);
     await stream.cancel();
   });
 
