@@ -221,7 +221,10 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         .catch((e: Error) => reply(500, e.message));
     });
     await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
+      server!.once('error', (e) => {
+        page!.close(); // its feed's timers would keep a failed start alive
+        reject(e);
+      });
       server!.listen(o.listen!.port, o.listen!.host, () => resolve());
     });
     address = server.address() as AddressInfo;
