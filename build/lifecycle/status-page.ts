@@ -184,6 +184,3 @@ export function createStatusPage(o: StatusPageOptions): StatusPage {
     },
   };
 }
-
-/** For the tests and docs: where the page's files live in the repo. */
-export const STATUS_ASSETS_DIR = join(dirname(new URL(import.meta.url).pathname), 'status-assets');
