@@ -72,6 +72,13 @@ export const IPXE_NODE_EXPANSION = '01-${netX/mac:hexhyp}.ipxe';
 export const DEFAULT_LINK = 'default';
 export const IPXE_DEFAULT_LINK = ipxeProfileFile(DEFAULT_LINK);
 
+/**
+ * The watcher's live status page, as a URL path on node0: nginx proxies it (GET/HEAD only) to the watcher
+ * beside phoneHome.path. Fixed rather than a spec field: nothing on a node fetches it, and a bookmark should
+ * survive a spec change. It is not a directory of the tree, and the spec rules keep phoneHome.path off it.
+ */
+export const STATUS_PATH = '/portacluster/status';
+
 /** The per-MAC link names in either loader's directory: node0's live state, never dist/'s. */
 const NODE_LINK = /^01-(?:[0-9a-f]{2}-){5}[0-9a-f]{2}(?:\.ipxe)?$/;
 export const isNodeLinkName = (name: string): boolean => NODE_LINK.test(name);

@@ -13,6 +13,7 @@ import type { Plan, PlanNode } from '../plan/plan.ts';
 import { parseMac } from '../spec/values.ts';
 import { switchNodes, type SwitchResult } from './links.ts';
 import { FINISHED, readState, storeLog, transition, updateState, type NodeStatus } from './state.ts';
+import { createStatusPage, type StatusPage } from './status-page.ts';
 import { parseAccessLine, tailFile, type Tailer } from './tail.ts';
 import type { Target } from './target.ts';
 
@@ -199,8 +200,12 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
 
   let server: Server | null = null;
   let address: AddressInfo | null = null;
+  let page: StatusPage | null = null;
   if (o.listen) {
+    // The live status page (read-only) shares the listener: nginx proxies STATUS_PATH here too.
+    page = createStatusPage({ nodes: plan.nodes, osProfile: plan.profiles.os, root: o.root, ...(o.target ? { target: o.target } : {}), stateFile: o.stateFile });
     server = createServer((req, res) => {
+      if (page!.handle(req, res)) return;
       const parsed = parseReportUrl(req.url ?? '/', plan.phoneHome.path);
       const reply = (status: number, text: string) => {
         res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
@@ -216,7 +221,10 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         .catch((e: Error) => reply(500, e.message));
     });
     await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
+      server!.once('error', (e) => {
+        page!.close(); // its feed's timers would keep a failed start alive
+        reject(e);
+      });
       server!.listen(o.listen!.port, o.listen!.host, () => resolve());
     });
     address = server.address() as AddressInfo;
@@ -263,6 +271,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
       stopped = true;
       clearTimeout(timer);
       await tailer?.stop();
+      page?.close();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
       await queue;
     },

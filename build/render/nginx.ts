@@ -1,6 +1,7 @@
 /** etc/nginx.conf: serves the dist/ tree (= /srv/public) and proxies the installers' reports to the watcher. */
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
+import { STATUS_PATH } from '../layout.ts';
 
 /**
  * Where nginx keeps its own files and which tree it serves. The generated etc/nginx.conf is node0's whole
@@ -51,6 +52,19 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
     `        proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
     '        proxy_set_header X-Real-IP $remote_addr;',
     '        client_max_body_size 16m;',
+    '    }',
+    '',
+    "    # The watcher's live status page: read-only (limit_except GET allows HEAD too); its event stream",
+    '    # must reach the browser as it happens, and may stay open for hours.',
+    `    location ${v('status path', STATUS_PATH)}/ {`,
+    '        limit_except GET {',
+    '            deny all;',
+    '        }',
+    `        proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
+    '        proxy_http_version 1.1;',
+    "        proxy_set_header Connection '';",
+    '        proxy_buffering off;',
+    '        proxy_read_timeout 1h;',
     '    }',
     '}',
   ];

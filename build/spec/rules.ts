@@ -6,6 +6,7 @@
 import type { SpecIssue } from '../lib/errors.ts';
 import type { NormalizedSpec } from './normalized.ts';
 import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
+import { STATUS_PATH } from '../layout.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
 
@@ -218,7 +219,14 @@ const installerEnv: Rule = (s, out) => {
     out.push({ path: 'installerEnv', message: 'needs sha256 or sha512 of the ISO', hint: 'nodes never boot unverified bytes; copy the digest from the download page' });
 };
 
-export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv];
+// The watcher answers the status page's paths before it parses a report: a report path there would be lost.
+const phoneHomePath: Rule = (s, out) => {
+  const p = s.phoneHome.path;
+  if (p === STATUS_PATH || p.startsWith(`${STATUS_PATH}/`))
+    out.push({ path: 'phoneHome.path', message: `${p} is the status page's (${STATUS_PATH})`, hint: 'keep the default /portacluster/report, or any path outside the status page' });
+};
+
+export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, phoneHomePath];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

@@ -17,7 +17,8 @@ export async function writeSpec(dir: string, o: { count?: number; watcherPort?: 
   const count = o.count ?? 3;
   spec.nodes = Array.from({ length: count }, (_, i) => ({
     name: `node${i + 1}`,
-    mac: `c0:3f:d5:60:00:${(i + 1).toString(16).padStart(2, '0')}`,
+    // Two bytes of index: up to 65535 nodes (node1…node255 keep their c0:3f:d5:60:00:xx).
+    mac: `c0:3f:d5:60:${((i + 1) >> 8).toString(16).padStart(2, '0')}:${((i + 1) & 0xff).toString(16).padStart(2, '0')}`,
     firmware: 'bios',
     ...(o.reboot ? { reboot: o.reboot(`node${i + 1}`) } : {}),
   }));
