@@ -24,6 +24,14 @@ export const PXELINUX_DIR = `${PXE_DIR}/pxelinux.cfg`;
 export const IPXE_DIR = `${PXE_DIR}/ipxe`;
 /** The golden tarball, the ext4 image, the diskless squashfs and their .sha256 sidecars. */
 export const IMAGES_DIR = 'images';
+/**
+ * The directories a boot server caches from node0 rather than holding a copy of: every name in them is
+ * content-addressed (`<name>-<first 16 hex of the sha256>.tar.zst|.ext4.zst|.sfs`, and the `.sha256`
+ * sidecar beside each), so the bytes behind a URL never change and a cached copy never goes stale. The
+ * kernels and initramfs in pxe/ are not (fixed names such as `debian-kernel`, rewritten by each release),
+ * and a boot server's TFTP needs them on its own disk anyway: they travel with its copy of the tree.
+ */
+export const CONTENT_ADDRESSED_DIRS: readonly string[] = [IMAGES_DIR];
 /** SystemRescue's root image, fetched by netboot= (legacy) or archiso_http_srv= (modern). */
 export const SYSRCD_DIR = 'sysrcd';
 /** Legacy SystemRescueCd's root image and its checksum, as netboot= fetches them. */
