@@ -41,6 +41,14 @@ export const SYSRCD_LEGACY_ROOT = `${SYSRCD_DIR}/${SYSRCD_LEGACY_FILES.root}`;
 export const ETC_DIR = 'etc';
 export const DNSMASQ_CONF = `${ETC_DIR}/dnsmasq.conf`;
 export const NGINX_CONF = `${ETC_DIR}/nginx.conf`;
+/**
+ * Each boot server's own configs, one directory per server under etc/ (so nginx denies them to the nodes
+ * like node0's): what deploy copies to that server. The name is the server's name (a host name label).
+ */
+export const BOOT_SERVERS_DIR = `${ETC_DIR}/servers`;
+export const bootServerDir = (name: string): string => `${BOOT_SERVERS_DIR}/${name}`;
+export const bootServerDnsmasqConf = (name: string): string => `${bootServerDir(name)}/dnsmasq.conf`;
+export const bootServerNginxConf = (name: string): string => `${bootServerDir(name)}/nginx.conf`;
 /** Every build ships its spec here, so node0's lifecycle commands find it in the served tree. */
 export const SERVED_SPEC = `${ETC_DIR}/portacluster.json`;
 export const MANIFEST_FILE = 'manifest.json';

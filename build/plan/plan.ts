@@ -7,6 +7,7 @@ import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
 import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
+import { planBootServers, type PlanBootServer } from './boot-servers.ts';
 
 interface ImageBase {
   /** Used in file names, e.g. "debian". */
@@ -116,6 +117,8 @@ export interface Plan {
   dhcp: { mode: 'server'; rangeStart: string; rangeEnd: string; leaseTime: string } | { mode: 'proxy' };
   appliances: PlanHost[];
   nodes: PlanNode[];
+  /** Boot servers between node0 and racks of nodes (empty: node0 serves every node). */
+  bootServers: PlanBootServer[];
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless' };
   /**
    * httpBoot: UEFI HTTP-boot clients (client-arch 16) are answered with iPXE by URL. loaders: which loaders
@@ -182,6 +185,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       pxeFile: pxelinuxNodeFile(n.mac),
       ...(n.reboot ? { reboot: n.reboot } : {}),
     })),
+    bootServers: planBootServers(spec),
     profiles: {
       installer: 'installer', rescue: 'rescue', os: os.name, default: resolveProfile(spec.boot.default, os.name),
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : [])],

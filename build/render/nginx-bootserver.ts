@@ -18,6 +18,7 @@
  */
 import { CONTENT_ADDRESSED_DIRS, ETC_DIR } from '../layout.ts';
 import { commentText, nginxValue as v } from '../lib/escape.ts';
+import type { PlanBootServer } from '../plan/boot-servers.ts';
 import type { Plan } from '../plan/plan.ts';
 import { renderNginxHttpCommon, type NginxRuntime } from './nginx.ts';
 
@@ -29,6 +30,9 @@ export interface BootServerSite {
   /** node0 on the backbone, as `host` or `host:port`: the origin of the cached files and of the watcher. */
   origin: string;
 }
+
+/** A planned server's site: it listens on its rack address; node0's nginx (admin.ip:80) is its origin. */
+export const bootServerSite = (plan: Plan, server: PlanBootServer): BootServerSite => ({ name: server.name, listen: server.ip, origin: plan.admin.ip });
 
 export interface BootServerRuntime extends NginxRuntime {
   /** proxy_cache_path: on the filesystem that holds the images (temp files are written in place). */
