@@ -11,6 +11,7 @@ import { run } from '../build/lib/run.ts';
 import { node0Nodes } from '../build/plan/boot-server-view.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
 import { renderBootServerDnsmasqConf } from '../build/render/dnsmasq-bootserver.ts';
+import { renderDnsmasqConf } from '../build/render/dnsmasq.ts';
 import { bootServerSite, renderBootServerNginxConf } from '../build/render/nginx-bootserver.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 import { baseSpec, problems } from './fixtures/specs.ts';
@@ -127,6 +128,10 @@ describe("a boot server's generated configs", () => {
       const r = await run(['dnsmasq', '--test', `--conf-file=${file}`], { nothrow: true });
       expect(r.stderr + r.stdout).toMatch(/syntax check OK/);
     }
+  });
+
+  it("node0's own dnsmasq.conf leaves the nodes behind boot servers to them", () => {
+    expect(renderDnsmasqConf(plan).match(/^dhcp-host=.*$/gm)).toEqual(['dhcp-host=c4:04:15:90:bf:b4,switch', 'dhcp-host=c0:3f:d5:60:e5:a1,node1,192.168.10.11', 'dhcp-host=c0:3f:d5:60:cd:8b,node2']);
   });
 
   it("nginx: listens on the server's rack address, node0's admin IP is its origin", () => {
