@@ -24,6 +24,14 @@ export const PXELINUX_DIR = `${PXE_DIR}/pxelinux.cfg`;
 export const IPXE_DIR = `${PXE_DIR}/ipxe`;
 /** The golden tarball, the ext4 image, the diskless squashfs and their .sha256 sidecars. */
 export const IMAGES_DIR = 'images';
+/**
+ * The directories a boot server caches from node0 rather than holding a copy of: every name in them is
+ * content-addressed (`<name>-<first 16 hex of the sha256>.tar.zst|.ext4.zst|.sfs`, and the `.sha256`
+ * sidecar beside each), so the bytes behind a URL never change and a cached copy never goes stale. The
+ * kernels and initramfs in pxe/ are not (fixed names such as `debian-kernel`, rewritten by each release),
+ * and a boot server's TFTP needs them on its own disk anyway: they travel with its copy of the tree.
+ */
+export const CONTENT_ADDRESSED_DIRS: readonly string[] = [IMAGES_DIR];
 /** SystemRescue's root image, fetched by netboot= (legacy) or archiso_http_srv= (modern). */
 export const SYSRCD_DIR = 'sysrcd';
 /** Legacy SystemRescueCd's root image and its checksum, as netboot= fetches them. */
@@ -33,6 +41,14 @@ export const SYSRCD_LEGACY_ROOT = `${SYSRCD_DIR}/${SYSRCD_LEGACY_FILES.root}`;
 export const ETC_DIR = 'etc';
 export const DNSMASQ_CONF = `${ETC_DIR}/dnsmasq.conf`;
 export const NGINX_CONF = `${ETC_DIR}/nginx.conf`;
+/**
+ * Each boot server's own configs, one directory per server under etc/ (so nginx denies them to the nodes
+ * like node0's): what deploy copies to that server. The name is the server's name (a host name label).
+ */
+export const BOOT_SERVERS_DIR = `${ETC_DIR}/servers`;
+export const bootServerDir = (name: string): string => `${BOOT_SERVERS_DIR}/${name}`;
+export const bootServerDnsmasqConf = (name: string): string => `${bootServerDir(name)}/dnsmasq.conf`;
+export const bootServerNginxConf = (name: string): string => `${bootServerDir(name)}/nginx.conf`;
 /** Every build ships its spec here, so node0's lifecycle commands find it in the served tree. */
 export const SERVED_SPEC = `${ETC_DIR}/portacluster.json`;
 export const MANIFEST_FILE = 'manifest.json';

@@ -12,6 +12,8 @@ import { capture } from './lib/run.ts';
 import type { Plan } from './plan/plan.ts';
 import { renderDnsmasqConf } from './render/dnsmasq.ts';
 import { renderNginxConf } from './render/nginx.ts';
+import { renderBootServerDnsmasqConf } from './render/dnsmasq-bootserver.ts';
+import { bootServerSite, renderBootServerNginxConf } from './render/nginx-bootserver.ts';
 import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinux.ts';
 import { installerBootEntry } from './render/installer-append.ts';
 import { disklessProfile } from './render/diskless.ts';
@@ -34,7 +36,7 @@ import { createStaging, discardStaging, publishDist } from './stages/publish-dis
 import { checkOutDir } from './stages/check-out-dir.ts';
 import { describeCache } from './lib/cache-dir.ts';
 import { addActivity, setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
-import { DNSMASQ_CONF, IMAGES_DIR, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
+import { DNSMASQ_CONF, IMAGES_DIR, bootServerDnsmasqConf, bootServerNginxConf, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -205,6 +207,10 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
       }
       await writeText(staging, DNSMASQ_CONF, renderDnsmasqConf(plan));
       await writeText(staging, NGINX_CONF, renderNginxConf(plan));
+      for (const server of plan.bootServers) {
+        await writeText(staging, bootServerDnsmasqConf(server.name), renderBootServerDnsmasqConf(plan, server));
+        await writeText(staging, bootServerNginxConf(server.name), renderBootServerNginxConf(plan, bootServerSite(plan, server)));
+      }
       if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
       await writeText(staging, autorunPath('installer'), await renderInstallerScript(plan, image, fsImage), 0o755);
       await writeText(staging, autorunPath('rescue'), await renderRescueScript(plan), 0o755);

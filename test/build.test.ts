@@ -140,6 +140,23 @@ describe('portacluster build', () => {
     expect(installer).toContain('ar_source=http://192.168.10.10/installer/');
   });
 
+  it('with boot servers: each one\'s dnsmasq.conf and nginx.conf in its own directory under etc/, checksummed', async () => {
+    const spec = JSON.parse(await readFile(specFile, 'utf8'));
+    spec.bootServers = [{ name: 'rack1-boot', backboneIp: '192.168.10.21', interface: 'eno2', ip: '10.100.1.1', rangeStart: '10.100.1.100', rangeEnd: '10.100.1.200', nodes: ['node2'] }];
+    const file = join(ws.dir, 'cluster-servers.json');
+    await writeFile(file, JSON.stringify(spec, null, 2));
+    const out = join(ws.dir, 'dist-servers');
+    const r = await cli(['build', '--config', file, '--out', out, '--cache', cache]);
+    expect(r.code, r.stderr).toBe(0);
+    const dnsmasq = await readFile(join(out, 'etc/servers/rack1-boot/dnsmasq.conf'), 'utf8');
+    expect(dnsmasq).toContain('interface=eno2');
+    expect(dnsmasq.match(/^dhcp-host=.*$/gm)).toEqual(['dhcp-host=c0:3f:d5:60:cd:8b,node2']);
+    expect(await readFile(join(out, 'etc/servers/rack1-boot/nginx.conf'), 'utf8')).toContain('listen 10.100.1.1:80 default_server;');
+    const sums = await readFile(join(out, 'SHA256SUMS'), 'utf8');
+    expect(sums).toMatch(/ etc\/servers\/rack1-boot\/dnsmasq\.conf\n/);
+    expect(sums).toMatch(/ etc\/servers\/rack1-boot\/nginx\.conf\n/);
+  });
+
   it('the same spec gives the same SHA256SUMS', async () => {
     const again = join(ws.dir, 'dist-again');
     // A cache of its own: the tarball is really packed again, not copied from the first build's cache.

@@ -20,6 +20,8 @@ import { pathOf, validateSpec } from '../build/spec/validate.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
 import { renderDnsmasqConf } from '../build/render/dnsmasq.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
+import { renderBootServerDnsmasqConf } from '../build/render/dnsmasq-bootserver.ts';
+import { bootServerSite, renderBootServerNginxConf } from '../build/render/nginx-bootserver.ts';
 import { osProfile, renderPxelinuxTree, type PxeProfile } from '../build/render/pxelinux.ts';
 import { renderIpxeTree } from '../build/render/ipxe.ts';
 import { disklessProfile } from '../build/render/diskless.ts';
@@ -89,6 +91,7 @@ function bases(): Record<string, any>[] {
   a.users[0].shell = '/bin/bash';
   a.phoneHome = { path: '/portacluster/report', afterInstall: 'reboot' };
   a.installerEnv = { type: 'builtin', mirror: 'http://deb.debian.org/debian', suite: 'bookworm' };
+  a.bootServers = [{ name: 'rack1-boot', backboneIp: '192.168.10.21', interface: 'eno2', ip: '10.100.1.1', prefix: 24, rangeStart: '10.100.1.100', rangeEnd: '10.100.1.200', leaseTime: '1h', nodes: ['node2'], ssh: 'root@192.168.10.21' }];
   const b = structuredClone(a);
   delete b.nodes[0].reboot;
   b.boot = { ...b.boot, loader: 'ipxe', diskless: false, os: { ...b.boot.os, name: 'debian' } };
@@ -162,6 +165,7 @@ async function renderAll(plan: Plan) {
   return {
     dnsmasq: renderDnsmasqConf(plan),
     nginx: renderNginxConf(plan),
+    servers: plan.bootServers.map((b) => [renderBootServerDnsmasqConf(plan, b), renderBootServerNginxConf(plan, bootServerSite(plan, b))] as const),
     pxelinux: renderPxelinuxTree(plan, profiles),
     ipxe: renderIpxeTree(plan, profiles),
     sysrescue: plan.installerEnv.type === 'systemrescue' ? renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }) : undefined,
@@ -276,6 +280,7 @@ describe('spec fuzz: every string field against hostile values', () => {
       };
       same('dnsmasq.conf', dnsmasqShape(r.dnsmasq), dnsmasqShape(b.dnsmasq));
       same('nginx.conf', nginxShape(r.nginx), nginxShape(b.nginx));
+      same('boot servers\' configs', r.servers.map(([d, n]) => [dnsmasqShape(d), nginxShape(n)]), b.servers.map(([d, n]) => [dnsmasqShape(d), nginxShape(n)]));
       same('pxelinux.cfg', treeShape(r.pxelinux), treeShape(b.pxelinux));
       same('iPXE', treeShape(r.ipxe), treeShape(b.ipxe));
       same('pacman.conf', r.pacman && pacmanShape(r.pacman), b.pacman && pacmanShape(b.pacman));

@@ -7,6 +7,7 @@ import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
 import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
+import { planBootServers, type PlanBootServer } from './boot-servers.ts';
 
 interface ImageBase {
   /** Used in file names, e.g. "debian". */
@@ -118,6 +119,8 @@ export interface Plan {
   dhcp: { mode: 'server'; rangeStart: string; rangeEnd: string; leaseTime: string } | { mode: 'proxy' };
   appliances: PlanHost[];
   nodes: PlanNode[];
+  /** Boot servers between node0 and racks of nodes (empty: node0 serves every node). */
+  bootServers: PlanBootServer[];
   /** default: what a MAC without a link boots (discover when boot.discover is on, else boot.default). */
   profiles: { installer: 'installer'; rescue: 'rescue'; os: string; default: string; all: string[]; diskless?: 'diskless'; discover?: 'discover' };
   /** Present when boot.discover is on: unknown machines boot the inventory script, then this. */
@@ -188,6 +191,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       ...(n.reboot ? { reboot: n.reboot } : {}),
       ...(n.diskTarget ? { diskTarget: n.diskTarget } : {}),
     })),
+    bootServers: planBootServers(spec),
     profiles: {
       installer: 'installer', rescue: 'rescue', os: os.name, default: spec.boot.discover ? 'discover' : resolveProfile(spec.boot.default, os.name),
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : []), ...(spec.boot.discover ? ['discover'] : [])],

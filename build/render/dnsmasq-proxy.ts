@@ -6,6 +6,7 @@
  */
 import { commentText } from '../lib/escape.ts';
 import { LOADER_FILES, PXE_DIR } from '../layout.ts';
+import { node0Nodes } from '../plan/boot-server-view.ts';
 import type { Plan } from '../plan/plan.ts';
 import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHead, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
 
@@ -64,7 +65,7 @@ export function renderProxyDnsmasqConf(plan: Plan, rt: { interface: string; serv
       : []),
     '',
     '# Nodes, known by MAC (their addresses come from the other DHCP server).',
-    ...plan.nodes.map((n) => host(n, false)),
+    ...node0Nodes(plan).map((n) => host(n, false)),
     '',
   ].join('\n');
 }

@@ -1,5 +1,6 @@
 /** etc/dnsmasq.conf: DHCP + TFTP bound to the cluster interface only (proxy DHCP in dnsmasq-proxy.ts). */
 import { LOADER_FILES, PXE_DIR } from '../layout.ts';
+import { node0Nodes } from '../plan/boot-server-view.ts';
 import type { Plan } from '../plan/plan.ts';
 import { EFI64_TAG, HTTP_BOOT_TAG, IPXE_TAG, dnsmasqHead, httpBootLoaderUrl, ipxeScriptUrl, loaderTags, v } from './dnsmasq-shared.ts';
 import { renderProxyDnsmasqConf } from './dnsmasq-proxy.ts';
@@ -74,7 +75,8 @@ export function renderDnsmasqConf(plan: Plan, rt: DnsmasqRuntime = nodeDnsmasqRu
     ...plan.appliances.map((a) => host(a)),
     '',
     '# Nodes.',
-    ...plan.nodes.map((n) => host(n)),
+    // Nodes behind a boot server get their addresses from its dnsmasq, on their rack's network.
+    ...node0Nodes(plan).map((n) => host(n)),
     '',
   ].join('\n');
 }

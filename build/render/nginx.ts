@@ -75,6 +75,22 @@ export function renderNginxSnippet(plan: Plan, rt: Pick<NginxRuntime, 'root' | '
   return [`# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: site for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`, ...renderNginxServer(plan, rt), ''].join('\n');
 }
 
+/** The http {} settings every portacluster nginx shares (node0's and a boot server's): types, sendfile, no keep-alive. */
+export function renderNginxHttpCommon(): string[] {
+  return [
+    'types {',
+    '    text/plain txt cfg sh ipxe;',
+    '    application/json json;',
+    '    application/octet-stream bin img iso sfs dat zst;',
+    '}',
+    'default_type application/octet-stream;',
+    'sendfile on;',
+    'tcp_nopush on;',
+    '# Nodes fetch with simple clients that hang on kept-alive connections (see the original setup).',
+    'keepalive_timeout 0;',
+  ];
+}
+
 export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
   return [
     `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
@@ -87,16 +103,7 @@ export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(
     '}',
     '',
     'http {',
-    '    types {',
-    '        text/plain txt cfg sh ipxe;',
-    '        application/json json;',
-    '        application/octet-stream bin img iso sfs dat zst;',
-    '    }',
-    '    default_type application/octet-stream;',
-    '    sendfile on;',
-    '    tcp_nopush on;',
-    '    # Nodes fetch with simple clients that hang on kept-alive connections (see the original setup).',
-    '    keepalive_timeout 0;',
+    ...renderNginxHttpCommon().map((l) => `    ${l}`),
     ...renderNginxServer(plan, rt).map((l) => (l ? `    ${l}` : l)),
     '}',
     '',

@@ -67,6 +67,8 @@ export const PATTERNS = {
   redfishUrl: p(/^https?:\/\/([A-Za-z0-9.-]|\{(name|mac|ip)\})+(:[0-9]{1,5})?$/, 253, 'an https://host[:port] base URL without a path', 'e.g. https://10.0.0.21 or https://{name}-bmc:8443 (the service root /redfish/v1 is added)'),
   redfishId: p(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/, 64, 'a Redfish resource id', 'e.g. 1 or System.Embedded.1, as listed under /redfish/v1/Systems'),
   snmpOid: p(/^\.?[0-9]+(\.[0-9]+){1,63}$/, 255, 'a numeric SNMP OID', 'dotted numbers, e.g. .1.3.6.1.4.1.318.1.1.4.4.2.1.3 (the outlet number is appended)'),
+  // ssh's destination argument: it never starts with "-" (ssh would read it as an option).
+  sshTarget: p(/^([a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, 286, 'an ssh destination', 'user@host or host, e.g. root@10.0.0.21 or deploy@rack1-boot'),
   schemaRef: p(/^[A-Za-z0-9._~:/#@+%=-]+$/, 1024, 'a JSON Schema reference', 'e.g. ./schema/portacluster.schema.json'),
 } as const;
 

@@ -5,6 +5,7 @@
  */
 import type { SpecIssue } from '../lib/errors.ts';
 import type { NormalizedSpec } from './normalized.ts';
+import { bootServersRule } from './rules-boot-servers.ts';
 import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
 import { STATUS_PATH } from '../layout.ts';
 
@@ -47,7 +48,12 @@ const addresses: Rule = (s, out) => {
   if (start !== null && end !== null && start > end) out.push({ path: 'dhcp.rangeEnd', message: `range end ${s.dhcp.rangeEnd} is before its start ${s.dhcp.rangeStart}` });
   const inRange = (n: number) => start !== null && end !== null && n >= start && n <= end;
   if (inRange(admin)) out.push({ path: 'admin.ip', message: `${s.admin.ip} is inside the dynamic range ${s.dhcp.rangeStart}–${s.dhcp.rangeEnd}` });
-  const fixed = [...s.appliances.map((a, i) => [`appliances[${i}].ip`, a.ip] as const), ...s.nodes.map((n, i) => [`nodes[${i}].ip`, n.ip] as const)];
+  // A node behind a boot server has its address on that server's rack subnet (bootServersRule checks it).
+  const served = new Set((s.bootServers ?? []).flatMap((b) => b.nodes));
+  const fixed = [
+    ...s.appliances.map((a, i) => [`appliances[${i}].ip`, a.ip] as const),
+    ...s.nodes.map((n, i) => [`nodes[${i}].ip`, served.has(n.name) ? undefined : n.ip] as const),
+  ];
   for (const [path, ip] of fixed) {
     if (ip === undefined) continue;
     const n = parseIpv4(ip);
@@ -226,7 +232,7 @@ const phoneHomePath: Rule = (s, out) => {
     out.push({ path: 'phoneHome.path', message: `${p} is the status page's (${STATUS_PATH})`, hint: 'keep the default /portacluster/report, or any path outside the status page' });
 };
 
-export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, phoneHomePath];
+export const RULES: Rule[] = [uniqueHosts, addresses, bootServersRule, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, phoneHomePath];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

@@ -352,6 +352,22 @@ export const InstallerEnvSpec = T.Union(
   { description: 'What nodes boot to install or rescue: the built-in environment or a SystemRescue ISO.' },
 );
 
+export const BootServerSpec = T.Object(
+  {
+    name: str('hostLabel', 'Host name of the boot server.'),
+    backboneIp: str('ipv4', "Its address on node0's cluster network (the backbone, admin.ip's subnet): node0 reaches it there, and it fetches images and passes reports on from there."),
+    interface: str('iface', "The interface facing its rack: its dnsmasq and nginx bind to it and to nothing else."),
+    ip: str('ipv4', "Its address on its rack's network: what its nodes boot and fetch from."),
+    prefix: T.Integer({ description: "Prefix length of its rack's subnet.", minimum: 8, maximum: 30, default: 24 }),
+    rangeStart: str('ipv4', "First address of the dynamic range it hands out on its rack's subnet."),
+    rangeEnd: str('ipv4', 'Last address of that range.'),
+    leaseTime: T.Optional(str('leaseTime', 'dnsmasq lease time on its rack; default 1h.')),
+    nodes: T.Array(str('hostLabel', 'The name of a node in nodes[].'), { minItems: 1, description: 'The nodes behind it (by name): it is their DHCP, TFTP and HTTP server; every node is behind one server at most, the rest are node0\'s own.' }),
+    ssh: T.Optional(str('sshTarget', 'Where deploy reaches it; default root@<backboneIp>.')),
+  },
+  { additionalProperties: false, description: 'A boot server: serves the nodes of one rack from its own copy of the tree and a cache of node0\'s images (docs/scale.md).' },
+);
+
 export const ClusterSpecSchema = T.Object(
   {
     $schema: T.Optional(str('schemaRef', 'The JSON Schema editors check this file against.')),
@@ -361,6 +377,7 @@ export const ClusterSpecSchema = T.Object(
     dhcp: DhcpSpec,
     appliances: T.Array(ApplianceSpec, { default: [] }),
     nodes: T.Array(NodeSpec, { minItems: 1 }),
+    bootServers: T.Optional(T.Array(BootServerSpec, { description: 'Boot servers between node0 and the racks; none: node0 serves every node itself.' })),
     power: T.Optional(T.Union([PowerSpec], { description: "The nodes' power when a node says none: usually a BMC whose host has {name} in it." })),
     boot: BootSpec,
     image: ImageSpecSchema,
@@ -379,6 +396,7 @@ export type PartitionSpecT = Static<typeof PartitionSpec>;
 export type DiskTargetT = Static<typeof DiskTarget>;
 export type InstallerEnvSpecT = Static<typeof InstallerEnvSpec>;
 export type PowerSpecT = Static<typeof PowerSpec>;
+export type BootServerSpecT = Static<typeof BootServerSpec>;
 
 /** What a user writes: every field that has a default may be left out. */
 export type ClusterSpecInput = DeepPartialDefaults<ClusterSpec>;
