@@ -6,6 +6,7 @@
 import type { SpecIssue } from '../lib/errors.ts';
 import type { NormalizedSpec } from './normalized.ts';
 import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
+import { POWER_RULES } from './power-rules.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
 
@@ -215,7 +216,7 @@ const installerEnv: Rule = (s, out) => {
     out.push({ path: 'installerEnv', message: 'needs sha256 or sha512 of the ISO', hint: 'nodes never boot unverified bytes; copy the digest from the download page' });
 };
 
-export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv];
+export const RULES: Rule[] = [uniqueHosts, addresses, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, ...POWER_RULES];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

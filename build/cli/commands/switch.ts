@@ -20,8 +20,7 @@ type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
 /** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
 export function rebootArgv(node: PlanNode): string[] {
-  const fill = (a: string) => a.replace(/\{(name|mac|ip)\}/g, (_m, k: 'name' | 'mac' | 'ip') => node[k] ?? '');
-  return node.reboot?.length ? node.reboot.map(fill) : ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', node.name, 'systemctl', 'reboot'];
+  return node.power.type === 'command' && node.power.cycle ? node.power.cycle : ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', node.name, 'systemctl', 'reboot'];
 }
 
 function profileFor(action: Action, plan: Plan): string {
