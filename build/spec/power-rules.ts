@@ -83,3 +83,14 @@ const rebootAndPower: Rule = (s, out) => {
 };
 
 export const POWER_RULES: Rule[] = [secrets, placeholders, rebootAndPower];
+
+/** Every secret file the spec names, with its spec path: `portacluster validate` checks them on node0. */
+export function secretFiles(s: NormalizedSpec): { path: string; file: string }[] {
+  const fields = ['passwordFile', 'communityFile', 'privPasswordFile'] as const;
+  return powers(s).flatMap(([at, p]) =>
+    fields.flatMap((f) => {
+      const file = (p as Partial<Record<(typeof fields)[number], string>>)[f];
+      return file === undefined ? [] : [{ path: `${at}.${f}`, file }];
+    }),
+  );
+}
