@@ -162,11 +162,10 @@ describe('portacluster lab up with an ipmi node', () => {
       s.nodes[0].power = ipmi();
     });
     const root = join(ws.dir, 'labtree');
-    for (const d of ['etc', 'pxe', 'installer']) await mkdir(join(root, d), { recursive: true });
+    // A small served tree (per-node links included, so reimage can switch them) and the spec serve reads.
+    await writeServedTree(root, planCluster(validateSpec(JSON.parse(await readFile(spec, 'utf8')))));
+    await mkdir(join(root, 'etc'), { recursive: true });
     await writeFile(join(root, 'etc/portacluster.json'), await readFile(spec, 'utf8'));
-    await writeFile(join(root, 'pxe/pxelinux.0'), 'loader bytes\n');
-    await writeFile(join(root, 'installer/autorun'), '#!/bin/bash\necho installer\n');
-    for (const d of [root, join(root, 'pxe'), join(root, 'installer')]) await chmod(d, 0o755);
     const labDir = join(ws.dir, 'lab');
     const up = await pc(['lab', 'up', '-c', spec, '--root', root, '--dir', labDir, '--nodes', '1', '--memory', '512', '--state', join(ws.dir, 'lab-state.json'), '--json']);
     let lab: any;
@@ -184,6 +183,12 @@ describe('portacluster lab up with an ipmi node', () => {
       expect(await power('status')).toMatchObject({ driver: 'ipmi', before: 'off' });
       expect(await power('on')).toMatchObject({ before: 'off', after: 'on' });
       expect((await monitorCommand(lab.vms[0].monitor, 'info status'))).toMatch(/running/);
+      expect(await power('off')).toMatchObject({ before: 'on', after: 'off' });
+      // The lead's loop: reimage --reboot from the host sets PXE once through the stand-in and powers the node on.
+      const re = await pc(['reimage', 'node1', '--reboot', '-c', spec, '--root', root, '--state', join(ws.dir, 'lab-state.json'), '--json']);
+      expect(re.code, re.stderr + re.stdout).toBe(0);
+      expect(JSON.parse(re.stdout)).toMatchObject({ profile: 'installer', reboots: [{ node: 'node1', driver: 'ipmi', bootOnce: 'set', how: 'on', ok: true }] });
+      expect(await readFile(join(labDir, 'node1.bmc', 'boot.log'), 'utf8')).toMatch(/boot-once pxe used\n$/);
       expect(await power('off')).toMatchObject({ before: 'on', after: 'off' });
       const st = JSON.parse((await pc(['lab', 'status', '-c', spec, '--root', root, '--json'])).stdout);
       expect(st.vms[0]).toMatchObject({ name: 'node1', power: 'off', bmc: { kind: 'ipmi', address: `${BMC}:623` } });
