@@ -6,6 +6,7 @@
  * `ip netns exec …` themselves, would make every lab walkthrough differ from the real one.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { readLab, type LabRecord } from '../lab/lab.ts';
 import { insideNetns } from '../lab/netns.ts';
 import type { PlanNode } from '../plan/plan.ts';
@@ -37,6 +38,7 @@ export function runInherited(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
     child.on('error', reject);
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 1 : 1)));
+    // The shell's convention for a child killed by a signal: 128 + its number.
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
   });
 }

@@ -11,6 +11,11 @@ import type { CallPolicy, PowerDriver, PowerState } from './types.ts';
 
 type Ipmi = Extract<PlanPower, { type: 'ipmi' }>;
 
+/** The BMC answered and said no (a wrong password, a command it lacks): never retried. */
+class BmcRefused extends PowerError {
+  override name = 'BmcRefused';
+}
+
 /**
  * Lines ipmitool's -v adds on every call, and "Unable to Get Channel Cipher Suites" (a BMC without that
  * command, such as OpenIPMI's ipmi_sim: ipmitool then falls back to suite 3). Only these exact lines are
@@ -57,7 +62,7 @@ export function ipmiDriver(node: { name: string }, p: Ipmi, policy: CallPolicy):
       const r = await run(argv, { nothrow: true, timeoutMs: policy.timeoutMs + 5000, env: { ...process.env, IPMI_PASSWORD: password }, input: '' });
       if (r.exitCode === 0 && !r.signal) return r.stdout;
       const words = ipmitoolWords(r.stderr) || (r.signal ? `killed after ${(policy.timeoutMs + 5000) / 1000} s` : `exit ${r.exitCode}`);
-      if (!(NO_ANSWER.test(r.stderr) || r.signal)) throw new PowerError(`${node.name}: ${bmc} refused "${command.join(' ')}": ${words}`);
+      if (!(NO_ANSWER.test(r.stderr) || r.signal)) throw new BmcRefused(`${node.name}: ${bmc} refused "${command.join(' ')}": ${words}`);
       last = words;
     }
     throw new PowerError(
@@ -88,7 +93,7 @@ export function ipmiDriver(node: { name: string }, p: Ipmi, policy: CallPolicy):
         await call(['chassis', 'bootdev', 'pxe']);
         return null;
       } catch (e) {
-        if (e instanceof PowerError && / refused /.test(e.message)) return e.message.replace(/^power: /, '');
+        if (e instanceof BmcRefused) return e.message.replace(/^power: /, '');
         throw e;
       }
     },
