@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIpmiBmc } from '../build/lab/ipmi-bmc.ts';
+import { EMU_COMMANDS, lanConf, startIpmiBmc } from '../build/lab/ipmi-bmc.ts';
 import { netnsExists } from '../build/lab/netns.ts';
 import { pidAlive } from '../build/lib/process.ts';
+import { run } from '../build/lib/run.ts';
 import { monitorCommand } from '../build/power/qemu-monitor.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
@@ -127,6 +128,29 @@ describe('portacluster power over IPMI (ipmi_sim + a QEMU VM)', () => {
     // ipmi_sim stored "pxe, next boot only" and the reset that followed used (and cleared) it.
     expect(await readFile(join(ws.dir, 'node1.bmc', 'boot.log'), 'utf8')).toMatch(/boot-once pxe used\n$/);
     expect((await readFile(join(ws.dir, 'node1.bmc', 'boot'), 'utf8')).trim()).toBe('default');
+  });
+
+  it('a BMC that refuses the boot device is reported per node (best effort), and its refusal of power in its own words', { timeout: 60_000 }, async () => {
+    // ipmi_sim with no chassis to drive: it refuses boot parameters and power control, as some BMCs refuse bootdev.
+    const dir = join(ws.dir, 'bare');
+    await mkdir(join(dir, 'state'), { recursive: true });
+    await writeFile(join(dir, 'lan.conf'), lanConf({ name: 'bare', address: '192.168.10.212', port: 623, user: 'admin', password: PASSWORD }), { mode: 0o600 });
+    await writeFile(join(dir, 'emu.cmd'), EMU_COMMANDS);
+    await run(['ip', '-n', ns.name, 'addr', 'add', '192.168.10.212/32', 'dev', ns.bridge]);
+    ns.spawn(['ipmi_sim', '-c', join(dir, 'lan.conf'), '-f', join(dir, 'emu.cmd'), '-s', join(dir, 'state'), '-n']);
+    for (let i = 0; i < 50; i++) {
+      if ((await run(['ip', 'netns', 'exec', ns.name, 'ss', '-Hunl', 'sport = :623'], { nothrow: true })).stdout.includes('192.168.10.212:623')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const spec = await writeSpecFile('bare.json', (s) => (s.nodes[1].power = ipmi({ host: '192.168.10.212' })));
+    const root = join(ws.dir, 'bare-tree');
+    await writeServedTree(root, planCluster(validateSpec(JSON.parse(await readFile(spec, 'utf8')))));
+    const r = await pc(['reimage', 'node2', '--reboot', '-c', spec, '--root', root, '--state', join(ws.dir, 'bare-state.json')], { netns: ns.name });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('reboot node2: boot once from the network: node2: BMC 192.168.10.212:623 refused "chassis bootdev pxe": Set Chassis Boot Parameter 4 failed: Invalid data field in request; Set Chassis Boot Parameter 5 failed: Invalid data field in request (best effort: its link still decides what it boots)\n');
+    expect(r.stdout).toContain('reboot node2: FAILED node2: BMC 192.168.10.212:623 refused "power on": Set Chassis Power Control to Up/On failed: Invalid data field in request\n');
+    // The switch itself happened: the per-MAC link decides what the node boots.
+    expect(r.stdout).toMatch(/node2 +c0:3f:d5:60:cd:8b +\S+ -> installer/);
   });
 
   it('a BMC that does not answer is an error naming it, within the timeout; a wrong password is refused in ipmitool\'s words, not retried', { timeout: 60_000 }, async () => {

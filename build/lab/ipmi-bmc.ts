@@ -46,7 +46,8 @@ const SIM_WORD = /^[\x21\x23-\x5b\x5d-\x7e]{1,20}$/;
 // ipmi_sim runs the chassis-control command line through a shell (popen): only plain path characters.
 const SHELL_SAFE = /^[A-Za-z0-9._/+@-]+$/;
 
-export function lanConf(o: { name: string; address: string; port: number; user: string; password: string; control: string }): string {
+/** ipmi_sim's lan.conf; without `control` it is a BMC with no chassis to drive (it refuses power and boot parameters). */
+export function lanConf(o: { name: string; address: string; port: number; user: string; password: string; control?: string }): string {
   return [
     `name "${o.name}"`,
     'set_working_mc 0x20',
@@ -56,13 +57,13 @@ export function lanConf(o: { name: string; address: string; port: number; user: 
     ...['callback', 'user', 'operator', 'admin'].map((l) => `    allowed_auths_${l} none md2 md5 straight`),
     '    guid a123456789abcdefa123456789abcdef',
     '  endlan',
-    `  chassis_control "${o.control}"`,
+    ...(o.control ? [`  chassis_control "${o.control}"`] : []),
     `  user 2 true "${o.user}" "${o.password}" admin 10 none md2 md5 straight`,
     '',
   ].join('\n');
 }
 
-const EMU_COMMANDS = ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n');
+export const EMU_COMMANDS = ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n');
 
 export async function startIpmiBmc(o: IpmiBmcOptions): Promise<LabBmc> {
   const what = `lab BMC for ${o.name}`;

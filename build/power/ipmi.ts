@@ -53,14 +53,14 @@ export function ipmiDriver(node: { name: string }, p: Ipmi, policy: CallPolicy):
   const bmc = `BMC ${p.host}:${p.port}`;
   const describe = `ipmi ${p.host}:${p.port} (${p.interface}${p.cipherSuite !== undefined ? `, cipher suite ${p.cipherSuite}` : ''})`;
   /** One ipmitool command, retried while the BMC does not answer; refusals (a wrong password, a command the BMC lacks) are not retried. */
-  const call = async (command: string[]): Promise<string> => {
+  const call = async (command: string[]): Promise<{ stdout: string; stderr: string }> => {
     const password = await readSecret(p.password, `${node.name}'s BMC password`);
     const argv = [...ipmitoolArgv(p, policy), '--', ...command];
     let last = '';
     for (let attempt = 0; attempt <= policy.retries; attempt++) {
       // The hard limit is a backstop above ipmitool's own retransmission timeout.
       const r = await run(argv, { nothrow: true, timeoutMs: policy.timeoutMs + 5000, env: { ...process.env, IPMI_PASSWORD: password }, input: '' });
-      if (r.exitCode === 0 && !r.signal) return r.stdout;
+      if (r.exitCode === 0 && !r.signal) return r;
       const words = ipmitoolWords(r.stderr) || (r.signal ? `killed after ${(policy.timeoutMs + 5000) / 1000} s` : `exit ${r.exitCode}`);
       if (!(NO_ANSWER.test(r.stderr) || r.signal)) throw new BmcRefused(`${node.name}: ${bmc} refused "${command.join(' ')}": ${words}`);
       last = words;
@@ -71,7 +71,7 @@ export function ipmiDriver(node: { name: string }, p: Ipmi, policy: CallPolicy):
     );
   };
   const status = async (): Promise<PowerState> => {
-    const out = await call(['power', 'status']);
+    const out = (await call(['power', 'status'])).stdout;
     if (/Chassis Power is on/i.test(out)) return 'on';
     if (/Chassis Power is off/i.test(out)) return 'off';
     throw new PowerError(`${node.name}: ${bmc} answered "power status" with ${JSON.stringify(out.trim())}`);
@@ -90,8 +90,11 @@ export function ipmiDriver(node: { name: string }, p: Ipmi, policy: CallPolicy):
     },
     async bootOnceFromNetwork() {
       try {
-        await call(['chassis', 'bootdev', 'pxe']);
-        return null;
+        // ipmitool exits 0 even when the BMC refused the boot parameters ("Set Chassis Boot Parameter 5
+        // failed: …"): only its confirmation line says the flag was set.
+        const r = await call(['chassis', 'bootdev', 'pxe']);
+        if (/Set Boot Device to pxe/.test(r.stdout)) return null;
+        return `${node.name}: ${bmc} refused "chassis bootdev pxe": ${ipmitoolWords(r.stderr) || r.stdout.trim()}`;
       } catch (e) {
         if (e instanceof BmcRefused) return e.message.replace(/^power: /, '');
         throw e;
