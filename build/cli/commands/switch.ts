@@ -24,7 +24,7 @@ interface RebootRow {
   node: string;
   driver: string | null;
   describe: string | null;
-  /** set, "not supported by <driver>", or the BMC's refusal; null when not tried. */
+  /** "set", or the BMC's refusal in its words; null when the driver has no boot override (ssh, command, a lab VM). */
   bootOnce: string | null;
   how: 'cycle' | 'on' | null;
   ok: boolean;
@@ -47,7 +47,7 @@ async function rebootNodes(plan: Plan, nodes: PlanNode[], target: Target, remote
       if (remote) {
         const p = node.power;
         const argv = p.type === 'command' && p.cycle ? p.cycle : p.type === 'ssh' ? sshRebootArgv(node.name) : null;
-        if (!argv) throw new Error(`its ${p.type} power is driven from node0: run portacluster power cycle ${node.name} there (the BMC secrets live on node0)`);
+        if (!argv) throw new Error(`${node.name}'s ${p.type} power is driven from node0: run portacluster power cycle ${node.name} there (the BMC secrets live on node0)`);
         Object.assign(row, { driver: p.type, describe: commandLine(argv), how: 'cycle' });
         const r = await runArgv(target, argv, { nothrow: true, timeoutMs: 60_000 });
         if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
