@@ -73,7 +73,7 @@ function leaves(value: unknown, path = '', out = new Map<string, unknown>()): Ma
 }
 
 /** Fields the Plan type declares absent when the spec has none: no consumer defaults them. */
-const ABSENT_BY_DESIGN = ['appliances[].ip', 'nodes[].ip', 'nodes[].reboot[]', 'os.serialConsole', 'image.rootfs', 'diskless.modules', 'profiles.diskless'];
+const ABSENT_BY_DESIGN = ['appliances[].ip', 'nodes[].ip', 'nodes[].power.cycle[]', 'os.serialConsole', 'image.rootfs', 'diskless.modules', 'profiles.diskless'];
 
 describe('planCluster resolves every default', () => {
   it('the plan of a minimal spec has no undefined leaf, and lacks only the fields absent by design', () => {

@@ -113,18 +113,23 @@ function bases(): Record<string, any>[] {
   const command = { type: 'command', on: ['ipmitool', '-H', '{ip}', 'power', 'on'], off: ['pdu-off', '{mac}'], cycle: ['pdu-cycle', '{name}'], status: ['pdu-status', '{name}'] };
   const withPower = (base: any, node: object, cluster: object) => {
     const x = structuredClone(base);
+    // reboot is the old spelling of a command's cycle: beside a power it is refused (base a keeps it, alone).
+    delete x.nodes[0].reboot;
     x.nodes[0].power = node;
     x.power = cluster;
     return x;
   };
+  // node2 has no ip: a cluster-wide command it inherits may not use {ip}.
+  const commandNoIp = { ...command, on: ['pdu-on', '{name}', '{mac}'] };
   return [
+    a,
     withPower(a, ipmi, redfish),
     withPower(b, redfish, ipmi),
     withPower(c, pduV3File, pduV2File),
     withPower(c, pduV3Env, { ...pduV3File, passwordEnv: undefined }),
     withPower(c, pduV2File, pduV3Env),
     withPower(c, pduV2Env, pduV2Env),
-    withPower(c, command, command),
+    withPower(c, command, commandNoIp),
     withPower(c, { type: 'ssh' }, { type: 'ssh' }),
   ].map((x) => JSON.parse(JSON.stringify(x)));
 }

@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   enroll: () => import('./commands/enroll.ts'),
   deploy: () => import('./commands/deploy.ts'),
   serve: () => import('./commands/serve.ts'),
+  power: () => import('./commands/power.ts'),
   lab: () => import('./commands/lab.ts'),
   node0: () => import('./commands/node0.ts'),
 };
@@ -40,6 +41,7 @@ function usage(): string {
     '  enroll <mac> --name NODE               add a discovered machine to the spec as a node',
     '  deploy <node0:/srv/public | DIR>       publish dist/ as a new release, atomically',
     '  serve                                  run node0\'s dnsmasq, nginx and the watcher from a built tree',
+    '  power on|off|cycle|status <node…|--all>  power nodes through their BMC, PDU or command; read their state',
     '  lab up|down|status                     a virtual cluster: node0 and a QEMU VM per node, in a network namespace',
     '  node0 install|uninstall                systemd units that run node0\'s services from the served tree',
     '',

@@ -15,13 +15,24 @@ import { join, resolve } from 'node:path';
 import { SERVED_SPEC, PXE_DIR } from '../layout.ts';
 import { StageError, UsageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
-import type { Plan } from '../plan/plan.ts';
+import type { Plan, PlanNode } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
 import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
-import { startLabVm, vmQuit, type LabVm } from './vm.ts';
+import { startLabVm, vmQuit, type LabBmc, type LabVm } from './vm.ts';
+import { ipmiStandIn } from './ipmi-bmc.ts';
 import { vmPower, type VmPower } from '../power/qemu-monitor.ts';
 
 export const LAB_REGISTRY_DIR = '/run/portacluster';
+
+type StandIn = (o: { ns: string; bridge: string; node: PlanNode; dir: string; vm: LabVm }) => Promise<LabBmc>;
+
+/**
+ * The BMC stand-ins the lab starts for a node by its spec power, one line each: the node's power commands
+ * then talk to it over the real protocol, and it drives the node's VM through the monitor.
+ */
+const BMC_STAND_INS: Partial<Record<PlanNode['power']['type'], StandIn>> = {
+  ipmi: ipmiStandIn,
+};
 
 export interface LabRecord {
   cluster: string;
@@ -118,8 +129,14 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
       const vm = await startLabVm(ns, { name: n.name, mac: n.mac, firmware: n.firmware, tap, dir: o.dir, memoryMiB: o.memoryMiB, diskBytes: Math.max(plan.disk.minBytes, 4 * 1024 ** 3) }, { freshDisk: fresh });
       started.vms.push(vm);
       o.log(`${n.name}: ${n.firmware} VM (qemu pid ${vm.pid}, ${o.memoryMiB} MiB, powered off), disk ${vm.disk}${fresh ? ' (new)' : ''}, serial console ${vm.serialLog}`);
+      const standIn = BMC_STAND_INS[n.power.type];
+      if (standIn) {
+        vm.bmc = await standIn({ ns, bridge, node: n, dir: o.dir, vm });
+        o.log(`${n.name}: ${vm.bmc.kind} BMC stand-in at ${vm.bmc.address} (pid ${vm.bmc.pid}), log ${vm.bmc.log}`);
+      }
     }
   } catch (e) {
+    for (const vm of started.vms) if (vm.bmc) await stopPid(vm.bmc.pid);
     for (const vm of started.vms) await vmQuit(vm);
     if (started.serve) await stopPid(started.serve);
     if (started.ra) await stopPid(started.ra);
@@ -161,6 +178,7 @@ export async function labDown(cluster: string, o: { wipe: boolean; log(line: str
   const lab = await readLab(cluster);
   if (!lab) throw new UsageError(`no lab is up for cluster ${cluster} (no ${registryFile(cluster)})`);
   for (const vm of lab.vms) {
+    if (vm.bmc && (await stopPid(vm.bmc.pid))) o.log(`${vm.name}: ${vm.bmc.kind} BMC stand-in (pid ${vm.bmc.pid}) stopped`);
     await vmQuit(vm);
     o.log(`${vm.name}: qemu (pid ${vm.pid}) stopped`);
   }

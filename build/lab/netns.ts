@@ -72,3 +72,10 @@ export async function addTap(ns: string, bridge: string, tap: string): Promise<v
 export async function deleteLabNetwork(ns: string): Promise<void> {
   await run(['ip', 'netns', 'del', ns], { nothrow: true });
 }
+
+/** Whether this process already runs inside the named namespace (same inode as /run/netns/NS). */
+export async function insideNetns(ns: string): Promise<boolean> {
+  const { stat } = await import('node:fs/promises');
+  const [self, named] = await Promise.all([stat('/proc/self/ns/net').catch(() => null), stat(`/run/netns/${ns}`).catch(() => null)]);
+  return !!self && !!named && self.ino === named.ino && self.dev === named.dev;
+}

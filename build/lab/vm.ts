@@ -24,6 +24,17 @@ export interface LabVm {
   serialLog: string;
   monitor: string;
   pid: number;
+  /** A BMC stand-in the lab started for this node (its spec power is ipmi, …): power goes through it. */
+  bmc?: LabBmc;
+}
+
+/** A lab BMC stand-in's record: what `lab down` stops and `lab status` shows. */
+export interface LabBmc {
+  kind: 'ipmi' | 'redfish' | 'pdu';
+  pid: number;
+  /** Where it listens inside the lab's namespace, e.g. "192.168.10.211:623". */
+  address: string;
+  log: string;
 }
 
 export interface VmOptions {

@@ -104,3 +104,14 @@ export function tail(text: string, lines = 15): string {
   const all = text.replace(/\s+$/, '').split('\n');
   return all.slice(-lines).join('\n');
 }
+
+/**
+ * A power call failed: the message names the node, the driver and its BMC/PDU, in the tool's own words —
+ * never a secret. A StageError of the "power" stage, so the CLI reports it with exit 1 and no stack trace.
+ */
+export class PowerError extends StageError {
+  override name = 'PowerError';
+  constructor(message: string) {
+    super('power', message);
+  }
+}

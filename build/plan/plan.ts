@@ -5,7 +5,7 @@
 import type { NormalizedPartition, NormalizedSpec } from '../spec/normalized.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 import { pxelinuxNodeFile } from '../layout.ts';
-import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT } from '../spec/schema.ts';
+import { PLANNED_DEFAULTS, type DiskTargetT, type InstallerEnvSpecT, type PowerSpecT } from '../spec/schema.ts';
 import { hashInputs } from '../lib/hash.ts';
 import { planBootServers, type PlanBootServer } from './boot-servers.ts';
 
@@ -91,7 +91,8 @@ export interface PlanNode extends PlanHost {
   profile: string;
   /** pxelinux's per-MAC file name, 01-aa-bb-cc-dd-ee-ff. */
   pxeFile: string;
-  reboot?: string[];
+  /** How node0 powers it (the spec's `reboot` became a command's cycle here). */
+  power: PlanPower;
   /** Overrides disk.target for this node. */
   diskTarget?: DiskTargetT;
 }
@@ -188,7 +189,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
       loader: n.loader ?? spec.boot.loader,
       profile: resolveProfile(n.profile ?? spec.boot.default, os.name),
       pxeFile: pxelinuxNodeFile(n.mac),
-      ...(n.reboot ? { reboot: n.reboot } : {}),
+      power: planPower(n.power ?? spec.power ?? (n.reboot ? { type: 'command', cycle: n.reboot } : { type: 'ssh' }), n),
       ...(n.diskTarget ? { diskTarget: n.diskTarget } : {}),
     })),
     bootServers: planBootServers(spec),
@@ -236,6 +237,51 @@ export function planCluster(spec: NormalizedSpec): Plan {
     phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall, watcherPort: spec.phoneHome.watcherPort, timeoutMinutes: spec.phoneHome.timeoutMinutes },
     installerEnv: installerEnv(spec.installerEnv),
   };
+}
+
+/** {name}, {mac}, {ip} of one node; the rules refuse {ip} where the node has none, so '' never reaches a call. */
+export function fillNode(value: string, node: { name: string; mac: string; ip?: string }): string {
+  return value.replace(/\{(name|mac|ip)\}/g, (_m, k: 'name' | 'mac' | 'ip') => node[k] ?? '');
+}
+
+/** One secret reference from a file/env pair of fields (the rules made sure exactly one is there). */
+function secretRef(file: string | undefined, env: string | undefined): SecretRef | undefined {
+  return file !== undefined ? { file } : env !== undefined ? { env } : undefined;
+}
+
+/** The power spec that applies to a node, resolved: defaults filled, placeholders substituted, secrets as references. */
+function planPower(p: PowerSpecT, node: { name: string; mac: string; ip?: string }): PlanPower {
+  const d = PLANNED_DEFAULTS.power;
+  const fill = (v: string) => fillNode(v, node);
+  switch (p.type) {
+    case 'ipmi':
+      return {
+        type: 'ipmi', host: fill(p.host), port: p.port ?? d.ipmiPort, user: p.user, password: secretRef(p.passwordFile, p.passwordEnv)!,
+        interface: p.interface ?? d.ipmiInterface, ...(p.cipherSuite !== undefined ? { cipherSuite: p.cipherSuite } : {}),
+      };
+    case 'redfish':
+      return {
+        type: 'redfish', url: fill(p.url), ...(p.systemId !== undefined ? { systemId: p.systemId } : {}), user: p.user, password: secretRef(p.passwordFile, p.passwordEnv)!,
+        insecure: p.insecure ?? d.redfishInsecure, ...(p.caFile !== undefined ? { caFile: p.caFile } : {}),
+      };
+    case 'pdu': {
+      const version = p.version ?? d.snmpVersion;
+      const scheme = p.scheme === undefined || p.scheme === 'apc' ? { ...APC_OUTLET_CTL } : { oid: p.scheme.oid, on: p.scheme.on, off: p.scheme.off, ...(p.scheme.cycle !== undefined ? { cycle: p.scheme.cycle } : {}) };
+      const common = { type: 'pdu' as const, host: fill(p.host), port: p.port ?? d.snmpPort, outlets: p.outlets, scheme, offSeconds: p.offSeconds ?? d.offSeconds };
+      if (version === '2c') return { ...common, version, community: secretRef(p.communityFile, p.communityEnv)! };
+      const priv = secretRef(p.privPasswordFile, p.privPasswordEnv);
+      return {
+        ...common, version, user: p.user!, authProtocol: p.authProtocol ?? d.snmpAuthProtocol, auth: secretRef(p.passwordFile, p.passwordEnv)!,
+        ...(priv && p.privProtocol ? { privProtocol: p.privProtocol, priv } : {}),
+      };
+    }
+    case 'ssh':
+      return { type: 'ssh' };
+    case 'command': {
+      const argv = (a: string[] | undefined) => a?.map(fill);
+      return { type: 'command', ...Object.fromEntries((['on', 'off', 'cycle', 'status'] as const).filter((k) => p[k]).map((k) => [k, argv(p[k])])) };
+    }
+  }
 }
 
 const listOr = (list: string[] | undefined, fallback: readonly string[]) => (list?.length ? list : [...fallback]);

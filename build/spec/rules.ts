@@ -8,6 +8,7 @@ import type { NormalizedSpec } from './normalized.ts';
 import { bootServersRule } from './rules-boot-servers.ts';
 import { formatIpv4, formatSize, parseIpv4, subnetOf } from './values.ts';
 import { STATUS_PATH } from '../layout.ts';
+import { POWER_RULES } from './power-rules.ts';
 
 type Rule = (spec: NormalizedSpec, issues: SpecIssue[]) => void;
 
@@ -232,7 +233,7 @@ const phoneHomePath: Rule = (s, out) => {
     out.push({ path: 'phoneHome.path', message: `${p} is the status page's (${STATUS_PATH})`, hint: 'keep the default /portacluster/report, or any path outside the status page' });
 };
 
-export const RULES: Rule[] = [uniqueHosts, addresses, bootServersRule, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, phoneHomePath];
+export const RULES: Rule[] = [uniqueHosts, addresses, bootServersRule, dhcpMode, httpBoot, profiles, partitions, fitsDisk, accounts, image, installMode, installerEnv, phoneHomePath, ...POWER_RULES];
 
 export function checkRules(spec: NormalizedSpec): SpecIssue[] {
   const issues: SpecIssue[] = [];

@@ -25,7 +25,7 @@ export const PLANNED_DEFAULTS = {
   installerSuite: 'bookworm',
   keymap: 'us',
   // Inside the power union (ajv would apply one branch's defaults to another's object).
-  power: { ipmiPort: 623, ipmiInterface: 'lanplus', snmpPort: 161, snmpVersion: '2c', pduScheme: 'apc', offSeconds: 5, redfishInsecure: false },
+  power: { ipmiPort: 623, ipmiInterface: 'lanplus', snmpPort: 161, snmpVersion: '2c', pduScheme: 'apc', offSeconds: 5, redfishInsecure: false, snmpAuthProtocol: 'SHA' },
 } as const;
 
 const Name = str('hostLabel', 'An RFC 1123 host name label.');
@@ -108,7 +108,7 @@ export const PowerIpmi = T.Object(
     ...secretRef('BMC password'),
     interface: T.Optional(
       T.Union([T.Literal('lanplus'), T.Literal('lan')], {
-        description: `ipmitool interface: lanplus (IPMI 2.0 RMCP+, what current BMCs speak) or lan (IPMI 1.5, old BMCs only). Default ${PLANNED_DEFAULTS.power.ipmiInterface}.`,
+        description: `ipmitool interface: lanplus (IPMI 2.0 RMCP+, what current BMCs speak) or lan (IPMI 1.5). Default ${PLANNED_DEFAULTS.power.ipmiInterface}. Warning: lan is for old BMCs only — its authentication is weak (MD5 at best, the password crosses the network nearly in the clear) and most current BMCs have it disabled, so "lan" against one of them fails; it is the common pitfall.`,
       }),
     ),
     cipherSuite: T.Optional(T.Integer({ description: 'RMCP+ cipher suite id (ipmitool -C); default: the one ipmitool picks.', minimum: 0, maximum: 17 })),
@@ -138,7 +138,7 @@ export const PowerPdu = T.Object(
     communityFile: T.Optional(str('absPath', 'v2c: file on node0 holding the write community (mode 0600 or 0400).')),
     communityEnv: T.Optional(str('envName', 'v2c: environment variable holding the write community.')),
     user: T.Optional(str('bmcUser', 'v3: security name.')),
-    authProtocol: T.Optional(T.Union([T.Literal('SHA'), T.Literal('MD5')], { description: 'v3: authentication protocol (default SHA).' })),
+    authProtocol: T.Optional(T.Union([T.Literal('SHA'), T.Literal('MD5')], { description: `v3: authentication protocol (default ${PLANNED_DEFAULTS.power.snmpAuthProtocol}).` })),
     ...secretRef('v3 authentication passphrase'),
     privProtocol: T.Optional(T.Union([T.Literal('AES'), T.Literal('DES')], { description: 'v3: privacy protocol; with it, the privacy passphrase.' })),
     privPasswordFile: T.Optional(str('absPath', 'v3: file holding the privacy passphrase (mode 0600 or 0400).')),

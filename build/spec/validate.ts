@@ -65,13 +65,34 @@ function pruneAnyOf(errors: ErrorObject[]): ErrorObject[] {
       (['const', 'enum', 'type'].includes(e.keyword) && (e.instancePath === a.instancePath || e.instancePath === `${a.instancePath}/type`)) ||
       (e.keyword === 'required' && e.instancePath === a.instancePath);
     const candidates = [...byBranch.values()].filter((b) => !b.some(mismatch)).sort((x, y) => x.length - y.length);
-    const best = candidates[0];
+    // No branch fits, but one only lacks fields (an object where the other branches want a literal or a
+    // discriminator they do not see): that is the one meant, and its missing fields are the message.
+    const wrongKind = (e: ErrorObject) => mismatch(e) && e.keyword !== 'required';
+    const onlyMissing = [...byBranch.values()].filter((b) => !b.some(wrongKind));
+    const best = candidates[0] ?? (onlyMissing.length === 1 && !isDiscriminated(a) ? onlyMissing[0] : undefined);
     const drop = new Set(inside.filter((e) => !best?.includes(e)));
     if (best) drop.add(a);
     kept = kept.filter((e) => !drop.has(e));
   }
   return kept;
 }
+
+type BranchSchema = { const?: unknown; type?: string; required?: string[]; anyOf?: BranchSchema[]; properties?: { type?: { const?: unknown } } };
+
+/** The union's branches, a union of one union (the cluster-wide power) seen through. */
+function branches(e: ErrorObject): BranchSchema[] {
+  const list = (e.schema as BranchSchema[] | undefined) ?? [];
+  return list.flatMap((b) => (b.anyOf ? b.anyOf : [b]));
+}
+
+/** The `type` literals of a union whose every branch is an object with one; else null. */
+function discriminatorValues(e: ErrorObject): unknown[] | null {
+  const bs = branches(e);
+  const values = bs.map((b) => b.properties?.type?.const);
+  return bs.length > 1 && values.every((v) => v !== undefined) ? values : null;
+}
+
+const isDiscriminated = (e: ErrorObject) => discriminatorValues(e) !== null;
 
 function describe(e: ErrorObject, root: unknown): SpecIssue {
   const value = valueAt(root, e.instancePath);
@@ -95,6 +116,15 @@ function describe(e: ErrorObject, root: unknown): SpecIssue {
     case 'const':
       return { path: pathOf(e.instancePath), message: `must be ${got(p.allowedValue)} (got ${got(value)})` };
     case 'anyOf': {
+      // A union told apart by its `type` (power, installerEnv): name the types, at the type field.
+      const types = discriminatorValues(e);
+      if (types && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        const t = (value as Record<string, unknown>).type;
+        const known = types.map((x) => JSON.stringify(x)).join(', ');
+        return t === undefined
+          ? { path: pathOf(e.instancePath, 'type'), message: 'is required', hint: `one of ${known}` }
+          : { path: pathOf(e.instancePath, 'type'), message: `unknown type ${got(t)}`, hint: `one of ${known}` };
+      }
       const options = ((e.schema as { const?: unknown; type?: string; required?: string[] }[]) ?? [])
         .map((s) => (s.const !== undefined ? JSON.stringify(s.const) : s.required?.length ? `{ ${s.required.join(', ')} }` : s.type ?? '?'))
         .join(' | ');

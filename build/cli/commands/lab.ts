@@ -63,7 +63,7 @@ export const command = defineCommand(
     }
     case 'status': {
       const s = await labStatus(plan.cluster);
-      const rows = [['NODE', 'MAC', 'FIRMWARE', 'POWER', 'QEMU PID', 'SERIAL LOG'], ...s.vms.map((v) => [v.name, v.mac, v.firmware, v.power, String(v.pid), v.serialLog])];
+      const rows = [['NODE', 'MAC', 'FIRMWARE', 'POWER', 'QEMU PID', 'BMC', 'SERIAL LOG'], ...s.vms.map((v) => [v.name, v.mac, v.firmware, v.power, String(v.pid), v.bmc ? `${v.bmc.kind} ${v.bmc.address}` : '-', v.serialLog])];
       const head = s.serve ? `lab ${plan.cluster}: namespace ${s.netns} ${s.up ? 'up' : 'MISSING'}; node0 services (serve pid ${s.serve.pid}) ${s.serve.running ? 'running' : 'NOT running'}, log ${s.serve.log}` : `no lab is up for cluster ${plan.cluster}`;
       emit(!!values.json, s, s.serve ? `${head}\n${table(rows)}` : head);
       return s.serve ? 0 : 1;

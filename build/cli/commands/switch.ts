@@ -13,15 +13,62 @@ import { UsageError } from '../../lib/errors.ts';
 import { defineCommand, emit, type Command, type CommandSpec } from '../command.ts';
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
-import { readLab } from '../../lab/lab.ts';
-import { vmReset } from '../../power/qemu-monitor.ts';
+import { commandLine } from '../../lib/run.ts';
+import { driverFor } from '../../power/registry.ts';
+import { sshRebootArgv } from '../../power/ssh.ts';
+import { labPower, labVmFor, runInherited } from '../lab-power.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
-/** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
-export function rebootArgv(node: PlanNode): string[] {
-  const fill = (a: string) => a.replace(/\{(name|mac|ip)\}/g, (_m, k: 'name' | 'mac' | 'ip') => node[k] ?? '');
-  return node.reboot?.length ? node.reboot.map(fill) : ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', node.name, 'systemctl', 'reboot'];
+interface RebootRow {
+  node: string;
+  driver: string | null;
+  describe: string | null;
+  /** "set", or the BMC's refusal in its words; null when the driver has no boot override (ssh, command, a lab VM). */
+  bootOnce: string | null;
+  how: 'cycle' | 'on' | null;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * Each node through its power driver: the next boot from the network where the BMC can (best effort: a
+ * refusal is reported, the per-MAC link still decides what a network-first node boots), then a cycle, or
+ * power on when it is off.
+ * With --ssh the spec's commands run on node0; a BMC is reached from node0 by `portacluster power` there.
+ */
+async function rebootNodes(plan: Plan, nodes: PlanNode[], target: Target, remote: boolean): Promise<RebootRow[]> {
+  const lab = remote ? null : (await labPower(plan.cluster, nodes)).lab;
+  const rows: RebootRow[] = [];
+  for (const node of nodes) {
+    const row: RebootRow = { node: node.name, driver: null, describe: null, bootOnce: null, how: null, ok: false };
+    rows.push(row);
+    try {
+      if (remote) {
+        const p = node.power;
+        const argv = p.type === 'command' && p.cycle ? p.cycle : p.type === 'ssh' ? sshRebootArgv(node.name) : null;
+        if (!argv) throw new Error(`${node.name}'s ${p.type} power is driven from node0: run portacluster power cycle ${node.name} there (the BMC secrets live on node0)`);
+        Object.assign(row, { driver: p.type, describe: commandLine(argv), how: 'cycle' });
+        const r = await runArgv(target, argv, { nothrow: true, timeoutMs: 60_000 });
+        if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+        row.ok = true;
+        continue;
+      }
+      const vm = labVmFor(lab, node);
+      // The lab's nodes are VMs or nothing: an ssh reboot would only time out.
+      if (vm === null) throw new Error(`no VM for ${node.name} in the lab (lab up started ${lab!.vms.map((v) => v.name).join(', ')}; --nodes N starts the first N)`);
+      const d = driverFor(node, { lab: vm });
+      Object.assign(row, { driver: d.kind, describe: d.describe });
+      row.bootOnce = d.bootOnceFromNetwork ? ((await d.bootOnceFromNetwork()) ?? 'set') : null;
+      const off = d.can.has('status') && (await d.status()) === 'off';
+      row.how = off ? 'on' : 'cycle';
+      await (off ? d.on() : d.cycle());
+      row.ok = true;
+    } catch (e) {
+      row.error = (e as Error).message.replace(/^power: /, '');
+    }
+  }
+  return rows;
 }
 
 function profileFor(action: Action, plan: Plan): string {
@@ -48,7 +95,7 @@ const switchSpec = (action: Action) => ({
     ssh: SSH,
     'ssh-config': SSH_CONFIG,
     state: STATE,
-    reboot: { type: 'boolean', description: "then reboot the nodes (the spec's nodes[].reboot, else ssh NODE systemctl reboot)" },
+    reboot: { type: 'boolean', description: "then reboot the nodes through their power (boot once from the network where the BMC can, then cycle, or on when off)" },
     json: JSON_OUT,
   },
   examples: [`portacluster ${action} node3${action === 'normal' ? '' : ' --reboot'}`, `portacluster ${action} --all --ssh node0`],
@@ -59,6 +106,11 @@ function makeCommand(action: Action): Command {
     const plan = await loadPlan(values.config, values.ssh ? undefined : values.root);
     const nodes = resolveNodes(plan.nodes, positionals, !!values.all);
     const profile = profileFor(action, plan);
+    // A lab's BMC stand-ins listen inside its namespace: the whole command runs again in there, before it switches anything.
+    if (values.reboot && !values.ssh) {
+      const { reexec } = await labPower(plan.cluster, nodes);
+      if (reexec) return runInherited(reexec);
+    }
     const target: Target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
     const root = values.root ?? plan.admin.servedRoot;
     const started = performance.now();
@@ -67,33 +119,15 @@ function makeCommand(action: Action): Command {
     // The state file lives where the watcher runs; with --ssh that is node0, which the next report updates.
     if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(root, plan.admin.servedRoot), nodes, action, profile);
 
-    const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
-    if (values.reboot) {
-      // A node of a lab that is up (portacluster lab up) is powered through its VM's monitor, like a BMC.
-      const lab = values.ssh ? null : await readLab(plan.cluster);
-      for (const node of nodes) {
-        const vm = lab?.vms.find((v) => v.name === node.name);
-        if (vm) {
-          const error = await vmReset(vm).then(() => undefined, (e: Error) => e.message);
-          reboots.push({ node: node.name, command: ['lab', 'power-cycle', vm.monitor], ok: error === undefined, ...(error === undefined ? {} : { error }) });
-          continue;
-        }
-        if (lab) {
-          // The lab's nodes are VMs or nothing: an ssh reboot would only time out.
-          reboots.push({ node: node.name, command: ['lab', 'power-cycle'], ok: false, error: `no VM for ${node.name} in the lab (lab up started ${lab.vms.map((v) => v.name).join(', ')}; --nodes N starts the first N)` });
-          continue;
-        }
-        const command = rebootArgv(node);
-        // Runs where node0 is: here, or on node0 through --ssh (the spec's commands are node0 commands).
-        const r = await runArgv(target, command, { nothrow: true, timeoutMs: 60_000 });
-        reboots.push({ node: node.name, command, ok: r.exitCode === 0, ...(r.exitCode === 0 ? {} : { error: `exit ${r.exitCode}: ${r.stderr.trim().split('\n').pop() ?? ''}` }) });
-      }
-    }
+    const reboots = values.reboot ? await rebootNodes(plan, nodes, target, !!values.ssh) : [];
     const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
     const text = [
       ...switched.map(line),
       `${switched.length} node${switched.length === 1 ? '' : 's'} switched to ${profile} in ${values.ssh ? values.ssh + ':' : ''}${root} (${ms.toFixed(1)} ms)`,
-      ...reboots.map((r) => `reboot ${r.node}: ${r.ok ? 'ok' : 'FAILED ' + r.error}`),
+      ...reboots.flatMap((r) => [
+        ...(r.bootOnce && r.bootOnce !== 'set' ? [`reboot ${r.node}: boot once from the network: ${r.bootOnce} (best effort: its link still decides what it boots)`] : []),
+        `reboot ${r.node}: ${r.ok ? `ok (${r.how} via ${r.describe})` : 'FAILED ' + r.error}`,
+      ]),
     ].join('\n');
     emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, reboots, ms }, text);
     return reboots.every((r) => r.ok) ? 0 : 1;
