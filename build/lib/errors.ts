@@ -88,6 +88,22 @@ export class RenderError extends PlanError {
   }
 }
 
+/**
+ * A power call failed: names the node, the driver and where it talked to (BMC URL, PDU agent), with the
+ * tool's or the BMC's own words. Never carries a secret. A StageError of "power", so the CLI reports it
+ * without a stack trace.
+ */
+export class PowerError extends StageError {
+  override name = 'PowerError';
+  constructor(
+    readonly node: string,
+    readonly driver: string,
+    message: string,
+  ) {
+    super('power', `${node} (${driver}): ${message}`);
+  }
+}
+
 /** A path built from a spec value that would land outside the directory it belongs in. */
 export class PathEscapeError extends StageError {
   override name = 'PathEscapeError';
