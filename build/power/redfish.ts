@@ -164,7 +164,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
           return null;
         } catch (e) {
           // Refused by the BMC (not a transport or auth failure): best effort, the per-MAC link still decides.
-          if (e instanceof PowerError && / HTTP (400|405|409|412|428|501)\b/.test(e.message)) return e.message.replace(/^power: /, '');
+          if (e instanceof PowerError && / HTTP (400|405|409|412|428|501)\b/.test(e.message)) return e.message.replace(/^power: [^:]*\(redfish\): /, '');
           throw e;
         }
       }),
