@@ -72,8 +72,7 @@ describe('redfish driver ↔ the lab Redfish emulator', () => {
 
     // A cycle of a running node restarts the firmware: one more boot banner.
     await waitFor('a settled boot', async () => (await vm.boots()) >= 2);
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await vm.boots();
+    const before = await vm.settledBoots();
     const [cycleOn] = await powerCalls(ns.name, job(['cycle']));
     expect(cycleOn!.ok, cycleOn!.error).toBe(true);
     await waitFor('a boot banner after the cycle', async () => (await vm.boots()) > before);

@@ -55,7 +55,9 @@ export function pduDriver(node: { name: string }, p: PduPower, policy: CallPolic
       await writeFile(join(dir, 'snmp.conf'), (await confLines(p, fail)).join('\n') + '\n', { mode: 0o600 });
       // -On numeric OIDs and -Oqv bare values: no MIB is needed to read the answer. -m '' loads no MIB files.
       const argv = [tool, '-m', '', '-On', '-t', seconds, '-r', String(policy.retries), ...(tool === 'snmpget' ? ['-Oqv'] : ['-Oq']), agent, ...args];
-      const env = { ...process.env, SNMPCONFPATH: dir, SNMP_PERSISTENT_DIR: dir };
+      const env: NodeJS.ProcessEnv = { ...process.env, SNMPCONFPATH: dir, SNMP_PERSISTENT_DIR: dir };
+      // A secret given by environment variable is in the conf file now: the tools' environment need not hold it.
+      for (const ref of [p.community, p.auth, p.priv]) if (ref && 'env' in ref) delete env[ref.env];
       const guard = (policy.timeoutMs * (policy.retries + 1)) + 10_000;
       const r = await run(argv, { env, nothrow: true, timeoutMs: guard });
       if (r.exitCode === 0 && !/^Error in packet|No Such (Object|Instance)/m.test(r.stdout + r.stderr)) return r.stdout;

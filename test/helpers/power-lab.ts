@@ -18,6 +18,8 @@ export interface TestVm {
   pid: number;
   /** How many times the firmware started (SeaBIOS prints its banner on the debug console on every boot). */
   boots(): Promise<number>;
+  /** boots() once it has not changed for a second (a reset makes SeaBIOS print its banner twice). */
+  settledBoots(): Promise<number>;
   power(): Promise<VmPower>;
   quit(): Promise<void>;
 }
@@ -41,6 +43,15 @@ export async function startTestVm(dir: string, name: string): Promise<TestVm> {
     monitor,
     pid,
     boots: async () => ((await readFile(debug, 'latin1').catch(() => '')).match(/SeaBIOS \(version/g) ?? []).length,
+    async settledBoots() {
+      let last = -1;
+      for (;;) {
+        const n = ((await readFile(debug, 'latin1').catch(() => '')).match(/SeaBIOS \(version/g) ?? []).length;
+        if (n === last) return n;
+        last = n;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    },
     power: () => vmPower({ monitor, pid }),
     quit: () => vmQuit({ monitor, pid }),
   };
@@ -54,7 +65,7 @@ export async function powerCalls(ns: string, job: PowerJob, env: Record<string, 
   return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as StepResult);
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<number> {
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<number> {
   const t = Date.now();
   while (!(await check())) {
     if (Date.now() - t > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
