@@ -124,6 +124,22 @@ describe('redfish driver ↔ the lab Redfish emulator', () => {
     figures.push(latencyTable('redfish', [withCa!]));
   });
 
+  it('a BMC that does not answer is an error naming it, after the policy\'s retries; a closed port likewise', async () => {
+    // A listener that accepts the connection and never says a word (a hung BMC web server).
+    const silent = ns.spawn(['python3', '-c', `import socket, time\ns = socket.socket()\ns.bind(("${ADDR}", 8445))\ns.listen(8)\ntime.sleep(120)`]);
+    await new Promise((r) => setTimeout(r, 500));
+    const quick = { timeoutMs: 1000, retries: 1 };
+    const [hung] = await powerCalls(ns.name, { ...job(['status'], { url: `https://${ADDR}:8445` }), policy: quick });
+    expect(hung!.ok).toBe(false);
+    expect(hung!.error).toContain(`https://${ADDR}:8445/redfish/v1`);
+    expect(hung!.error).toMatch(/did not answer within 1 s \(after 2 tries\)/);
+    expect(hung!.ms).toBeGreaterThanOrEqual(2000);
+    const [closed] = await powerCalls(ns.name, { ...job(['status'], { url: `https://${ADDR}:8446` }), policy: quick });
+    expect(closed!.error).toMatch(/ECONNREFUSED.*\(after 2 tries\)/);
+    figures.push(latencyTable('redfish hung', [hung!]), latencyTable('redfish refused', [closed!]));
+    silent.kill();
+  });
+
   it('the emulator: 401 without credentials, service root open, sessions by X-Auth-Token until deleted', async () => {
     const noAuth = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${bmc.url}/redfish/v1/Systems`]);
     expect(noAuth.stdout).toBe('401');

@@ -33,7 +33,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
   let systemUri: string | undefined;
 
   /** One undici Agent per action, with this BMC's TLS settings; the password read once per action. */
-  async function session<T>(fn: (call: (method: string, path: string, body?: unknown, etag?: string) => Promise<Reply>) => Promise<T>): Promise<T> {
+  async function withBmc<T>(fn: (call: (method: string, path: string, body?: unknown, etag?: string) => Promise<Reply>) => Promise<T>): Promise<T> {
     if (base.startsWith('http://') && !p.insecure) {
       throw fail(`${base}: plain http would send the BMC password in clear\n  hint: use https://, or set insecure: true if this BMC cannot do TLS`);
     }
@@ -80,11 +80,13 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
           if (TLS_CODES.test(code)) {
             throw fail(`${url}: the BMC's TLS certificate was refused: ${errMessage(e)} (${code})\n  hint: give caFile (the CA that signed the BMC's certificate), or insecure: true for a self-signed BMC`);
           }
-          if (attempt < policy.retries) {
+          // A reset that timed out may have been done: only a request that never reached the BMC is sent again.
+          const unsent = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|UND_ERR_CONNECT_TIMEOUT/.test(code);
+          if (attempt < policy.retries && (method !== 'POST' || unsent)) {
             await pause(500 * (attempt + 1));
             continue;
           }
-          const what = code === 'TimeoutError' || /Timeout/.test(code) ? `did not answer within ${policy.timeoutMs / 1000} s` : `${errMessage(e)}${code ? ` (${code})` : ''}`;
+          const what = /Timeout|TIMEOUT/.test(code) ? `did not answer within ${policy.timeoutMs / 1000} s` : `${errMessage(e)}${code ? ` (${code})` : ''}`;
           throw fail(`${method} ${url}: ${what} (after ${attempt + 1} tries)`);
         }
       }
@@ -96,7 +98,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
     }
   }
 
-  type Call = Parameters<Parameters<typeof session>[0]>[0];
+  type Call = Parameters<Parameters<typeof withBmc>[0]>[0];
 
   /** p.systemId, else the only member of the service root's Systems collection. */
   async function system(call: Call): Promise<{ uri: string; reply: Reply }> {
@@ -135,27 +137,27 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
     kind: 'redfish',
     describe: `redfish ${base}${p.systemId ? ` system ${p.systemId}` : ''}`,
     can: new Set(['on', 'off', 'cycle', 'status']),
-    status: () => session(async (call) => stateOf((await system(call)).reply.body)),
+    status: () => withBmc(async (call) => stateOf((await system(call)).reply.body)),
     on: () =>
-      session(async (call) => {
+      withBmc(async (call) => {
         const { uri, reply } = await system(call);
         // Many BMCs answer "On" for a running system with an error (409/400): only ask when it is off.
         if (stateOf(reply.body) !== 'on') await reset(call, uri, reply.body, 'On');
       }),
     off: () =>
-      session(async (call) => {
+      withBmc(async (call) => {
         const { uri, reply } = await system(call);
         if (stateOf(reply.body) !== 'off') await reset(call, uri, reply.body, 'ForceOff');
       }),
     cycle: () =>
-      session(async (call) => {
+      withBmc(async (call) => {
         const { uri, reply } = await system(call);
         if (stateOf(reply.body) === 'off') return reset(call, uri, reply.body, 'On');
         // A real power cycle where the BMC offers one; else a hard reset, which every BMC has.
         await reset(call, uri, reply.body, allows(reply.body, 'PowerCycle') ? 'PowerCycle' : 'ForceRestart');
       }),
     bootOnceFromNetwork: () =>
-      session(async (call) => {
+      withBmc(async (call) => {
         const { uri, reply } = await system(call);
         const targets: string[] | undefined = reply.body?.Boot?.['BootSourceOverrideTarget@Redfish.AllowableValues'];
         if (targets && !targets.includes('Pxe')) return `${base}${uri} offers no Pxe boot override (it offers ${targets.join(', ')})`;
