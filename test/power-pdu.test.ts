@@ -30,6 +30,8 @@ let agent: { pid: number };
 let v2: Extract<PlanPower, { type: 'pdu' }>;
 let v3: Extract<PlanPower, { type: 'pdu' }>;
 const figures: string[] = [];
+/** The errors as a user sees them, printed with the figures. */
+const words: string[] = [];
 
 const job = (power: typeof v2, steps: PowerJob['steps'], over: Partial<typeof v2> = {}): PowerJob => ({ node: 'node2', power: { ...power, ...over }, policy, steps });
 const ok = (r: StepResult | undefined) => expect(r?.ok, r?.error).toBe(true);
@@ -100,7 +102,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (figures.length) console.log(`power latency (pdu, lab snmpd):\n${figures.join('\n')}`);
+  if (figures.length) console.log(`power latency (pdu, lab snmpd):\n${figures.join('\n')}\n\nerrors as reported:\n${words.join('\n')}`);
   if (agent) await stopDaemon(agent.pid);
   await vm?.quit();
   await ns?.stop();
@@ -150,6 +152,7 @@ describe('pdu driver ↔ the lab PDU (snmpd + APC sPDUOutletCtl handler)', () =>
     expect(bad!.error).toContain('Authentication failure (incorrect password, community or key)');
     expect(bad!.error).toContain(AGENT);
     expect(bad!.error).not.toContain('wrong passphrase');
+    words.push(bad!.error!);
   });
 
   it('a read-only community cannot switch the outlet: refused in the tool words', async () => {
@@ -157,6 +160,7 @@ describe('pdu driver ↔ the lab PDU (snmpd + APC sPDUOutletCtl handler)', () =>
     expect(s).toMatchObject({ ok: true, result: 'on' });
     expect(off!.ok).toBe(false);
     expect(off!.error).toMatch(/Reason: (noAccess|notWritable)/);
+    words.push(off!.error!);
     expect(await vm.power()).toBe('running');
   });
 
@@ -171,6 +175,7 @@ describe('pdu driver ↔ the lab PDU (snmpd + APC sPDUOutletCtl handler)', () =>
     expect(timeout!.ok).toBe(false);
     expect(timeout!.error).toContain(`Timeout: No Response from ${AGENT}`);
     expect(timeout!.error).toContain('node2');
+    words.push(timeout!.error!);
     rest.forEach(ok);
     // The check can fail: the tools were seen running, with the agent on their command line.
     const tools = argvs.filter((a) => /^snmp(get|set) /.test(a));

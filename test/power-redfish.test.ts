@@ -27,6 +27,8 @@ let vm: TestVm;
 let bmc: { pid: number; url: string; caFile: string };
 let power: Extract<PlanPower, { type: 'redfish' }>;
 const figures: string[] = [];
+/** The errors as a user sees them, printed with the figures. */
+const words: string[] = [];
 
 const job = (steps: PowerJob['steps'], over: Partial<typeof power> = {}): PowerJob => ({ node: 'node1', power: { ...power, ...over }, policy, steps });
 const curl = (args: string[]) => run(ns.exec(['curl', '-sS', '--cacert', bmc.caFile, ...args]), { nothrow: true });
@@ -43,7 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (figures.length) console.log(`power latency (redfish, lab emulator):\n${figures.join('\n')}`);
+  if (figures.length) console.log(`power latency (redfish, lab emulator):\n${figures.join('\n')}\n\nerrors as reported:\n${words.join('\n')}`);
   if (bmc) await stopDaemon(bmc.pid);
   await vm?.quit();
   await ns?.stop();
@@ -106,6 +108,7 @@ describe('redfish driver ↔ the lab Redfish emulator', () => {
     expect(s!.error).toContain('HTTP 401');
     expect(s!.error).toContain('There is no valid session established with the implementation.');
     expect(s!.error).not.toContain('not-the-password');
+    words.push(s!.error!);
     // A world-readable password file is refused before any request, naming the file.
     await chmod(wrong, 0o644);
     const [loose] = await powerCalls(ns.name, job(['status'], { password: { file: wrong } }));
@@ -117,6 +120,7 @@ describe('redfish driver ↔ the lab Redfish emulator', () => {
     expect(refused!.ok).toBe(false);
     expect(refused!.error).toMatch(/TLS certificate was refused: .*(certificate|issuer).*\((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/);
     expect(refused!.error).toContain(bmc.url);
+    words.push(refused!.error!);
     const [withCa] = await powerCalls(ns.name, job(['status']));
     expect(withCa).toMatchObject({ ok: true, result: 'on' });
     const [insecure] = await powerCalls(ns.name, job(['status'], { caFile: undefined, insecure: true }));
@@ -137,6 +141,7 @@ describe('redfish driver ↔ the lab Redfish emulator', () => {
     const [closed] = await powerCalls(ns.name, { ...job(['status'], { url: `https://${ADDR}:8446` }), policy: quick });
     expect(closed!.error).toMatch(/ECONNREFUSED.*\(after 2 tries\)/);
     figures.push(latencyTable('redfish hung', [hung!]), latencyTable('redfish refused', [closed!]));
+    words.push(hung!.error!, closed!.error!);
     silent.kill();
   });
 

@@ -87,7 +87,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
             continue;
           }
           const what = /Timeout|TIMEOUT/.test(code) ? `did not answer within ${policy.timeoutMs / 1000} s` : `${errMessage(e)}${code ? ` (${code})` : ''}`;
-          throw fail(`${method} ${url}: ${what} (after ${attempt + 1} tries)`);
+          throw fail(`${method} ${url}: ${what} (after ${attempt + 1} tries)\n  hint: check the url (host, port) and that node0 reaches the BMC's network`);
         }
       }
     };
