@@ -93,7 +93,7 @@ beforeAll(async () => {
   const [community, ro, auth, priv] = [await file('community', SECRETS.community), await file('ro', SECRETS.ro), await file('auth', SECRETS.auth), await file('priv', SECRETS.priv)];
   agent = await startPduAgent({
     ns: ns.name, address: ADDR, port: PORT, dir: ws.dir, community, readOnlyCommunity: ro, rebootSeconds: 1,
-    v3: { user: 'pcadmin', authProtocol: 'SHA', auth, privProtocol: 'AES', priv },
+    v3: [{ user: 'pcadmin', authProtocol: 'SHA', auth, privProtocol: 'AES', priv }, { user: 'pcauth', authProtocol: 'MD5', auth }],
     outlets: { 3: vm },
   });
   const base = { type: 'pdu' as const, host: ADDR, port: PORT, outlets: [3], scheme: { ...APC_OUTLET_CTL }, offSeconds: 1 };
@@ -153,6 +153,14 @@ describe('pdu driver ↔ the lab PDU (snmpd + APC sPDUOutletCtl handler)', () =>
     expect(bad!.error).toContain(AGENT);
     expect(bad!.error).not.toContain('wrong passphrase');
     words.push(bad!.error!);
+  });
+
+  it('v3 authNoPriv (MD5) works too', async () => {
+    const r = await powerCalls(ns.name, job(v3, ['status', 'off', 'on'], { user: 'pcauth', authProtocol: 'MD5', privProtocol: undefined, priv: undefined }));
+    r.forEach(ok);
+    expect(r.map((x) => x.result)).toEqual(['on', null, null]);
+    expect(await vm.power()).toBe('running');
+    figures.push(latencyTable('pdu v3 authNoPriv', r));
   });
 
   it('a read-only community cannot switch the outlet: refused in the tool words', async () => {

@@ -18,6 +18,14 @@ import { shq } from '../render/shell.ts';
 import { spawnDaemon, waitReady } from './daemon.ts';
 import type { PduOutletsConfig } from './pdu-outlets.ts';
 
+export interface PduV3User {
+  user: string;
+  authProtocol: 'SHA' | 'MD5';
+  auth: SecretRef;
+  privProtocol?: 'AES' | 'DES';
+  priv?: SecretRef;
+}
+
 export interface PduAgentOptions {
   ns: string | null;
   address: string;
@@ -26,8 +34,8 @@ export interface PduAgentOptions {
   community?: SecretRef;
   /** v2c: a read-only community (a set with it is refused: noAccess). */
   readOnlyCommunity?: SecretRef;
-  /** v3: a user allowed to write the outlets, with authentication (and privacy when privProtocol is given). */
-  v3?: { user: string; authProtocol: 'SHA' | 'MD5'; auth: SecretRef; privProtocol?: 'AES' | 'DES'; priv?: SecretRef };
+  /** v3: user(s) allowed to write the outlets, with authentication (and privacy when privProtocol is given). */
+  v3?: PduV3User | PduV3User[];
   dir: string;
   outlets: Record<number, { name: string; monitor: string; pid: number }>;
   /** An outlet reboot (value 3): seconds between off and on (APC's sPDUOutletRebootDuration; default 3). */
@@ -50,8 +58,7 @@ export async function startPduAgent(o: PduAgentOptions): Promise<{ pid: number }
   const conf: string[] = [];
   if (o.community) conf.push(`rwcommunity ${snmpConfValue(await readSecret(o.community))} default ${oid}`);
   if (o.readOnlyCommunity) conf.push(`rocommunity ${snmpConfValue(await readSecret(o.readOnlyCommunity))} default ${oid}`);
-  if (o.v3) {
-    const v = o.v3;
+  for (const v of o.v3 === undefined ? [] : Array.isArray(o.v3) ? o.v3 : [o.v3]) {
     const priv = v.privProtocol && v.priv ? ` ${v.privProtocol} ${snmpConfValue(await readSecret(v.priv))}` : '';
     conf.push(`createUser ${snmpConfValue(v.user)} ${v.authProtocol} ${snmpConfValue(await readSecret(v.auth))}${priv}`);
     conf.push(`rwuser ${snmpConfValue(v.user)} ${priv ? 'priv' : 'auth'} ${oid}`);
