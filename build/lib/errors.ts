@@ -88,22 +88,6 @@ export class RenderError extends PlanError {
   }
 }
 
-/**
- * A power call failed: names the node, the driver and where it talked to (BMC URL, PDU agent), with the
- * tool's or the BMC's own words. Never carries a secret. A StageError of "power", so the CLI reports it
- * without a stack trace.
- */
-export class PowerError extends StageError {
-  override name = 'PowerError';
-  constructor(
-    readonly node: string,
-    readonly driver: string,
-    message: string,
-  ) {
-    super('power', `${node} (${driver}): ${message}`);
-  }
-}
-
 /** A path built from a spec value that would land outside the directory it belongs in. */
 export class PathEscapeError extends StageError {
   override name = 'PathEscapeError';
@@ -119,4 +103,15 @@ export function indent(text: string, prefix: string): string {
 export function tail(text: string, lines = 15): string {
   const all = text.replace(/\s+$/, '').split('\n');
   return all.slice(-lines).join('\n');
+}
+
+/**
+ * A power call failed: the message names the node, the driver and its BMC/PDU, in the tool's own words —
+ * never a secret. A StageError of the "power" stage, so the CLI reports it with exit 1 and no stack trace.
+ */
+export class PowerError extends StageError {
+  override name = 'PowerError';
+  constructor(message: string) {
+    super('power', message);
+  }
 }

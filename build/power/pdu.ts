@@ -43,7 +43,7 @@ async function confLines(p: PduPower, what: (m: string) => Error): Promise<strin
 export function pduDriver(node: { name: string }, p: PduPower, policy: CallPolicy): PowerDriver {
   const agent = `udp:${p.host}:${p.port}`;
   const where = `PDU ${p.host}:${p.port} outlet${p.outlets.length > 1 ? 's' : ''} ${p.outlets.join(',')}`;
-  const fail = (m: string) => new PowerError(node.name, 'pdu', m);
+  const fail = (m: string) => new PowerError(`${node.name}: ${m}`);
   const oids = p.outlets.map((o) => `${p.scheme.oid.replace(/^\.?/, '.')}.${o}`);
   // net-snmp's -t is seconds; it retries by itself (-r), so one run covers the whole policy.
   const seconds = String(Math.max(1, Math.ceil(policy.timeoutMs / 1000)));

@@ -29,7 +29,7 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TL
 
 export function redfishDriver(node: { name: string }, p: RedfishPower, policy: CallPolicy): PowerDriver {
   const base = p.url.replace(/\/+$/, '');
-  const fail = (message: string) => new PowerError(node.name, 'redfish', message);
+  const fail = (message: string) => new PowerError(`${node.name}: redfish ${message}`);
   let systemUri: string | undefined;
 
   /** One undici Agent per action, with this BMC's TLS settings; the password read once per action. */
@@ -166,7 +166,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
           return null;
         } catch (e) {
           // Refused by the BMC (not a transport or auth failure): best effort, the per-MAC link still decides.
-          if (e instanceof PowerError && / HTTP (400|405|409|412|428|501)\b/.test(e.message)) return e.message.replace(/^power: [^:]*\(redfish\): /, '');
+          if (e instanceof PowerError && / HTTP (400|405|409|412|428|501)\b/.test(e.message)) return e.message.replace(/^power: [^:]*: redfish /, '');
           throw e;
         }
       }),
