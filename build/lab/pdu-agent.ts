@@ -42,7 +42,7 @@ export interface PduAgentOptions {
   rebootSeconds?: number;
 }
 
-export async function startPduAgent(o: PduAgentOptions): Promise<{ pid: number }> {
+export async function startPduAgent(o: PduAgentOptions): Promise<{ pid: number; log: string }> {
   const dir = join(o.dir, `pdu-${o.address}-${o.port}`);
   const persistent = join(dir, 'persistent');
   await mkdir(persistent, { recursive: true, mode: 0o700 });
@@ -74,5 +74,5 @@ export async function startPduAgent(o: PduAgentOptions): Promise<{ pid: number }
   const argv = ['snmpd', '-f', '-C', '-c', confFile, '-Lf', log, '-m', '', `udp:${o.address}:${o.port}`];
   const pid = await spawnDaemon(o.ns, argv, log, { ...process.env, SNMP_PERSISTENT_DIR: persistent });
   await waitReady(`the lab's PDU agent (snmpd on udp:${o.address}:${o.port})`, pid, log, async () => (await readFile(log, 'utf8')).slice(size).includes('NET-SNMP version'));
-  return { pid };
+  return { pid, log };
 }
