@@ -42,7 +42,10 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
     const auth = 'Basic ' + Buffer.from(`${p.user}:${password}`).toString('base64');
     const agent = new Agent({ connect: { ca, rejectUnauthorized: !p.insecure, timeout: policy.timeoutMs }, headersTimeout: policy.timeoutMs, bodyTimeout: policy.timeoutMs });
     const call = async (method: string, path: string, body?: unknown, etag?: string): Promise<Reply> => {
-      const url = new URL(path, base + '/').toString();
+      const resolved = new URL(path, base + '/');
+      // Links come from the BMC's answers (@odata.id, an action's target): never send the password elsewhere.
+      if (resolved.origin !== new URL(base).origin) throw fail(`${base}: the BMC linked to ${resolved.origin}, another server; refused`);
+      const url = resolved.toString();
       for (let attempt = 0; ; attempt++) {
         try {
           const r = await request(url, {
