@@ -20,6 +20,7 @@ import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RES
 import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
 import { startLabVm, vmQuit, type LabBmc, type LabVm } from './vm.ts';
 import { ipmiStandIn } from './ipmi-bmc.ts';
+import { pduStandIn, redfishStandIn } from './bmc-stand-ins.ts';
 import { vmPower, type VmPower } from '../power/qemu-monitor.ts';
 
 export const LAB_REGISTRY_DIR = '/run/portacluster';
@@ -30,8 +31,11 @@ type StandIn = (o: { ns: string; bridge: string; node: PlanNode; dir: string; vm
  * The BMC stand-ins the lab starts for a node by its spec power, one line each: the node's power commands
  * then talk to it over the real protocol, and it drives the node's VM through the monitor.
  */
+const pduAddresses = new Set<string>();
 const BMC_STAND_INS: Partial<Record<PlanNode['power']['type'], StandIn>> = {
   ipmi: ipmiStandIn,
+  redfish: redfishStandIn,
+  pdu: (o) => pduStandIn(o, pduAddresses),
 };
 
 export interface LabRecord {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { APC_OUTLET_CTL } from '../plan/plan.ts';
 import type { SecretRef } from '../plan/plan.ts';
 import { snmpConfValue } from '../power/pdu.ts';
-import { readSecret } from '../power/secret-ref.ts';
+import { readSecret } from '../power/secrets.ts';
 import { shq } from '../render/shell.ts';
 import { spawnDaemon, waitReady } from './daemon.ts';
 import type { PduOutletsConfig } from './pdu-outlets.ts';
@@ -56,11 +56,11 @@ export async function startPduAgent(o: PduAgentOptions): Promise<{ pid: number; 
   await writeFile(handler, `#!/bin/sh\nexec ${[process.execPath, '--import', import.meta.resolve('tsx'), script, join(dir, 'pdu-outlets.json')].map(shq).join(' ')}\n`, { mode: 0o700 });
 
   const conf: string[] = [];
-  if (o.community) conf.push(`rwcommunity ${snmpConfValue(await readSecret(o.community))} default ${oid}`);
-  if (o.readOnlyCommunity) conf.push(`rocommunity ${snmpConfValue(await readSecret(o.readOnlyCommunity))} default ${oid}`);
+  if (o.community) conf.push(`rwcommunity ${snmpConfValue(await readSecret(o.community, 'the lab PDU secret'))} default ${oid}`);
+  if (o.readOnlyCommunity) conf.push(`rocommunity ${snmpConfValue(await readSecret(o.readOnlyCommunity, 'the lab PDU secret'))} default ${oid}`);
   for (const v of o.v3 === undefined ? [] : Array.isArray(o.v3) ? o.v3 : [o.v3]) {
-    const priv = v.privProtocol && v.priv ? ` ${v.privProtocol} ${snmpConfValue(await readSecret(v.priv))}` : '';
-    conf.push(`createUser ${snmpConfValue(v.user)} ${v.authProtocol} ${snmpConfValue(await readSecret(v.auth))}${priv}`);
+    const priv = v.privProtocol && v.priv ? ` ${v.privProtocol} ${snmpConfValue(await readSecret(v.priv, 'the lab PDU secret'))}` : '';
+    conf.push(`createUser ${snmpConfValue(v.user)} ${v.authProtocol} ${snmpConfValue(await readSecret(v.auth, 'the lab PDU secret'))}${priv}`);
     conf.push(`rwuser ${snmpConfValue(v.user)} ${priv ? 'priv' : 'auth'} ${oid}`);
   }
   conf.push(`pass_persist ${oid} ${handler}`);

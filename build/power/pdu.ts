@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CommandError, PowerError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import type { PlanPower } from '../plan/plan.ts';
-import { readSecret } from './secret-ref.ts';
+import { readSecret } from './secrets.ts';
 import type { CallPolicy, PowerDriver, PowerState } from './types.ts';
 
 type PduPower = Extract<PlanPower, { type: 'pdu' }>;
@@ -26,7 +26,7 @@ export function snmpConfValue(v: string): string {
 
 /** The tools' defaults for this PDU, secrets included: the lines of the temporary snmp.conf. */
 async function confLines(p: PduPower, what: (m: string) => Error): Promise<string[]> {
-  const secret = async (ref: NonNullable<PduPower['community']>) => readSecret(ref).catch((e: Error) => { throw what(e.message); });
+  const secret = async (ref: NonNullable<PduPower['community']>) => readSecret(ref, 'the SNMP secret').catch((e: Error) => { throw what(e.message); });
   if (p.version === '2c') {
     if (!p.community) throw what('SNMP v2c needs a community (communityFile or communityEnv)');
     return ['defVersion 2c', `defCommunity ${snmpConfValue(await secret(p.community))}`];

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { PowerError } from '../lib/errors.ts';
 import type { PlanPower } from '../plan/plan.ts';
-import { readSecret } from './secret-ref.ts';
+import { readSecret } from './secrets.ts';
 import type { CallPolicy, PowerDriver, PowerState } from './types.ts';
 
 type RedfishPower = Extract<PlanPower, { type: 'redfish' }>;
@@ -38,7 +38,7 @@ export function redfishDriver(node: { name: string }, p: RedfishPower, policy: C
       throw fail(`${base}: plain http would send the BMC password in clear\n  hint: use https://, or set insecure: true if this BMC cannot do TLS`);
     }
     const ca = p.caFile ? await readFile(p.caFile, 'utf8').catch((e: NodeJS.ErrnoException) => { throw fail(`cannot read caFile ${p.caFile}: ${e.code ?? e.message}`); }) : undefined;
-    const password = await readSecret(p.password).catch((e: Error) => { throw fail(e.message); });
+    const password = await readSecret(p.password, 'the BMC password').catch((e: Error) => { throw fail(e.message); });
     const auth = 'Basic ' + Buffer.from(`${p.user}:${password}`).toString('base64');
     const agent = new Agent({ connect: { ca, rejectUnauthorized: !p.insecure, timeout: policy.timeoutMs }, headersTimeout: policy.timeoutMs, bodyTimeout: policy.timeoutMs });
     const call = async (method: string, path: string, body?: unknown, etag?: string): Promise<Reply> => {

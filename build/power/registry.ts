@@ -3,10 +3,11 @@
  * monitor, unless its spec power is one the lab gave a BMC stand-in for (then the spec's driver talks to that
  * stand-in, exactly as it would to real hardware).
  */
-import { PowerError } from '../lib/errors.ts';
 import type { PlanNode } from '../plan/plan.ts';
 import { commandDriver } from './command.ts';
 import { ipmiDriver } from './ipmi.ts';
+import { pduDriver } from './pdu.ts';
+import { redfishDriver } from './redfish.ts';
 import { qemuMonitorDriver } from './qemu-monitor.ts';
 import { sshDriver } from './ssh.ts';
 import { DEFAULT_CALL_POLICY, type CallPolicy, type PowerDriver } from './types.ts';
@@ -30,7 +31,8 @@ export function driverFor(node: PlanNode, ctx: DriverContext = {}): PowerDriver 
     case 'ssh':
       return sshDriver(node, policy);
     case 'redfish':
+      return redfishDriver(node, p, policy);
     case 'pdu':
-      throw new PowerError(`${node.name}: the ${p.type} power driver is not available in this build`);
+      return pduDriver(node, p, policy);
   }
 }
