@@ -94,6 +94,8 @@ describe('driverFor', () => {
     expect(driverFor(n1!, { lab: { name: 'node1', monitor: '/m', pid: 1 } }).kind).toBe('lab');
     expect(driverFor(n1!, { lab: { name: 'node1', monitor: '/m', pid: 1, bmc: true } }).kind).toBe('ipmi');
     const [r] = nodes((s) => (s.nodes[0].power = { type: 'redfish', url: 'https://b', user: 'u', passwordEnv: 'P' }));
-    expect(() => driverFor(r!)).toThrow(new PowerError('node1: the redfish power driver is not available in this build'));
+    expect(driverFor(r!).kind).toBe('redfish');
+    const [p] = nodes((s) => (s.nodes[0].power = { type: 'pdu', host: 'pdu1', communityEnv: 'C', outlets: [3] }));
+    expect(driverFor(p!)).toMatchObject({ kind: 'pdu', describe: expect.stringContaining('outlet 3') });
   });
 });
