@@ -176,14 +176,17 @@ describe('portacluster power over IPMI (ipmi_sim + a QEMU VM)', () => {
   });
 });
 
-describe('portacluster lab up with an ipmi node', () => {
-  it('starts the BMC stand-in on the spec address; power from the host runs inside the lab namespace; lab down stops it', { timeout: 180_000 }, async () => {
+describe('portacluster lab up with an IPMI, a Redfish and a PDU node', () => {
+  it('starts each node\'s BMC stand-in (IPMI, Redfish, PDU) on its spec address; power from the host runs inside the lab namespace and tells the truth; lab down stops them', { timeout: 240_000 }, async () => {
     // The VM of the test above goes first: one VM at a time.
     await ns.stop();
     const cluster = `pwlab${process.pid}`.slice(0, 20);
     const spec = await writeSpecFile('lab.json', (s) => {
       s.cluster = cluster;
       s.nodes[0].power = ipmi();
+      // The other two kinds beside it: the lab's Redfish emulator (TLS checked against the lab's CA) and PDU.
+      s.nodes[1].power = { type: 'redfish', url: 'https://192.168.10.212', user: 'root', passwordFile: join(ws.dir, 'bmc.pw'), caFile: join(ws.dir, 'lab', 'lab-ca.pem') };
+      s.nodes.push({ name: 'node3', mac: 'c0:3f:d5:60:e5:b9', ip: '192.168.10.13', firmware: 'bios', power: { type: 'pdu', host: '192.168.10.213', communityFile: join(ws.dir, 'bmc.pw'), outlets: [3] } });
     });
     const root = join(ws.dir, 'labtree');
     // A small served tree (per-node links included, so reimage can switch them) and the spec serve reads.
@@ -191,7 +194,7 @@ describe('portacluster lab up with an ipmi node', () => {
     await mkdir(join(root, 'etc'), { recursive: true });
     await writeFile(join(root, 'etc/portacluster.json'), await readFile(spec, 'utf8'));
     const labDir = join(ws.dir, 'lab');
-    const up = await pc(['lab', 'up', '-c', spec, '--root', root, '--dir', labDir, '--nodes', '1', '--memory', '512', '--state', join(ws.dir, 'lab-state.json'), '--json']);
+    const up = await pc(['lab', 'up', '-c', spec, '--root', root, '--dir', labDir, '--nodes', '3', '--memory', '512', '--state', join(ws.dir, 'lab-state.json'), '--json']);
     let lab: any;
     try {
       expect(up.code, up.stderr + up.stdout).toBe(0);
@@ -204,6 +207,18 @@ describe('portacluster lab up with an ipmi node', () => {
         expect(r.code, r.stderr + r.stdout).toBe(0);
         return JSON.parse(r.stdout).rows[0];
       };
+      expect(lab.vms.map((v: any) => v.bmc?.kind)).toEqual(['ipmi', 'redfish', 'pdu']);
+      // The truth for all three kinds at once, then each VM's own state against what power says.
+      const all = async (action: string) => {
+        const r = await pc(['power', action, '--all', '-c', spec, '--json']);
+        expect(r.code, r.stderr + r.stdout).toBe(0);
+        return JSON.parse(r.stdout).rows.map((x: any) => [x.node, x.driver, x.before, x.after ?? null]);
+      };
+      expect((await all('status')).map((x: any[]) => x.slice(0, 3))).toEqual([['node1', 'ipmi', 'off'], ['node2', 'redfish', 'off'], ['node3', 'pdu', 'off']]);
+      expect((await all('on')).map((x: any[]) => [x[0], x[3]])).toEqual([['node1', 'on'], ['node2', 'on'], ['node3', 'on']]);
+      for (const vm of lab.vms) expect(await monitorCommand(vm.monitor, 'info status'), vm.name).toMatch(/running/);
+      expect((await all('off')).map((x: any[]) => [x[0], x[3]])).toEqual([['node1', 'off'], ['node2', 'off'], ['node3', 'off']]);
+      for (const vm of lab.vms) expect(await monitorCommand(vm.monitor, 'info status'), vm.name).not.toMatch(/running/);
       expect(await power('status')).toMatchObject({ driver: 'ipmi', before: 'off' });
       expect(await power('on')).toMatchObject({ before: 'off', after: 'on' });
       expect((await monitorCommand(lab.vms[0].monitor, 'info status'))).toMatch(/running/);
@@ -226,5 +241,5 @@ describe('portacluster lab up with an ipmi node', () => {
 });
 
 function down_ok(lab: any): boolean {
-  return !!lab && !pidAlive(lab.vms[0].bmc.pid) && !pidAlive(lab.vms[0].pid) && !pidAlive(lab.serve.pid);
+  return !!lab && lab.vms.every((v: any) => !pidAlive(v.bmc.pid) && !pidAlive(v.pid)) && !pidAlive(lab.serve.pid);
 }
