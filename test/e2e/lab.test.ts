@@ -4,7 +4,7 @@
  * finish, they boot their OS, and `lab down` leaves no namespace, tap or process behind.
  * Everything runs through the CLI; node0's services are `portacluster serve`'s.
  */
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,14 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pc-lab-'));
   // serve refuses a tree its unprivileged workers cannot reach, and mkdtemp makes a 0700 directory.
   await chmod(dir, 0o755);
-  built = await buildLabDist(join(dir, 'server'));
+  // Server mode: the two nodes are powered through BMCs (issue 13), the lab's IPMI and Redfish stand-ins,
+  // so `reimage --reboot` sets boot-once PXE and powers them on over the real protocols.
+  const secret = join(dir, 'bmc.pw');
+  await writeFile(secret, 'lab-bmc-secret\n', { mode: 0o600 });
+  built = await buildLabDist(join(dir, 'server'), (raw) => {
+    raw.nodes[0].power = { type: 'ipmi', host: '192.168.10.221', user: 'admin', passwordFile: secret, cipherSuite: 3 };
+    raw.nodes[1].power = { type: 'redfish', url: 'https://192.168.10.222', user: 'root', passwordFile: secret, caFile: join(dir, 'server', 'lab', 'lab-ca.pem') };
+  });
   // The same cluster on a network whose DHCP server is someone else's: node0 only says what to boot.
   proxyBuilt = await buildLabDist(join(dir, 'proxy'), (raw) => {
     raw.dhcp = { mode: 'proxy' };
@@ -59,6 +66,11 @@ async function loop(built: BuiltDist, mode: string): Promise<any> {
 
     const reimage = JSON.parse((await cli(['reimage', ...NODES, '--reboot', '--root', built.dist, '--json'])).stdout);
     expect(reimage.reboots.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
+    if (mode === 'server') {
+      // Powered off → boot-once PXE set through the BMC and the node powered on, by IPMI and by Redfish.
+      expect(up.vms.map((v: { bmc?: { kind: string } }) => v.bmc?.kind)).toEqual(['ipmi', 'redfish']);
+      expect(reimage.reboots.map((r: { driver: string; bootOnce: string; how: string }) => [r.driver, r.bootOnce, r.how])).toEqual([['ipmi', 'set', 'on'], ['redfish', 'set', 'on']]);
+    }
 
     // The product's status, as a user reads it: both nodes installed and switched to their OS.
     await until(
