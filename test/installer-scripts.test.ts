@@ -175,7 +175,7 @@ describe('node identification', () => {
     const r = await runLibs(hostilePlan(), `${FAKE_CURL}identify_node; echo "$NODE_INDEX $NODE_NAME $NODE_MAC $NODE_FIRMWARE"; report start`, env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('1 node2 c0:3f:d5:60:cd:8b uefi\n');
-    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b\n');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=\n');
   });
 
   it('falls back to the NICs without BOOTIF, and refuses an unknown machine with a failed report', async () => {
@@ -195,10 +195,62 @@ describe('node identification', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).not.toContain('SHOULD-NOT-RUN');
     const calls = await readFile(join(dir, 'calls'), 'utf8');
-    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/failed?host=&mac=de:ad:be:ef:00:01&phase=start\n');
+    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/failed?host=&mac=de:ad:be:ef:00:01&nonce=&phase=start\n');
     expect(calls).toMatch(/BODY-BEGIN\n[^]*unknown node: no MAC of this machine \(de:ad:be:ef:00:01\) is in the plan[^]*BODY-END/);
-    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/log?host=&mac=de:ad:be:ef:00:01\n');
+    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/log?host=&mac=de:ad:be:ef:00:01&nonce=\n');
     expect(await readFile(join(dir, 'log'), 'utf8')).toContain('FAILED in phase start');
+  });
+});
+
+describe('runs and nonces, node side', () => {
+  /** A curl stand-in for node0: serves the run file by MAC, answers reports with $ANSWER (an HTTP code). */
+  const NODE0_CURL = `
+curl() {
+  local a out="" url="\${*: -1}" w=""
+  while [ "$#" -gt 0 ]; do case "$1" in -o) out="$2"; shift ;; -w) w="$2"; shift ;; esac; shift; done
+  printf 'CURL %s\\n' "\${url}" >> "\${CALLS}"
+  case "\${url}" in
+    */runs/c0-3f-d5-60-cd-8b) printf 'run=20261126-101010-abcd\\nnonce=%s\\n' 0123456789abcdef0123456789abcdef > "\${out}" ;;
+    */runs/*) return 22 ;;
+    *) [ -z "\${out}" ] || printf 'no install was requested\\n' > "\${out}"; [ -z "\${w}" ] || printf '%s' "\${ANSWER}" ;;
+  esac
+}
+`;
+  const env = async (answer: string) => {
+    const dir = await tmp();
+    await writeFile(join(dir, 'cmdline'), 'BOOTIF=01-C0-3F-D5-60-CD-8B\n');
+    return { dir, env: { PC_CMDLINE_FILE: join(dir, 'cmdline'), PC_SYSFS: join(dir, 'sys'), CALLS: join(dir, 'calls'), PC_LOG: join(dir, 'log'), ANSWER: answer } };
+  };
+
+  it('fetches the run file by MAC and sends the nonce with every report, never into the log', async () => {
+    const { dir, env: e } = await env('200');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}log_open; trap_errors; identify_node; fetch_run; phase start; phase disk; log_close; echo "RUN=$PC_RUN"`, e);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('RUN=20261126-101010-abcd\n');
+    expect((await readFile(join(dir, 'calls'), 'utf8')).split('\n').filter(Boolean)).toEqual([
+      'CURL http://192.168.10.10/runs/c0-3f-d5-60-cd-8b',
+      'CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
+      'CURL http://192.168.10.10/portacluster/report/disk?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
+    ]);
+    const log = await readFile(join(dir, 'log'), 'utf8');
+    expect(log).toContain('run 20261126-101010-abcd');
+    expect(log).not.toContain('0123456789abcdef');
+  });
+
+  it('a start node0 refuses (409) stops the script before the next step, with no failed report', async () => {
+    const { dir, env: e } = await env('409');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}log_open; trap_errors; identify_node; fetch_run; phase start; echo SHOULD-NOT-RUN`, e);
+    expect(r.code).toBe(3);
+    expect(r.stdout).not.toContain('SHOULD-NOT-RUN');
+    expect(r.stdout + r.stderr).toContain('node0 refused start: no install was requested');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).not.toContain('/failed?');
+  });
+
+  it('a watcher that cannot be reached (or says 500) never stops an install', async () => {
+    const { env: e } = await env('500');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}identify_node; fetch_run; phase start; echo GO-ON`, e);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('GO-ON');
   });
 });
 

@@ -15,14 +15,12 @@ import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
 import { readLab } from '../../lab/lab.ts';
 import { vmReset } from '../../power/qemu-monitor.ts';
+import { openRuns } from '../../lifecycle/runs.ts';
+import { rebootArgv } from '../node-power.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
-/** The node's reboot argv from the spec with {name}, {mac}, {ip} filled in, or `ssh <node> systemctl reboot`. */
-export function rebootArgv(node: PlanNode): string[] {
-  const fill = (a: string) => a.replace(/\{(name|mac|ip)\}/g, (_m, k: 'name' | 'mac' | 'ip') => node[k] ?? '');
-  return node.reboot?.length ? node.reboot.map(fill) : ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', node.name, 'systemctl', 'reboot'];
-}
+export { rebootArgv };
 
 function profileFor(action: Action, plan: Plan): string {
   if (action === 'diskless') {
@@ -61,11 +59,17 @@ function makeCommand(action: Action): Command {
     const profile = profileFor(action, plan);
     const target: Target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
     const root = values.root ?? plan.admin.servedRoot;
+    // A run per node (reimage/rescue/diskless), opened before the switch so the node never boots into an
+    // installer without its run file: the nonce goes to that file in the tree and to the run record beside
+    // the state file; the watcher counts only that run's reports (lifecycle/runs.ts).
+    // The state file lives where the watcher runs; with --ssh that is node0: no run is opened from here.
+    const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
+    const at = new Date();
+    const runs = values.ssh || action === 'normal' ? undefined : await openRuns({ stateFile, root, nodes, action, profile, at });
     const started = performance.now();
     const switched = await switchNodes(nodes, profile, { root, target });
     const ms = performance.now() - started;
-    // The state file lives where the watcher runs; with --ssh that is node0, which the next report updates.
-    if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(root, plan.admin.servedRoot), nodes, action, profile);
+    if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
 
     const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
     if (values.reboot) {
@@ -91,11 +95,11 @@ function makeCommand(action: Action): Command {
     }
     const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
     const text = [
-      ...switched.map(line),
+      ...switched.map((s) => line(s) + (runs?.get(s.node) ? `  run ${runs.get(s.node)}` : '')),
       `${switched.length} node${switched.length === 1 ? '' : 's'} switched to ${profile} in ${values.ssh ? values.ssh + ':' : ''}${root} (${ms.toFixed(1)} ms)`,
       ...reboots.map((r) => `reboot ${r.node}: ${r.ok ? 'ok' : 'FAILED ' + r.error}`),
     ].join('\n');
-    emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, reboots, ms }, text);
+    emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, runs: runs ? Object.fromEntries(runs) : {}, reboots, ms }, text);
     return reboots.every((r) => r.ok) ? 0 : 1;
   });
 }
