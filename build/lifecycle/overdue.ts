@@ -96,7 +96,7 @@ async function overdue(c: Ctx, node: PlanNode): Promise<void> {
   } catch (e) {
     parked = `not parked: ${e instanceof NoPowerError ? 'no power control' : 'power failed'}: ${message(e)}`;
   }
-  return fail(c, node, at, phase, `timeout in ${phase} after ${tries} tries`, tries, parked);
+  return fail(c, node, at, phase, `timeout in ${phase} after ${tries} ${tries === 1 ? 'try' : 'tries'}`, tries, parked);
 }
 
 async function fail(c: Ctx, node: PlanNode, at: Date, phase: string, detail: string, tries: number, parked?: string): Promise<void> {
