@@ -6,6 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -456,6 +457,69 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
     ]);
     expect(await readFile(join(dir2, 'calls'), 'utf8')).toContain('REFRESH');
   });
+});
+
+describe('download progress: reported while the image streams, and what it costs', () => {
+  it('reports bytes, total and rate every PC_PROGRESS_SECONDS, ends at the image size; the install with reports takes about as long as without', async () => {
+    const dir = await tmp();
+    // Incompressible, so the stream (curl → sha256sum + zstd → tar) is the work, as on a node.
+    await mkdir(join(dir, 'src'));
+    await writeFile(join(dir, 'src/bulk'), randomBytes(96 << 20));
+    await mkdir(join(dir, 'srv'));
+    await exec('bash', ['-c', `tar -C ${dir}/src -c . | zstd -q -1 -c > ${dir}/srv/img.tar.zst`]);
+    const bytes = await readFile(join(dir, 'srv/img.tar.zst'));
+    const img = { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+    const files = flakyServer({ root: join(dir, 'srv'), drops: 0, dropAt: 0 });
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => files.close(() => r())));
+    // node0's watcher, as far as progress goes: records each report's query.
+    const reports: URLSearchParams[] = [];
+    const watcher = createServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (u.pathname.endsWith('/progress')) reports.push(u.searchParams);
+      res.end('ok\n');
+    });
+    await new Promise<void>((r) => watcher.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => watcher.close(() => r())));
+    const plan = await examplePlan('test/e2e/fixtures/lab.config.ts');
+    const install = async (seconds: string) => {
+      const t = join(dir, `t-${seconds}-${reports.length}-${Date.now()}`);
+      await mkdir(t);
+      const main = `report() { :; }
+PC_PHONE_HOME_URL=http://127.0.0.1:${(watcher.address() as AddressInfo).port}/portacluster/report; NODE_NAME=node1; NODE_MAC=c0:3f:d5:60:e5:a1; PC_NONCE=${'ab'.repeat(16)}
+PC_IMAGE_URL=http://127.0.0.1:${(files.address() as AddressInfo).port}/img.tar.zst; PC_IMAGE_SHA256=${img.sha256}; PC_IMAGE_SIZE=${img.size}
+trap_errors; install_image; echo OK`;
+      const t0 = performance.now();
+      const r = await runLibs(plan, main, { PC_TARGET: t, PC_DOWNLOAD_DIR: join(dir, 'dl'), PC_PROGRESS_SECONDS: seconds });
+      const ms = performance.now() - t0;
+      expect(r.stdout, r.stderr).toContain('OK\n');
+      await exec('rm', ['-rf', '--', t]);
+      return ms;
+    };
+    // Reports every 0.2 s: 25 times the default rate, so the cost shows if there is one. Alternated, best of 3.
+    const without: number[] = [];
+    const withReports: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      without.push(await install('0'));
+      withReports.push(await install('0.2'));
+    }
+    expect(reports.length).toBeGreaterThanOrEqual(3);
+    // The first install's reports: up to its last one, the whole image.
+    const one = reports.slice(0, reports.findIndex((p) => p.get('bytes') === String(img.size)) + 1);
+    expect(one.length).toBeGreaterThanOrEqual(2);
+    const counts = one.map((p) => Number(p.get('bytes')));
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    expect(counts.at(-1)).toBe(img.size);
+    for (const p of reports) {
+      expect(p.get('total')).toBe(String(img.size));
+      expect(p.get('nonce')).toBe('ab'.repeat(16));
+      expect(Number(p.get('rate'))).toBeGreaterThan(0);
+    }
+    const ratio = Math.min(...withReports) / Math.min(...without);
+    console.log(`progress cost: ${(img.size / 2 ** 20).toFixed(0)} MiB image, install ${Math.min(...without).toFixed(0)} ms without reports, ${Math.min(...withReports).toFixed(0)} ms with a report every 0.2 s (${(reports.length / 3).toFixed(1)} reports per install): ratio ${ratio.toFixed(3)}`);
+    // Generous against a busy 2-core machine; the figure above is the measurement.
+    expect(ratio).toBeLessThan(1.3);
+  }, 120_000);
 });
 
 describe('image mode: the filesystem image written onto the root partition', () => {
