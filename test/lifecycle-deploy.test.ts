@@ -16,7 +16,8 @@ import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
-import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
+import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR, runPath } from '../build/layout.ts';
+import { openRuns } from '../build/lifecycle/runs.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -81,8 +82,14 @@ describe('deploy to a local directory', () => {
     expect(r.keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[0]!.pxeFile} -> arch-linux`);
     await run(['sha256sum', '--quiet', '-c', 'SHA256SUMS'], { cwd: dest });
 
+    // node2 is mid-reimage: its run file (its install nonce) lives in the served tree, not in dist/.
+    await openRuns({ stateFile: join(`${dest}.state`, 'state.json'), root: dest, nodes: [plan.nodes[1]!], action: 'reimage', profile: 'installer' });
+    const runFile = await readFile(join(dest, runPath(plan.nodes[1]!.mac)), 'utf8');
     // Second deploy: the unchanged image is a hard link to the previous release's.
     const r2 = await deploy({ from: v2, dest, keep: 2 });
+    // The run file is carried into the new release, and the live tree still verifies.
+    expect(await readFile(join(dest, runPath(plan.nodes[1]!.mac)), 'utf8')).toBe(runFile);
+    expect(await verifyTree(dest)).toMatchObject({ ok: true, problems: [] });
     expect((await stat(join(r2.release!, imagePath('os.tar.zst')))).nlink).toBeGreaterThan(1);
     expect(r2.pruned).toEqual([r.migrated!.split('/').pop()]);
     expect((await readdir(`${dest}.releases`)).sort()).toEqual([r.release!, r2.release!].map((p) => p.split('/').pop()).sort());

@@ -206,6 +206,26 @@ describe('progress', () => {
 });
 
 describe('deadlines, retries and parking', () => {
+  it('in the streaming phases progress that moves pushes the deadline on; a stalled stream misses it', async () => {
+    plan.phoneHome.deadlines.extract = 0.01; // 600 ms
+    const nonce = (await request(['node3'])).get('node3')!;
+    const { w, events, next } = await watcher({ progressFlushMs: 0 });
+    const base = `http://127.0.0.1:${w.address!.port}${plan.phoneHome.path}`;
+    for (const kind of ['start', 'download', 'extract']) expect((await get(`${base}/${kind}?${q('node3', nonce)}`)).status).toBe(200);
+    const t0 = Date.now();
+    for (let bytes = 100; Date.now() - t0 < 2000; bytes += 100) {
+      expect((await get(`${base}/progress?${q('node3', nonce)}&bytes=${bytes}&total=100000&rate=500`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // Moving for 2 s, more than three deadlines: not overdue. The same count again is a stall.
+    expect(events.filter((e) => e.source === 'timer')).toEqual([]);
+    const stalledAt = Date.now();
+    for (let i = 0; i < 4; i++) await get(`${base}/progress?${q('node3', nonce)}&bytes=100&total=100000&rate=0`);
+    const e = await next((x) => x.source === 'timer');
+    expect(e).toMatchObject({ node: 'node3', state: 'failed', phase: 'extract', detail: expect.stringMatching(/^timeout in extract: missed the extract deadline \(0\.01 min\); no power control here/) });
+    console.log(`stall seen ${Date.now() - stalledAt} ms after the stream stopped moving (deadline 600 ms)`);
+  });
+
   it('a node that stops reporting is power-cycled `retries` times (a real command), then parked in rescue and marked failed with its phase', async () => {
     plan.phoneHome.park = 'rescue';
     const nonce = (await request(['node1'])).get('node1')!;

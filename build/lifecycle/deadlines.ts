@@ -16,10 +16,17 @@ export function deadlineMs(p: Deadlines, phase: string, overrideMs?: number): nu
   return minutes * 60_000;
 }
 
+/**
+ * The phases the image streams through: their deadline counts from the last progress report that moved,
+ * so a long download that keeps moving is never overdue, and one that stalls is, the phase's deadline later.
+ */
+export const STREAMING: readonly string[] = ['download', 'extract'];
+
 /** When the node's current phase is overdue (epoch ms). */
 export function dueAt(s: NodeState, p: Deadlines, overrideMs?: number): number {
   if (s.deadline && overrideMs === undefined) return Date.parse(s.deadline);
-  return Date.parse(s.phaseStarted ?? s.updated) + deadlineMs(p, s.phase, overrideMs);
+  const moved = STREAMING.includes(s.phase) && s.progress ? Date.parse(s.progress.at) : 0;
+  return Math.max(Date.parse(s.phaseStarted ?? s.updated), moved) + deadlineMs(p, s.phase, overrideMs);
 }
 
 /** Seconds spent in each phase since `since` (the run's start), summed over retries; the last entry ends at `end`. */

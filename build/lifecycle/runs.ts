@@ -112,6 +112,12 @@ export async function closeRun(stateFile: string, node: string, run: string, res
   await writeRecord(stateFile, { ...rec, closed: { at: at.toISOString(), result } });
 }
 
+/** Ends whatever run the node has open (`normal` switched it by hand): recorded as failed, i.e. not finished. */
+export async function endOpenRun(stateFile: string, node: string, at = new Date()): Promise<void> {
+  const rec = await readRunRecord(stateFile, node);
+  if (rec && !rec.closed) await closeRun(stateFile, node, rec.run, 'failed', at);
+}
+
 export type NonceMatch =
   | { kind: 'current'; run: string }
   | { kind: 'closed'; run: string; closed: NonNullable<RunRecord['closed']> }

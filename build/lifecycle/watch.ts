@@ -12,7 +12,8 @@
  * the node is marked failed and the installer refused, so a node is never reinstalled twice silently.
  *
  * Deadlines (overdue.ts): a node that stays in a phase past its deadline is power-cycled into the
- * installer again, then parked. Progress reports are kept in memory and written to the state file at most
+ * installer again, then parked; in the phases the image streams through, progress that moves pushes the
+ * deadline on (a stall is what is overdue, not a big image). Progress reports are kept in memory and written to the state file at most
  * every progressFlushMs (each write is an fsync'd rename: see test/lifecycle-progress.test.ts).
  *
  * Reports are handled one at a time (a promise queue): events come out in order and the state file's lock
@@ -21,7 +22,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PlanNode } from '../plan/plan.ts';
-import { deadlineMs, endRun } from './deadlines.ts';
+import { deadlineMs, endRun, STREAMING } from './deadlines.ts';
 import { readProfiles, switchNodes, type SwitchResult } from './links.ts';
 import { checkOverdue, type WatchPlan, type WatchPower } from './overdue.ts';
 import { clientAddress, findNode, lastLines, parseReportUrl, readBody, type Report, type WatchEvent } from './report.ts';
@@ -134,7 +135,18 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     const last = progress.get(node.name);
     const flush = !last || at.getTime() - last.flushed >= flushMs || value.bytes >= value.total;
     progress.set(node.name, { value, flushed: flush ? at.getTime() : last!.flushed });
-    if (flush) await updateState(o.stateFile, (doc) => void (doc.nodes[node.name] ? (doc.nodes[node.name]!.progress = value) : undefined));
+    if (flush)
+      await updateState(o.stateFile, (doc) => {
+        const s = doc.nodes[node.name];
+        if (!s) return;
+        const moved = !s.progress || value.bytes > s.progress.bytes;
+        // A stream that moves pushes its phase's deadline on (deadlines.ts STREAMING); a stalled one does not.
+        if (moved && s.state === 'installing' && STREAMING.includes(s.phase)) {
+          const due = at.getTime() + deadlineMs(plan.phoneHome, s.phase, o.timeoutMs);
+          if (!s.deadline || Date.parse(s.deadline) < due) s.deadline = new Date(due).toISOString();
+        }
+        s.progress = value;
+      });
     return emit({ ...base, phase: 'download', state: 'progress', progress: value });
   }
 
@@ -247,7 +259,9 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     await tailer.ready;
   }
 
-  const tickMs = Math.max(100, Math.min(5000, (o.timeoutMs ?? 20_000) / 4));
+  // A quarter of the shortest deadline, between 0.1 and 5 s: a miss is seen soon enough, and rarely polled.
+  const shortest = o.timeoutMs ?? Math.min(...Object.values(plan.phoneHome.deadlines).map((m) => m * 60_000));
+  const tickMs = Math.max(100, Math.min(5000, shortest / 4));
   // Who we wait for is known at once; overdue nodes are reported on the first tick, after the caller's banner.
   for (const s of Object.values((await readState(o.stateFile)).nodes)) if (s.state === 'requested' || s.state === 'installing') watched.add(s.name);
   let stopped = false;

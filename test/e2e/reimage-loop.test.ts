@@ -243,7 +243,7 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       progress('labstall: installer booting, its image will stall');
       const retry = await until(() => lab.watcherEvents.some((e) => e.node === 'labstall' && e.source === 'timer'), 6 * MIN, 'a retry of labstall').then(() => lab.watcherEvents.find((e) => e.node === 'labstall' && e.source === 'timer')!);
       progress(`labstall: ${retry.state}: ${retry.detail}`);
-      expect(retry).toMatchObject({ state: 'requested', tries: 2, detail: 'missed the extract deadline (1 min): power-cycled into the installer again, try 2 of 2' });
+      expect(retry).toMatchObject({ state: 'requested', tries: 2, detail: 'missed the extract deadline (0.5 min): power-cycled into the installer again, try 2 of 2' });
       const failed = await lab.waitReport('labstall', 'failed', 6 * MIN);
       progress(`labstall: failed: ${failed.body}`);
       expect(failed.failedPhase).toBe('extract');

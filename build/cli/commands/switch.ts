@@ -15,7 +15,7 @@ import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
 import { readLab } from '../../lab/lab.ts';
 import { vmReset } from '../../power/qemu-monitor.ts';
-import { openRuns } from '../../lifecycle/runs.ts';
+import { endOpenRun, openRuns } from '../../lifecycle/runs.ts';
 import { rebootArgv } from '../node-power.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
@@ -70,6 +70,8 @@ function makeCommand(action: Action): Command {
     const switched = await switchNodes(nodes, profile, { root, target });
     const ms = performance.now() - started;
     if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
+    // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
+    if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
 
     const reboots: { node: string; command: string[]; ok: boolean; error?: string }[] = [];
     if (values.reboot) {
