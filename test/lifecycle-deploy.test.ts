@@ -17,7 +17,7 @@ import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
 import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR, runPath } from '../build/layout.ts';
-import { openRuns } from '../build/lifecycle/runs.ts';
+import { openRuns, runRecordFile } from '../build/lifecycle/runs.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -189,6 +189,16 @@ describe('deploy and switch over ssh', () => {
     const ok = await cli(['normal', 'node2', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest]);
     expect(ok.code).toBe(0);
     expect(await readlink(join(dest, PXELINUX_DIR, plan.nodes[1]!.pxeFile))).toBe('arch-linux');
+    // reimage over ssh opens the run on node0: its record (0600) beside node0's state, its run file in the tree.
+    const stateFile = join(ws.dir, 'node0', 'state', 'state.json');
+    const re = await cli(['reimage', 'node3', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest, '--state', stateFile, '--json']);
+    expect(re.code).toBe(0);
+    const runId = JSON.parse(re.stdout).runs.node3 as string;
+    const rec = JSON.parse(await readFile(runRecordFile(stateFile, 'node3'), 'utf8'));
+    expect(rec).toMatchObject({ node: 'node3', run: runId, action: 'reimage', profile: 'installer', old: [] });
+    expect((await stat(runRecordFile(stateFile, 'node3'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(dest, runPath(plan.nodes[2]!.mac)), 'utf8')).toBe(`run=${runId}\nnonce=${rec.nonce}\n`);
+    expect(re.stdout).not.toContain(rec.nonce);
     const dep = await cli(['deploy', `node0:${dest}`, '--from', v2, '--ssh-config', sshd.sshConfig, '--json']);
     expect(dep.code).toBe(0);
     expect(JSON.parse(dep.stdout).keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[1]!.pxeFile} -> arch-linux`);

@@ -23,7 +23,11 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { atomicWrite } from '../lib/atomic.ts';
-import { RUNS_DIR, runPath } from '../layout.ts';
+import { PXELINUX_DIR, RUNS_DIR, runPath } from '../layout.ts';
+import { StageError } from '../lib/errors.ts';
+import { run } from '../lib/run.ts';
+import { shq } from '../render/shell.ts';
+import { sshCommand, type Target } from './target.ts';
 import { assertServedTree } from './links.ts';
 import { markSwitched, type NodeStatus } from './state.ts';
 
@@ -102,6 +106,30 @@ export async function openRuns(o: { stateFile: string; root: string; nodes: read
     await atomicWrite(join(o.root, runPath(n.mac)), runFileText(rec.run, rec.nonce), { mode: 0o644 });
     ids.set(n.name, rec.run);
   }
+  return ids;
+}
+
+/**
+ * openRuns on node0 over ssh (reimage --ssh): the same two files, written there by one sh script read
+ * from ssh's stdin, so the nonces appear in no command line on either side. The record starts without
+ * earlier runs (a stale installer is then "a nonce of no run": still ignored). The state file is not
+ * touched: the watcher there takes the run up with the node's first report.
+ */
+export async function openRunsRemote(o: { target: Target & { host: string }; stateFile: string; root: string; nodes: readonly { name: string; mac: string }[]; action: RunAction; profile: string; at?: Date }): Promise<Map<string, string>> {
+  const at = o.at ?? new Date();
+  const ids = new Map<string, string>();
+  const lines = ['set -eu', `cd -- ${shq(o.root)} || exit 3`, `[ -d ${shq(PXELINUX_DIR)} ] || { echo no served tree at ${shq(o.root)} >&2; exit 3; }`];
+  for (const n of o.nodes) {
+    const rec: RunRecord = { node: n.name, run: newRunId(at), nonce: randomBytes(16).toString('hex'), action: o.action, profile: o.profile, started: at.toISOString(), old: [] };
+    const file = runRecordFile(o.stateFile, n.name);
+    lines.push(
+      `umask 077; mkdir -p -- ${shq(dirname(file))}; printf '%s\\n' ${shq(JSON.stringify(rec))} > ${shq(file + '.tmp')}; mv -f -- ${shq(file + '.tmp')} ${shq(file)}`,
+      `umask 022; mkdir -p -- ${shq(RUNS_DIR)}; printf '%s' ${shq(runFileText(rec.run, rec.nonce))} > ${shq(runPath(n.mac) + '.tmp')}; mv -f -- ${shq(runPath(n.mac) + '.tmp')} ${shq(runPath(n.mac))}`,
+    );
+    ids.set(n.name, rec.run);
+  }
+  const r = await run([...sshCommand(o.target), '--', o.target.host, 'sh -s'], { input: lines.join('\n') + '\n', nothrow: true, timeoutMs: 60_000 });
+  if (r.exitCode !== 0) throw new StageError(o.action, `opening the runs on ${o.target.host} failed (exit ${r.exitCode}): ${r.stderr.trim()}; nothing was switched`);
   return ids;
 }
 

@@ -15,7 +15,7 @@ import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { loadPlan } from '../load-plan.ts';
 import { readLab } from '../../lab/lab.ts';
 import { vmReset } from '../../power/qemu-monitor.ts';
-import { endOpenRun, openRuns } from '../../lifecycle/runs.ts';
+import { endOpenRun, openRuns, openRunsRemote, type RunAction } from '../../lifecycle/runs.ts';
 import { rebootArgv } from '../node-power.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
@@ -62,10 +62,12 @@ function makeCommand(action: Action): Command {
     // A run per node (reimage/rescue/diskless), opened before the switch so the node never boots into an
     // installer without its run file: the nonce goes to that file in the tree and to the run record beside
     // the state file; the watcher counts only that run's reports (lifecycle/runs.ts).
-    // The state file lives where the watcher runs; with --ssh that is node0: no run is opened from here.
+    // The state file lives where the watcher runs; with --ssh that is node0 (--state names it there), where
+    // the run's files are written over ssh and the watcher takes the run up with the node's first report.
     const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
     const at = new Date();
-    const runs = values.ssh || action === 'normal' ? undefined : await openRuns({ stateFile, root, nodes, action, profile, at });
+    const opening = { stateFile, root, nodes, action: action as RunAction, profile, at };
+    const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
     const started = performance.now();
     const switched = await switchNodes(nodes, profile, { root, target });
     const ms = performance.now() - started;
