@@ -409,6 +409,7 @@ describe('image download: verify while streaming, retry with resume', () => {
   }
   const stubs = (dir: string) => `${FAKE_CURL.replace(/curl\(\)/, 'fakecurl()')}
 report() { echo "REPORT $1" >> ${dir}/calls; }
+report_progress() { echo "PROGRESS $*" >> ${dir}/calls; }
 refresh_filesystems() { echo REFRESH >> ${dir}/calls; rm -rf -- "\${PC_TARGET:?}"/*; }
 wipe_filesystems() { echo WIPE >> ${dir}/calls; }
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
@@ -455,7 +456,11 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
       [false, true],
       [true, false],
     ]);
-    expect(await readFile(join(dir2, 'calls'), 'utf8')).toContain('REFRESH');
+    const calls = await readFile(join(dir2, 'calls'), 'utf8');
+    expect(calls).toContain('REFRESH');
+    // After the break, download and unpacking are reported as phases of their own, each ending full.
+    expect(calls.split('\n').filter((l) => l.startsWith('REPORT'))).toEqual(['REPORT download', 'REPORT extract', 'REPORT download', 'REPORT extract']);
+    expect(calls.split('\n').filter((l) => l.startsWith('PROGRESS')).slice(-2)).toEqual([`PROGRESS ${img2.size} ${img2.size}`, `PROGRESS ${img2.size} ${img2.size}`].map((l, i) => expect.stringMatching(new RegExp(`^${l} \\d+$`)) as unknown as string));
   });
 });
 
@@ -545,7 +550,7 @@ describe('image mode: the filesystem image written onto the root partition', () 
     return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events };
   }
   const install = (dir: string, img: { fileName: string; sha256: string; size: number; imageBytes: number }, base: string, sha = img.sha256) =>
-    `report() { echo "REPORT $1" >> ${dir}/calls; }
+    `report() { echo "REPORT $1" >> ${dir}/calls; }\nreport_progress() { echo "PROGRESS $*" >> ${dir}/calls; }
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
 PC_FSIMAGE_URL=${base}/${img.fileName}; PC_FSIMAGE_SHA256=${sha}; PC_FSIMAGE_SIZE=${img.size}; PC_FSIMAGE_BYTES=${img.imageBytes}
 PART_DEVS=(${dir}/esp.part ${dir}/root.part); PART_UUIDS=(ESP-UUID '')

@@ -130,6 +130,21 @@ stream_verified() {
   return 0
 }
 
+# unpack_file FILE SIZE SINK [ARG…]: the verified FILE through zstd -d into SINK, reporting progress (how
+# much of FILE zstd has read) while it runs, so the extract phase's deadline counts from the last progress
+# as it does for the stream.
+unpack_file() {
+  local file="$1" size="$2" fd zpid
+  shift 2
+  exec {fd}< <(zstd -d -q -c -- "${file}")
+  zpid="$!"
+  progress_start "pid:${zpid}" "${size}"
+  "$@" <&"${fd}"
+  exec {fd}<&-
+  wait "${zpid}"
+  progress_stop "${size}" "${size}"
+}
+
 # tmpfs_has_room BYTES: enough RAM to hold BYTES in tmpfs, with 128 MiB to spare?
 tmpfs_has_room() {
   local bytes="$1" avail_kib
@@ -159,7 +174,9 @@ verified_write() {
   phase extract
   stream_verified "${url}" "${want}" "${size}" "$@" || status="$?"
   if [ "${status}" = 1 ]; then
-    PC_PHASE=download
+    # From here download and unpacking are phases of their own again: node0 sees where the time goes, and
+    # each gets its own deadline.
+    phase download
     log "retrying the download with resume"
     "${refresh}" "${@:2}"
     status=0
@@ -168,8 +185,8 @@ verified_write() {
       rm -f -- "${file}"
       fetch_resumable "${file}" "${url}" "${want}" "${what}" "${size}" || status="$?"
       if [ "${status}" = 0 ]; then
-        PC_PHASE=extract
-        zstd -d -q -c -- "${file}" | "$@"
+        phase extract
+        unpack_file "${file}" "${size}" "$@"
       fi
       rm -f -- "${file}"
     else
