@@ -16,9 +16,11 @@ progress_bytes() {
   local key value
   case "$1" in
     pid:*)
+      # Gone (the stream ended between two reports): nothing to read, and nothing to say about it.
+      [ -r "/proc/${1#pid:}/io" ] || return 1
       while read -r key value; do
         if [ "${key}" = rchar: ]; then _PC_PROGRESS_BYTES="${value}"; return 0; fi
-      done < "/proc/${1#pid:}/io" || return 1
+      done < "/proc/${1#pid:}/io" 2>/dev/null || return 1
       return 1
       ;;
     file:*) _PC_PROGRESS_BYTES="$(stat -c %s -- "${1#file:}" 2>/dev/null || echo 0)" ;;
@@ -134,14 +136,18 @@ stream_verified() {
 # much of FILE zstd has read) while it runs, so the extract phase's deadline counts from the last progress
 # as it does for the stream.
 unpack_file() {
-  local file="$1" size="$2" fd zpid
+  local file="$1" size="$2" fifo zpid
   shift 2
-  exec {fd}< <(zstd -d -q -c -- "${file}")
+  fifo="${PC_DOWNLOAD_DIR}/unpack.fifo"
+  rm -f -- "${fifo}"
+  mkfifo -- "${fifo}"
+  # A simple command in the background: $! is zstd itself, whose /proc/PID/io the progress loop reads.
+  zstd -d -q -c -- "${file}" > "${fifo}" &
   zpid="$!"
   progress_start "pid:${zpid}" "${size}"
-  "$@" <&"${fd}"
-  exec {fd}<&-
+  "$@" < "${fifo}"
   wait "${zpid}"
+  rm -f -- "${fifo}"
   progress_stop "${size}" "${size}"
 }
 
