@@ -53,6 +53,14 @@ export const bootServerNginxConf = (name: string): string => `${bootServerDir(na
 export const SERVED_SPEC = `${ETC_DIR}/portacluster.json`;
 export const MANIFEST_FILE = 'manifest.json';
 export const SUMS_FILE = 'SHA256SUMS';
+/**
+ * Live per-node run files (written by reimage/rescue/diskless, never by a build): `runs/<mac with dashes>`
+ * holds the node's current run id and nonce, fetched by its installer at start. nginx serves each only to
+ * its node's fixed IP; deploys carry the directory over like the per-MAC links.
+ */
+export const RUNS_DIR = 'runs';
+export const runFile = (mac: string): string => mac.replace(/:/g, '-');
+export const runPath = (mac: string): string => `${RUNS_DIR}/${runFile(mac)}`;
 /** Modern SystemRescue's rescue YAML (authorized_keys), served beside the rescue autorun. */
 export const SYSRESCUE_YAML = 'rescue/sysrescue.yaml';
 

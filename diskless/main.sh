@@ -9,6 +9,7 @@ trap_errors
 trap run_cleanups EXIT
 
 identify_node
+fetch_run
 phase start
 
 phase download

@@ -7,6 +7,9 @@ trap run_cleanups EXIT
 
 # Reports carry host= and mac=: find out who we are first (an unknown MAC is refused as phase start).
 identify_node
+# Then this install's run: its nonce goes with every report. node0 refuses a start it did not request
+# (or a boot loop): report stops the installer there, before the disk is touched.
+fetch_run
 phase start
 
 phase disk

@@ -4,6 +4,7 @@ log_open
 trap_errors
 PC_PHASE=rescue
 rescue_identify
+fetch_run
 create_rescue_user
 open_firewall
 start_sshd

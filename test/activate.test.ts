@@ -154,8 +154,9 @@ describe('deploy --activate', () => {
       expect(JSON.parse(r.stdout).activation).toMatchObject({ etc: 'changed', services: 'serve' });
       expect(await waitFor((e) => e.event === 'reload')).toMatchObject({ ok: true, message: expect.stringMatching(/nginx re-read its config/) });
       expect((await run(ns.exec(['curl', '-fsS', `http://${ADMIN}/installer/new-in-v3`]))).stdout).toBe('fresh\n');
-      await run(ns.exec(['curl', '-fsS', '-X', 'POST', `http://${ADMIN}/pc3/report/start?host=node1&mac=c0:3f:d5:60:e5:a1`]));
-      expect((await waitFor((e) => e.event === 'report')).report).toMatchObject({ node: 'node1', phase: 'start' });
+      // The reloaded watcher answers on the new path: node1 has no requested run, so its start is refused (409).
+      expect((await run(ns.exec(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `http://${ADMIN}/pc3/report/start?host=node1&mac=c0:3f:d5:60:e5:a1`]))).stdout).toBe('409');
+      expect((await waitFor((e) => e.event === 'report')).report).toMatchObject({ node: 'node1', phase: 'start', state: 'ignored' });
       // dnsmasq came back with a new pid; nothing stopped the group.
       const ups = events.filter((e) => e.event === 'up' && e.service === 'dnsmasq');
       expect(ups).toHaveLength(2);

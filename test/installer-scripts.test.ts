@@ -6,6 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -175,7 +176,7 @@ describe('node identification', () => {
     const r = await runLibs(hostilePlan(), `${FAKE_CURL}identify_node; echo "$NODE_INDEX $NODE_NAME $NODE_MAC $NODE_FIRMWARE"; report start`, env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('1 node2 c0:3f:d5:60:cd:8b uefi\n');
-    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b\n');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=\n');
   });
 
   it('falls back to the NICs without BOOTIF, and refuses an unknown machine with a failed report', async () => {
@@ -195,10 +196,62 @@ describe('node identification', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).not.toContain('SHOULD-NOT-RUN');
     const calls = await readFile(join(dir, 'calls'), 'utf8');
-    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/failed?host=&mac=de:ad:be:ef:00:01&phase=start\n');
+    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/failed?host=&mac=de:ad:be:ef:00:01&nonce=&phase=start\n');
     expect(calls).toMatch(/BODY-BEGIN\n[^]*unknown node: no MAC of this machine \(de:ad:be:ef:00:01\) is in the plan[^]*BODY-END/);
-    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/log?host=&mac=de:ad:be:ef:00:01\n');
+    expect(calls).toContain('CURL http://192.168.10.10/portacluster/report/log?host=&mac=de:ad:be:ef:00:01&nonce=\n');
     expect(await readFile(join(dir, 'log'), 'utf8')).toContain('FAILED in phase start');
+  });
+});
+
+describe('runs and nonces, node side', () => {
+  /** A curl stand-in for node0: serves the run file by MAC, answers reports with $ANSWER (an HTTP code). */
+  const NODE0_CURL = `
+curl() {
+  local a out="" url="\${*: -1}" w=""
+  while [ "$#" -gt 0 ]; do case "$1" in -o) out="$2"; shift ;; -w) w="$2"; shift ;; esac; shift; done
+  printf 'CURL %s\\n' "\${url}" >> "\${CALLS}"
+  case "\${url}" in
+    */runs/c0-3f-d5-60-cd-8b) printf 'run=20261126-101010-abcd\\nnonce=%s\\n' 0123456789abcdef0123456789abcdef > "\${out}" ;;
+    */runs/*) return 22 ;;
+    *) [ -z "\${out}" ] || printf 'no install was requested\\n' > "\${out}"; [ -z "\${w}" ] || printf '%s' "\${ANSWER}" ;;
+  esac
+}
+`;
+  const env = async (answer: string) => {
+    const dir = await tmp();
+    await writeFile(join(dir, 'cmdline'), 'BOOTIF=01-C0-3F-D5-60-CD-8B\n');
+    return { dir, env: { PC_CMDLINE_FILE: join(dir, 'cmdline'), PC_SYSFS: join(dir, 'sys'), CALLS: join(dir, 'calls'), PC_LOG: join(dir, 'log'), ANSWER: answer } };
+  };
+
+  it('fetches the run file by MAC and sends the nonce with every report, never into the log', async () => {
+    const { dir, env: e } = await env('200');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}log_open; trap_errors; identify_node; fetch_run; phase start; phase disk; log_close; echo "RUN=$PC_RUN"`, e);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('RUN=20261126-101010-abcd\n');
+    expect((await readFile(join(dir, 'calls'), 'utf8')).split('\n').filter(Boolean)).toEqual([
+      'CURL http://192.168.10.10/runs/c0-3f-d5-60-cd-8b',
+      'CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
+      'CURL http://192.168.10.10/portacluster/report/disk?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
+    ]);
+    const log = await readFile(join(dir, 'log'), 'utf8');
+    expect(log).toContain('run 20261126-101010-abcd');
+    expect(log).not.toContain('0123456789abcdef');
+  });
+
+  it('a start node0 refuses (409) stops the script before the next step, with no failed report', async () => {
+    const { dir, env: e } = await env('409');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}log_open; trap_errors; identify_node; fetch_run; phase start; echo SHOULD-NOT-RUN`, e);
+    expect(r.code).toBe(3);
+    expect(r.stdout).not.toContain('SHOULD-NOT-RUN');
+    expect(r.stdout + r.stderr).toContain('node0 refused start: no install was requested');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).not.toContain('/failed?');
+  });
+
+  it('a watcher that cannot be reached (or says 500) never stops an install', async () => {
+    const { env: e } = await env('500');
+    const r = await runLibs(hostilePlan(), `${NODE0_CURL}identify_node; fetch_run; phase start; echo GO-ON`, e);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('GO-ON');
   });
 });
 
@@ -356,6 +409,7 @@ describe('image download: verify while streaming, retry with resume', () => {
   }
   const stubs = (dir: string) => `${FAKE_CURL.replace(/curl\(\)/, 'fakecurl()')}
 report() { echo "REPORT $1" >> ${dir}/calls; }
+report_progress() { echo "PROGRESS $*" >> ${dir}/calls; }
 refresh_filesystems() { echo REFRESH >> ${dir}/calls; rm -rf -- "\${PC_TARGET:?}"/*; }
 wipe_filesystems() { echo WIPE >> ${dir}/calls; }
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
@@ -402,8 +456,75 @@ fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
       [false, true],
       [true, false],
     ]);
-    expect(await readFile(join(dir2, 'calls'), 'utf8')).toContain('REFRESH');
+    const calls = await readFile(join(dir2, 'calls'), 'utf8');
+    expect(calls).toContain('REFRESH');
+    // After the break, download and unpacking are reported as phases of their own, each ending full.
+    expect(calls.split('\n').filter((l) => l.startsWith('REPORT'))).toEqual(['REPORT download', 'REPORT extract', 'REPORT download', 'REPORT extract']);
+    expect(calls.split('\n').filter((l) => l.startsWith('PROGRESS')).slice(-2)).toEqual([`PROGRESS ${img2.size} ${img2.size}`, `PROGRESS ${img2.size} ${img2.size}`].map((l, i) => expect.stringMatching(new RegExp(`^${l} \\d+$`)) as unknown as string));
   });
+});
+
+describe('download progress: reported while the image streams, and what it costs', () => {
+  it('reports bytes, total and rate every PC_PROGRESS_SECONDS, ends at the image size; the install with reports takes about as long as without', async () => {
+    const dir = await tmp();
+    // Incompressible, so the stream (curl → sha256sum + zstd → tar) is the work, as on a node.
+    await mkdir(join(dir, 'src'));
+    await writeFile(join(dir, 'src/bulk'), randomBytes(96 << 20));
+    await mkdir(join(dir, 'srv'));
+    await exec('bash', ['-c', `tar -C ${dir}/src -c . | zstd -q -1 -c > ${dir}/srv/img.tar.zst`]);
+    const bytes = await readFile(join(dir, 'srv/img.tar.zst'));
+    const img = { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+    const files = flakyServer({ root: join(dir, 'srv'), drops: 0, dropAt: 0 });
+    await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => files.close(() => r())));
+    // node0's watcher, as far as progress goes: records each report's query.
+    const reports: URLSearchParams[] = [];
+    const watcher = createServer((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (u.pathname.endsWith('/progress')) reports.push(u.searchParams);
+      res.end('ok\n');
+    });
+    await new Promise<void>((r) => watcher.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => watcher.close(() => r())));
+    const plan = await examplePlan('test/e2e/fixtures/lab.config.ts');
+    const install = async (seconds: string) => {
+      const t = join(dir, `t-${seconds}-${reports.length}-${Date.now()}`);
+      await mkdir(t);
+      const main = `report() { :; }
+PC_PHONE_HOME_URL=http://127.0.0.1:${(watcher.address() as AddressInfo).port}/portacluster/report; NODE_NAME=node1; NODE_MAC=c0:3f:d5:60:e5:a1; PC_NONCE=${'ab'.repeat(16)}
+PC_IMAGE_URL=http://127.0.0.1:${(files.address() as AddressInfo).port}/img.tar.zst; PC_IMAGE_SHA256=${img.sha256}; PC_IMAGE_SIZE=${img.size}
+trap_errors; install_image; echo OK`;
+      const t0 = performance.now();
+      const r = await runLibs(plan, main, { PC_TARGET: t, PC_DOWNLOAD_DIR: join(dir, 'dl'), PC_PROGRESS_SECONDS: seconds });
+      const ms = performance.now() - t0;
+      expect(r.stdout, r.stderr).toContain('OK\n');
+      await exec('rm', ['-rf', '--', t]);
+      return ms;
+    };
+    // Reports every 0.2 s: 25 times the default rate, so the cost shows if there is one. Alternated, best of 3.
+    const without: number[] = [];
+    const withReports: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      without.push(await install('0'));
+      withReports.push(await install('0.2'));
+    }
+    expect(reports.length).toBeGreaterThanOrEqual(3);
+    // The first install's reports: up to its last one, the whole image.
+    const one = reports.slice(0, reports.findIndex((p) => p.get('bytes') === String(img.size)) + 1);
+    expect(one.length).toBeGreaterThanOrEqual(2);
+    const counts = one.map((p) => Number(p.get('bytes')));
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    expect(counts.at(-1)).toBe(img.size);
+    for (const p of reports) {
+      expect(p.get('total')).toBe(String(img.size));
+      expect(p.get('nonce')).toBe('ab'.repeat(16));
+      expect(Number(p.get('rate'))).toBeGreaterThan(0);
+    }
+    const ratio = Math.min(...withReports) / Math.min(...without);
+    console.log(`progress cost: ${(img.size / 2 ** 20).toFixed(0)} MiB image, install ${Math.min(...without).toFixed(0)} ms without reports, ${Math.min(...withReports).toFixed(0)} ms with a report every 0.2 s (${(reports.length / 3).toFixed(1)} reports per install): ratio ${ratio.toFixed(3)}`);
+    // Generous against a busy 2-core machine; the figure above is the measurement.
+    expect(ratio).toBeLessThan(1.3);
+  }, 120_000);
 });
 
 describe('image mode: the filesystem image written onto the root partition', () => {
@@ -429,7 +550,7 @@ describe('image mode: the filesystem image written onto the root partition', () 
     return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events };
   }
   const install = (dir: string, img: { fileName: string; sha256: string; size: number; imageBytes: number }, base: string, sha = img.sha256) =>
-    `report() { echo "REPORT $1" >> ${dir}/calls; }
+    `report() { echo "REPORT $1" >> ${dir}/calls; }\nreport_progress() { echo "PROGRESS $*" >> ${dir}/calls; }
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
 PC_FSIMAGE_URL=${base}/${img.fileName}; PC_FSIMAGE_SHA256=${sha}; PC_FSIMAGE_SIZE=${img.size}; PC_FSIMAGE_BYTES=${img.imageBytes}
 PART_DEVS=(${dir}/esp.part ${dir}/root.part); PART_UUIDS=(ESP-UUID '')

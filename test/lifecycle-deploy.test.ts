@@ -16,7 +16,8 @@ import type { Plan } from '../build/plan/plan.ts';
 import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
-import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR } from '../build/layout.ts';
+import { imagePath, IPXE_DIR, ipxeNodeFile, PXELINUX_DIR, runPath } from '../build/layout.ts';
+import { openRuns, runRecordFile } from '../build/lifecycle/runs.ts';
 
 let ws: Awaited<ReturnType<typeof workspace>>;
 let plan: Plan;
@@ -81,8 +82,14 @@ describe('deploy to a local directory', () => {
     expect(r.keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[0]!.pxeFile} -> arch-linux`);
     await run(['sha256sum', '--quiet', '-c', 'SHA256SUMS'], { cwd: dest });
 
+    // node2 is mid-reimage: its run file (its install nonce) lives in the served tree, not in dist/.
+    await openRuns({ stateFile: join(`${dest}.state`, 'state.json'), root: dest, nodes: [plan.nodes[1]!], action: 'reimage', profile: 'installer' });
+    const runFile = await readFile(join(dest, runPath(plan.nodes[1]!.mac)), 'utf8');
     // Second deploy: the unchanged image is a hard link to the previous release's.
     const r2 = await deploy({ from: v2, dest, keep: 2 });
+    // The run file is carried into the new release, and the live tree still verifies.
+    expect(await readFile(join(dest, runPath(plan.nodes[1]!.mac)), 'utf8')).toBe(runFile);
+    expect(await verifyTree(dest)).toMatchObject({ ok: true, problems: [] });
     expect((await stat(join(r2.release!, imagePath('os.tar.zst')))).nlink).toBeGreaterThan(1);
     expect(r2.pruned).toEqual([r.migrated!.split('/').pop()]);
     expect((await readdir(`${dest}.releases`)).sort()).toEqual([r.release!, r2.release!].map((p) => p.split('/').pop()).sort());
@@ -182,6 +189,16 @@ describe('deploy and switch over ssh', () => {
     const ok = await cli(['normal', 'node2', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest]);
     expect(ok.code).toBe(0);
     expect(await readlink(join(dest, PXELINUX_DIR, plan.nodes[1]!.pxeFile))).toBe('arch-linux');
+    // reimage over ssh opens the run on node0: its record (0600) beside node0's state, its run file in the tree.
+    const stateFile = join(ws.dir, 'node0', 'state', 'state.json');
+    const re = await cli(['reimage', 'node3', '--config', specFile, '--ssh', 'node0', '--ssh-config', sshd.sshConfig, '--root', dest, '--state', stateFile, '--json']);
+    expect(re.code).toBe(0);
+    const runId = JSON.parse(re.stdout).runs.node3 as string;
+    const rec = JSON.parse(await readFile(runRecordFile(stateFile, 'node3'), 'utf8'));
+    expect(rec).toMatchObject({ node: 'node3', run: runId, action: 'reimage', profile: 'installer', old: [] });
+    expect((await stat(runRecordFile(stateFile, 'node3'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(dest, runPath(plan.nodes[2]!.mac)), 'utf8')).toBe(`run=${runId}\nnonce=${rec.nonce}\n`);
+    expect(re.stdout).not.toContain(rec.nonce);
     const dep = await cli(['deploy', `node0:${dest}`, '--from', v2, '--ssh-config', sshd.sshConfig, '--json']);
     expect(dep.code).toBe(0);
     expect(JSON.parse(dep.stdout).keptLinks).toContain(`${PXELINUX_DIR}/${plan.nodes[1]!.pxeFile} -> arch-linux`);

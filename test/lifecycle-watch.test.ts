@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../build/plan/plan.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
-import { markSwitched, readState, updateState, withLock } from '../build/lifecycle/state.ts';
+import { readState, updateState, withLock } from '../build/lifecycle/state.ts';
+import { readRunRecord, startRuns } from '../build/lifecycle/runs.ts';
 import { parseAccessLine, tailFile } from '../build/lifecycle/tail.ts';
 import { switchNodes } from '../build/lifecycle/links.ts';
 import { startWatcher, type WatchEvent, type Watcher } from '../build/lifecycle/watch.ts';
@@ -27,6 +28,7 @@ const cleanups: (() => Promise<unknown> | void)[] = [];
 
 beforeEach(async () => {
   ws = await workspace('pc-watch-');
+  nonces.clear();
   ({ plan, file: specFile } = await writeSpec(ws.dir, { count: 3, watcherPort: await freePort() }));
   root = join(ws.dir, 'public');
   stateFile = join(ws.dir, 'state', 'state.json');
@@ -38,7 +40,14 @@ afterEach(async () => {
 });
 
 const pxe = (node: string) => readlink(join(root, PXELINUX_DIR, plan.nodes.find((n) => n.name === node)!.pxeFile));
-const q = (name: string) => `host=${name}&mac=${plan.nodes.find((n) => n.name === name)!.mac}`;
+const nonces = new Map<string, string>();
+const q = (name: string) => `host=${name}&mac=${plan.nodes.find((n) => n.name === name)!.mac}&nonce=${nonces.get(name) ?? ''}`;
+/** What reimage/rescue/diskless do to the state: open a run per node (its nonce is what the node would fetch). */
+async function request(names: string[], action: 'reimage' | 'rescue' | 'diskless' = 'reimage', profile = 'installer'): Promise<void> {
+  const nodes = names.map((n) => plan.nodes.find((x) => x.name === n)!);
+  await startRuns({ stateFile, root, nodes, action, profile, requestedMinutes: plan.phoneHome.deadlines.requested });
+  for (const n of nodes) nonces.set(n.name, (await readRunRecord(stateFile, n.name))!.nonce);
+}
 
 async function watcher(o: Partial<Parameters<typeof startWatcher>[0]> = {}): Promise<{ w: Watcher; events: WatchEvent[]; next: (pred: (e: WatchEvent) => boolean) => Promise<WatchEvent> }> {
   const events: WatchEvent[] = [];
@@ -68,7 +77,7 @@ async function watcher(o: Partial<Parameters<typeof startWatcher>[0]> = {}): Pro
 
 describe('watch over HTTP', () => {
   it('follows the phases and switches the node to its OS before answering done', async () => {
-    await markSwitched(stateFile, [plan.nodes[0]!], 'reimage', 'installer');
+    await request(['node1']);
     const { w, events } = await watcher();
     expect([...w.watched]).toEqual(['node1']);
     const base = `http://127.0.0.1:${w.address!.port}${plan.phoneHome.path}`;
@@ -80,7 +89,7 @@ describe('watch over HTTP', () => {
     const log = 'step 1\nstep 2\n';
     expect((await fetch(`${base}/log?${q('node1')}`, { method: 'POST', body: log })).status).toBe(200);
     const t0 = performance.now();
-    const done = await fetch(`${base}/done?host=node1&mac=C0-3F-D5-60-00-01`);
+    const done = await fetch(`${base}/done?host=node1&mac=C0-3F-D5-60-00-01&nonce=${nonces.get('node1')}`);
     const ms = performance.now() - t0;
     // The answer comes after the switch: the installer may reboot the moment it sees 200.
     expect(done.status).toBe(200);
@@ -102,7 +111,7 @@ describe('watch over HTTP', () => {
     plan = d.plan;
     root = join(ws.dir, 'public-diskless');
     await writeServedTree(root, plan);
-    await markSwitched(stateFile, [plan.nodes[0]!], 'diskless', 'diskless');
+    await request(['node1'], 'diskless', 'diskless');
     await switchNodes([plan.nodes[0]!], 'diskless', { root });
     const { w, events } = await watcher();
     const base = `http://127.0.0.1:${w.address!.port}${plan.phoneHome.path}`;
@@ -115,6 +124,7 @@ describe('watch over HTTP', () => {
   });
 
   it('failed keeps the node on the installer and stores the last lines; unknown nodes get 404', async () => {
+    await request(['node2']);
     const { w, events } = await watcher();
     const base = `http://127.0.0.1:${w.address!.port}${plan.phoneHome.path}`;
     await fetch(`${base}/start?${q('node2')}`);
@@ -131,19 +141,21 @@ describe('watch over HTTP', () => {
     expect(await w.finished).toBe(false);
   });
 
-  it('a timeout fires after the last report and --until-done exits 1', async () => {
-    await markSwitched(stateFile, [plan.nodes[2]!], 'reimage', 'installer');
+  it('a missed deadline without power ends the run (failed, no retry) and --until-done exits 1', async () => {
+    await request(['node3']);
     const { w, next } = await watcher({ timeoutMs: 400 });
-    const e = await next((x) => x.state === 'timed-out');
-    expect(e).toMatchObject({ node: 'node3', source: 'timer', prev: 'requested' });
+    const e = await next((x) => x.source === 'timer');
+    expect(e).toMatchObject({ node: 'node3', state: 'failed', phase: 'requested', prev: 'requested' });
+    expect(e.detail).toMatch(/^timeout in requested: missed the requested deadline .*no power control here, so no retry$/);
     expect(await pxe('node3')).toBe('installer');
     expect(await w.finished).toBe(false);
     await w.close();
     // The CLI: node1 requested, nobody reports → timed out → exit 1.
-    await markSwitched(stateFile, [plan.nodes[0]!], 'reimage', 'installer');
+    await request(['node1']);
     const r = await cli(['watch', '--config', specFile, '--root', root, '--state', stateFile, '--listen', 'off', '--access-log', join(ws.dir, 'none.log'), '--until-done', '--timeout', '0.5', '--json']);
     expect(r.code).toBe(1);
-    expect(r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((x) => x.state === 'timed-out')).toMatchObject({ node: 'node1' });
+    // The CLI powers through the legacy path (ssh node1 systemctl reboot), which cannot reach a test node.
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((x) => x.state === 'failed')).toMatchObject({ node: 'node1', source: 'timer', detail: expect.stringMatching(/^timeout in requested: .*power-cycling it for try 2 failed: (power: )?node1: ssh reboot failed/) });
   });
 });
 
@@ -156,6 +168,7 @@ describe('state file', () => {
       cleanups.push(() => void c.kill('SIGKILL'));
       return c;
     };
+    await request(['node2']);
     const first = start();
     await waitForPort(port, 20_000);
     expect((await fetch(`${base}/start?${q('node2')}`)).status).toBe(200);
@@ -165,7 +178,7 @@ describe('state file', () => {
     expect((await fetch(`${base}/disk?${q('node2')}`)).status).toBe(200);
     await killed(second);
     const s = (await readState(stateFile)).nodes.node2!;
-    expect(s.history.map((h) => h.phase)).toEqual(['start', 'disk']);
+    expect(s.history.map((h) => h.phase)).toEqual(['requested', 'start', 'disk']);
   });
 
   it('two racing writers lose no update, and a dead holder’s lock is taken over', async () => {
@@ -225,7 +238,7 @@ describe('watch from nginx access log', () => {
     cleanups.push(() => killed(nginx, 'SIGTERM'));
     await waitForPort(port);
     const accessLog = join(prefix, 'logs/access.log');
-    await markSwitched(stateFile, [plan.nodes[2]!], 'reimage', 'installer');
+    await request(['node3']);
     // No HTTP listener: nginx answers 502 for the proxied path (nothing on watcherPort) and logs the request.
     const { events, next } = await watcher({ listen: null, accessLog });
     const base = `http://127.0.0.1:${port}${plan.phoneHome.path}`;
@@ -256,7 +269,7 @@ describe('watch behind nginx (node0 as generated)', () => {
     const nginx: ChildProcess = spawn('nginx', ['-p', prefix, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
     cleanups.push(() => killed(nginx, 'SIGTERM'));
     await waitForPort(port);
-    await markSwitched(stateFile, [plan.nodes[1]!], 'reimage', 'installer');
+    await request(['node2']);
     // The watcher listens where the generated nginx.conf sends the phone-home path.
     const { events } = await watcher({ listen: { host: '127.0.0.1', port: plan.phoneHome.watcherPort } });
     const base = `http://127.0.0.1:${port}${plan.phoneHome.path}`;

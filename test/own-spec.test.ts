@@ -70,10 +70,10 @@ describe('a spec in a directory of its own', () => {
       expect(await link()).toBe(profile);
     }
 
-    // The watcher on the user's tree: gpu1 was requested and never reports, so --until-done ends in a timeout.
+    // The watcher on the user's tree: gpu1 was requested and never reports, so --until-done ends with its deadline missed.
     const w = await pc(['watch', '--root', 'dist', '--listen', '127.0.0.1:0', '--until-done', '--timeout', '1', '--json']);
     expect(w.code, w.stderr).toBe(1);
-    expect(w.stdout).toMatch(/"node":"gpu1".*"state":"timed-out"/);
+    expect(w.stdout).toMatch(/"node":"gpu1".*"state":"failed".*"detail":"timeout in requested/);
 
     const d = await pc(['deploy', join(ws.dir, 'srv/public'), '--from', 'dist']);
     expect(d.code, d.stderr).toBe(0);

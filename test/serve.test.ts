@@ -11,6 +11,8 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../build/lib/process.ts';
 import { run } from '../build/lib/run.ts';
+import { PXELINUX_DIR } from '../build/layout.ts';
+import { readRunRecord, startRuns } from '../build/lifecycle/runs.ts';
 import { createNetns, type Netns } from './e2e/harness/netns.ts';
 import { baseSpec } from './fixtures/specs.ts';
 
@@ -110,10 +112,20 @@ describe('portacluster serve', () => {
     // HTTP and TFTP from the served tree, from inside the cluster network.
     expect((await run(ns.exec(['curl', '-fsS', `http://${ADMIN}/installer/autorun`]))).stdout).toContain('echo installer');
     expect((await run(ns.exec(['curl', '-fsS', `tftp://${ADMIN}/pxelinux.0`]))).stdout).toBe('loader bytes\n');
-    // A report through nginx's proxy reaches the watcher in the same group.
-    await run(ns.exec(['curl', '-fsS', '-X', 'POST', `http://${ADMIN}/portacluster/report/start?host=node1&mac=c0:3f:d5:60:e5:a1`]));
-    const report = await s.waitFor((e) => e.event === 'report');
-    expect(report.report).toMatchObject({ node: 'node1', phase: 'start' });
+    // A report through nginx's proxy reaches the watcher in the same group, with the address nginx saw:
+    // from node0's own address it does not count for node1 (192.168.10.11), from node1's it does.
+    await mkdir(join(dir, 'tree', PXELINUX_DIR), { recursive: true });
+    await startRuns({ stateFile: join(dir, 'a/state.json'), root: join(dir, 'tree'), nodes: [{ name: 'node1', mac: 'c0:3f:d5:60:e5:a1' }], action: 'reimage', profile: 'installer', requestedMinutes: 30 });
+    const nonce = (await readRunRecord(join(dir, 'a/state.json'), 'node1'))!.nonce;
+    const url = `http://${ADMIN}/portacluster/report/start?host=node1&mac=c0:3f:d5:60:e5:a1&nonce=${nonce}`;
+    expect((await run(ns.exec(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', url]))).stdout).toBe('409');
+    const ignored = await s.waitFor((e) => e.event === 'report');
+    expect(ignored.report).toMatchObject({ node: 'node1', phase: 'start', state: 'ignored', from: ADMIN, detail: `ignored start: sent from ${ADMIN}, not from node1's address 192.168.10.11` });
+    await run(ns.exec(['ip', 'addr', 'add', '192.168.10.11/24', 'dev', ns.bridge]));
+    await run(ns.exec(['curl', '-fsS', '--interface', '192.168.10.11', '-X', 'POST', url]));
+    const report = await s.waitFor((e) => e.event === 'report' && e.report.state !== 'ignored');
+    expect(report.report).toMatchObject({ node: 'node1', phase: 'start', state: 'installing', from: '192.168.10.11' });
+    await run(ns.exec(['ip', 'addr', 'del', '192.168.10.11/24', 'dev', ns.bridge]));
     expect(await readFile(join(dir, 'a/log/access.log'), 'utf8')).toContain('GET /installer/autorun');
 
     const dnsmasq = s.events.find((e) => e.event === 'up' && e.service === 'dnsmasq')!.pid as number;

@@ -13,7 +13,7 @@ describe('valid specs', () => {
     expect(spec.disk.partitions[0]).toEqual({ sizeBytes: 536870912, type: 'esp', filesystem: 'vfat', mountpoint: '/boot/efi', label: 'ESP' });
     expect(spec.disk.partitions[1]!.label).toBe('root');
     expect(spec.disk.minBytes).toBe(8 * 1024 ** 3);
-    expect(spec.phoneHome).toEqual({ path: '/portacluster/report', afterInstall: 'reboot', watcherPort: 8077, timeoutMinutes: 30 });
+    expect(spec.phoneHome).toEqual({ path: '/portacluster/report', afterInstall: 'reboot', watcherPort: 8077, timeoutMinutes: 30, retries: 2, park: 'off' });
     const plan = planCluster(spec);
     expect(plan.nodes.map((n) => [n.pxeFile, n.profile])).toEqual([
       ['01-c0-3f-d5-60-e5-a1', 'installer'],

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATUS_PATH } from '../build/layout.ts';
 import { switchNodes } from '../build/lifecycle/links.ts';
-import { markSwitched, updateState } from '../build/lifecycle/state.ts';
+import { updateState } from '../build/lifecycle/state.ts';
+import { readRunRecord, startRuns } from '../build/lifecycle/runs.ts';
 import { startWatcher, type Watcher } from '../build/lifecycle/watch.ts';
 import type { Plan } from '../build/plan/plan.ts';
 import { problems } from './fixtures/specs.ts';
@@ -64,6 +65,13 @@ function eventStream(res: Response): { read: (until: (events: Ev[]) => boolean) 
   };
 }
 
+/** Opens a run for the node, as reimage does, and returns the nonce its installer would fetch. */
+async function nonceOf(i: number): Promise<string> {
+  const n = plan.nodes[i]!;
+  await startRuns({ stateFile, root: join(ws.dir, 'tree'), nodes: [n], action: 'reimage', profile: 'installer', requestedMinutes: plan.phoneHome.deadlines.requested });
+  return (await readRunRecord(stateFile, n.name))!.nonce;
+}
+
 describe('the status page routes on the watcher', () => {
   it('serves the page and its two files with a strict policy; everything else is 404, 405 or a redirect', async () => {
     const page = await fetch(`${base}/`);
@@ -83,8 +91,8 @@ describe('the status page routes on the watcher', () => {
     expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     const head = await fetch(`${base}/events`, { method: 'HEAD' });
     expect([head.status, head.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
-    // The reports still reach the watcher beside the page.
-    expect((await fetch(`http://127.0.0.1:${watcher.address!.port}${plan.phoneHome.path}/start?mac=${plan.nodes[1]!.mac}`)).status).toBe(200);
+    // The reports still reach the watcher beside the page (a report counts for a node's open run, with its nonce).
+    expect((await fetch(`http://127.0.0.1:${watcher.address!.port}${plan.phoneHome.path}/start?mac=${plan.nodes[1]!.mac}&nonce=${await nonceOf(1)}`)).status).toBe(200);
   });
 
   it('streams a snapshot on connect, then only the rows that changed', async () => {
@@ -94,14 +102,14 @@ describe('the status page routes on the watcher', () => {
     const first = [...(await stream.read((e) => e.length >= 1))];
     expect(first[0]!.event).toBe('snapshot');
     expect(first[0]!.data.rows.map((r: { name: string }) => r.name)).toEqual(['node1', 'node2']);
-    await markSwitched(stateFile, [plan.nodes[0]!], 'reimage', 'installer');
+    await nonceOf(0); // reimage node1: a run opened, the node requested
     const more = await stream.read((e) => e.some((x) => x.event === 'rows' && x.data.rows.some((r: any) => r.name === 'node1' && r.state === 'requested')));
     expect(more.at(-1)!.data.summary).toMatchObject({ nodes: 2, requested: 1, installing: 1 });
     // Once settled, a change to one node sends that node's row alone.
     const seen = more.length;
-    await updateState(stateFile, (d) => void (d.nodes.node1!.tries = 1));
+    await updateState(stateFile, (d) => void (d.nodes.node1!.tries = 2));
     const after = await stream.read((e) => e.length > seen);
-    expect(after.slice(seen).map((e) => [e.event, e.data.rows.map((r: { name: string; tries: number }) => `${r.name}:${r.tries}`)])).toEqual([['rows', ['node1:1']]]);
+    expect(after.slice(seen).map((e) => [e.event, e.data.rows.map((r: { name: string; tries: number }) => `${r.name}:${r.tries}`)])).toEqual([['rows', ['node1:2']]]);
     // A link switched with no state change (by hand, or a deploy) shows long before the slow poll (2 s).
     const t0 = Date.now();
     await switchNodes([plan.nodes[1]!], plan.profiles.rescue, { root: join(ws.dir, 'tree') });
@@ -113,7 +121,7 @@ describe('the status page routes on the watcher', () => {
 
   it('serves a stored log by node name only, never a path the state file names outside logs/', async () => {
     const body = Buffer.from('line 1\n<script>alert(1)</script>\n');
-    const r = await fetch(`http://127.0.0.1:${watcher.address!.port}${plan.phoneHome.path}/log?mac=${plan.nodes[0]!.mac}`, { method: 'POST', body });
+    const r = await fetch(`http://127.0.0.1:${watcher.address!.port}${plan.phoneHome.path}/log?mac=${plan.nodes[0]!.mac}&nonce=${await nonceOf(0)}`, { method: 'POST', body });
     expect(r.status).toBe(200);
     const log = await fetch(`${base}/log/node1`);
     expect([log.status, log.headers.get('content-type'), log.headers.get('x-content-type-options')]).toEqual([200, 'text/plain; charset=utf-8', 'nosniff']);
@@ -138,7 +146,12 @@ describe('the status page routes on the watcher', () => {
     await w.close();
     expect(Date.now() - t0).toBeLessThan(1000);
     // Each browser sees its stream end (and reconnects to the next watcher by itself).
-    for (const r of readers) expect((await r.read(() => false)).map((e) => e.event)).toEqual(['snapshot']);
+    // (The watcher's first deadline check may have changed a row before the close: a `rows` event then.)
+    for (const r of readers) {
+      const events = (await r.read(() => false)).map((e) => e.event);
+      expect(events).toContain('snapshot');
+      expect(events.filter((e) => e !== 'snapshot' && e !== 'rows')).toEqual([]);
+    }
   });
 
   it('the spec keeps phoneHome.path off the status page', () => {

@@ -147,9 +147,9 @@ describe('portacluster status --watch', () => {
     await cli.waitFor(/node2 .*\n-- 2 nodes: 0 installing, 0 requested, 0 done, 0 failed, 0 timed out, 2 idle\n/);
     expect(cli.out()).toMatch(/^\S+Z node1 +- +- +link installer\n\S+Z node2 +- +- +link installer\n/);
     await markSwitched(state, [plan.nodes[0]!], 'reimage', 'installer');
-    await cli.waitFor(/node1 +requested +requested +link installer\n-- 2 nodes: 0 installing, 1 requested/);
+    await cli.waitFor(/node1 +requested +requested +link installer try 1\n-- 2 nodes: 0 installing, 1 requested/);
     await progress(state, 100 * 1024 ** 2);
-    await cli.waitFor(/node1 +installing +download +\[###\.+\] +25\.0% 100 MiB \/ 400 MiB · 20 MiB\/s · ETA 0:15 link installer\n/);
+    await cli.waitFor(/node1 +installing +download +\[###\.+\] +25\.0% 100 MiB \/ 400 MiB · 20 MiB\/s · ETA 0:15 link installer try 1\n/);
     await progress(state, 300 * 1024 ** 2);
     await cli.waitFor(/75\.0% 300 MiB \/ 400 MiB/);
     const lines = cli.out().trimEnd().split('\n');

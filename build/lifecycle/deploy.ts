@@ -17,7 +17,7 @@ import { basename, join, resolve } from 'node:path';
 import { StageError, UsageError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import { shq } from '../render/shell.ts';
-import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, SUMS_FILE } from '../layout.ts';
+import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, RUNS_DIR, SUMS_FILE } from '../layout.ts';
 import { activate, precheckRelease, type Activation } from './activate.ts';
 import { parseDest, runScript, sshCommand, type Target } from './target.ts';
 
@@ -133,6 +133,13 @@ export function publishScript(o: { dest: string; releases: string; id: string; k
     '    [ -f "$f" ] && [ ! -e "$inc/$img/$n" ] && grep -qF -- "  $img/$n" "$d/$sums" || continue',
     '    ln -- "$f" "$inc/$img/$n" 2>/dev/null || cp -p -- "$f" "$inc/$img/$n"; printf "carried\\t%s\\n" "$n"',
     '  done',
+    'fi',
+    // 3c. the open runs' files (the nodes' install nonces, lifecycle/runs.ts): a node that reboots into its
+    //     installer after the deploy must still find its run (0644 as written; nginx decides who gets them)
+    `runs=${shq(RUNS_DIR)}`,
+    'if [ -d "$d/$runs" ]; then',
+    '  mkdir -p -- "$inc/$runs"',
+    '  for f in "$d/$runs"/*; do if [ -f "$f" ]; then cp -p -- "$f" "$inc/$runs/"; printf "run\\t%s\\n" "${f##*/}"; fi; done',
     'fi',
     // 4. publish: rename into place, then one rename of a new symlink over <dest>
     'mv -T -- "$inc" "$new"',

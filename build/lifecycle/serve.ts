@@ -18,7 +18,7 @@ import type { Plan } from '../plan/plan.ts';
 import { renderDnsmasqConf } from '../render/dnsmasq.ts';
 import { renderNginxConf } from '../render/nginx.ts';
 import { childService, startGroup, type Group, type GroupEvent, type ServiceDef } from './supervise.ts';
-import { startWatcher, type WatchEvent } from './watch.ts';
+import { startWatcher, type WatchEvent, type WatchPower } from './watch.ts';
 
 /** Where serve keeps its runtime configs and pid files, and nginx's access log, unless told otherwise. */
 export const DEFAULT_RUN_DIR = '/run/portacluster';
@@ -37,7 +37,10 @@ export interface ServeOptions {
   interface?: string;
   /** No upstream DNS and no /etc/hosts: the lab's namespace has no way out, and must not try one. */
   noUpstreamDns?: boolean;
-  timeoutMs: number;
+  /** One deadline for every phase (serve --timeout); absent: the plan's phoneHome.deadlines. */
+  timeoutMs?: number;
+  /** The watcher's power for retries and parking (the CLI wires it; lifecycle does not know drivers). */
+  power?: WatchPower;
   /** Reads the spec again (from the now-live tree) for a reload; without it a reload re-renders the same plan. */
   reloadPlan?: () => Promise<Plan>;
   onEvent(e: ServeEvent): void;
@@ -143,7 +146,15 @@ function watcherService(o: ServeOptions): ServiceDef {
     name: 'watcher',
     async start() {
       const listen = { host: '127.0.0.1', port: o.plan.phoneHome.watcherPort };
-      const w = await startWatcher({ plan: o.plan, root: resolve(o.root), stateFile: o.stateFile, listen, timeoutMs: o.timeoutMs, onEvent: (report) => o.onEvent({ event: 'report', report }) });
+      const w = await startWatcher({
+        plan: o.plan,
+        root: resolve(o.root),
+        stateFile: o.stateFile,
+        listen,
+        ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+        ...(o.power ? { power: o.power } : {}),
+        onEvent: (report) => o.onEvent({ event: 'report', report }),
+      });
       // The watcher lives in this process: it ends only when the group stops it.
       return { pid: process.pid, detail: `reports at http://${listen.host}:${listen.port}${o.plan.phoneHome.path}/ (proxied by nginx), state ${o.stateFile}`, exited: new Promise(() => {}), stop: () => w.close() };
     },

@@ -160,20 +160,51 @@ export function transition(doc: StateDoc, node: { name: string; mac: string }, p
     history,
     ...(detail !== undefined ? { detail } : {}),
     ...(prev?.log ? { log: prev.log } : {}),
+    // The run's bookkeeping stays with the node from report to report; callers change what moved.
+    ...(prev?.run ? { run: prev.run } : {}),
+    ...(prev?.tries ? { tries: prev.tries } : {}),
+    ...(prev?.runs ? { runs: prev.runs } : {}),
+    ...(prev?.progress ? { progress: prev.progress } : {}),
+    ...(prev?.phaseStarted ? { phaseStarted: prev.phase === phase ? prev.phaseStarted : iso } : { phaseStarted: iso }),
+    ...(prev?.deadline && prev.phase === phase ? { deadline: prev.deadline } : {}),
   };
   doc.nodes[node.name] = next;
   return { prev: prev ? { ...prev } : undefined, next };
 }
 
 /**
- * Records a switch by hand: reimage/rescue/diskless mark nodes `requested` (the watcher then expects their reports);
- * normal marks them `done` with phase `normal`, so nobody waits for an install that will not happen.
+ * Records a switch by hand: reimage/rescue/diskless mark nodes `requested` (the watcher then expects their reports)
+ * in the run `runs` names for each (lifecycle/runs.ts opened it), try 1, with the deadline for the node's
+ * first report; normal marks them done with phase `normal`, so nobody waits for an install that will not happen.
  */
-export async function markSwitched(file: string, nodes: readonly { name: string; mac: string }[], action: 'reimage' | 'rescue' | 'diskless' | 'normal', profile: string, at = new Date()): Promise<void> {
+export async function markSwitched(
+  file: string,
+  nodes: readonly { name: string; mac: string }[],
+  action: 'reimage' | 'rescue' | 'diskless' | 'normal',
+  profile: string,
+  at = new Date(),
+  o: { runs?: ReadonlyMap<string, string>; deadline?: Date } = {},
+): Promise<void> {
   await updateState(file, (doc) => {
     for (const n of nodes) {
-      if (action === 'normal') transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);
-      else transition(doc, n, 'requested', 'requested', at, `${action}: switched to ${profile}`);
+      if (action === 'normal') {
+        const { next } = transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);
+        delete next.run;
+        delete next.tries;
+        delete next.deadline;
+        delete next.progress;
+        continue;
+      }
+      const { next } = transition(doc, n, 'requested', 'requested', at, `${action}: switched to ${profile}`);
+      const run = o.runs?.get(n.name);
+      if (run) next.run = run;
+      else delete next.run;
+      next.tries = 1;
+      next.phaseStarted = at.toISOString();
+      if (o.deadline) next.deadline = o.deadline.toISOString();
+      else delete next.deadline;
+      delete next.progress;
+      delete next.parked;
     }
   });
 }

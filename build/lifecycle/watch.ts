@@ -2,50 +2,44 @@
  * The watcher ends every install: it receives the installers' phone-home reports (over HTTP, proxied by
  * nginx, or from nginx's access log), keeps each node's state in the state file, and switches a node to
  * its OS profile when its installer reports `done` — before answering, so by the time the installer sees
- * 200 and reboots, the node's link already points at the OS. `failed` and timeouts leave the links alone.
+ * 200 and reboots, the node's link already points at the OS. `failed` leaves the links alone.
+ *
+ * A report counts only for the node's open run, with that run's nonce, and — where the node has a fixed
+ * IP — from that IP (lifecycle/runs.ts says what this protects against and what not). Anything else is an
+ * `ignored` event with its reason; it never changes a node's state nor switches a link. A `start` that does
+ * not count is refused (409): the installer stops before it touches the disk. A `start` with the nonce of
+ * a run that already ended `done` is a boot loop (the link did not switch, or the firmware ignored it):
+ * the node is marked failed and the installer refused, so a node is never reinstalled twice silently.
+ *
+ * Deadlines (overdue.ts): a node that stays in a phase past its deadline is power-cycled into the
+ * installer again, then parked; in the phases the image streams through, progress that moves pushes the
+ * deadline on (a stall is what is overdue, not a big image). Progress reports are kept in memory and written to the state file at most
+ * every progressFlushMs (each write is an fsync'd rename: see test/lifecycle-progress.test.ts).
  *
  * Reports are handled one at a time (a promise queue): events come out in order and the state file's lock
  * is never contended by the watcher itself.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Plan, PlanNode } from '../plan/plan.ts';
-import { parseMac } from '../spec/values.ts';
-import { switchNodes, type SwitchResult } from './links.ts';
-import { FINISHED, readState, storeLog, transition, updateState, type NodeStatus } from './state.ts';
+import type { PlanNode } from '../plan/plan.ts';
+import { deadlineMs, endRun, STREAMING } from './deadlines.ts';
+import { readProfiles, switchNodes, type SwitchResult } from './links.ts';
+import { checkOverdue, type WatchPlan, type WatchPower } from './overdue.ts';
+import { clientAddress, findNode, lastLines, parseReportUrl, readBody, type Report, type WatchEvent } from './report.ts';
+import { closeRun, matchNonce, readRunRecord } from './runs.ts';
+import { FINISHED, readState, storeLog, transition, updateState, type NodeState, type NodeStatus } from './state.ts';
 import { createStatusPage, type StatusPage } from './status-page.ts';
+import { headline, parseInventory, storeInventory } from './inventory.ts';
+import { parseMac } from '../spec/values.ts';
 import { parseAccessLine, tailFile, type Tailer } from './tail.ts';
 import type { Target } from './target.ts';
 
-export const PHASES = ['start', 'disk', 'partition', 'download', 'extract', 'configure', 'done', 'rescue-ready', 'diskless-ready'] as const;
+export { PHASES, parseReportUrl, findNode, type Report, type WatchEvent } from './report.ts';
+export { NoPowerError, type WatchPlan, type WatchPower } from './overdue.ts';
+
 /** Reports after which a node runs where it is, in a profile that stays: nothing to switch. */
 const RUNNING: readonly string[] = ['rescue-ready', 'diskless-ready'];
-const BODY_LIMIT = 16 * 1024 * 1024;
 
-export interface Report {
-  /** A PHASES member, `failed` or `log`. */
-  kind: string;
-  host?: string;
-  mac?: string;
-  /** For `failed`: the phase that failed. */
-  phase?: string;
-  body?: Buffer;
-}
-
-export interface WatchEvent {
-  at: string;
-  source: 'http' | 'access-log' | 'timer';
-  node: string | null;
-  mac: string | null;
-  phase: string;
-  state: NodeStatus | 'unknown' | 'log';
-  prev?: NodeStatus;
-  detail?: string;
-  switched?: SwitchResult;
-  error?: string;
-}
-
-export type WatchPlan = Pick<Plan, 'nodes' | 'profiles' | 'phoneHome'>;
 
 export interface WatchOptions {
   plan: WatchPlan;
@@ -57,8 +51,12 @@ export interface WatchOptions {
   accessLog?: string;
   /** Read the access log from its start instead of its end. */
   accessLogFromStart?: boolean;
-  /** No report for this long → timed out. */
-  timeoutMs: number;
+  /** One deadline for every phase (watch --timeout); absent: the plan's phoneHome.deadlines. */
+  timeoutMs?: number;
+  /** Powers nodes for retries and parking; absent: a missed deadline ends the run (no retries). */
+  power?: WatchPower;
+  /** Progress reports reach the state file at most this often per node (default 10 s). */
+  progressFlushMs?: number;
   onEvent: (e: WatchEvent) => void;
 }
 
@@ -71,55 +69,13 @@ export interface Watcher {
   close(): Promise<void>;
 }
 
-/** `<path>/<kind>?host=&mac=&phase=` → Report, or an error message. */
-export function parseReportUrl(url: string, basePath: string): Report | string {
-  const u = new URL(url, 'http://watcher');
-  const prefix = basePath.replace(/\/+$/, '') + '/';
-  if (!u.pathname.startsWith(prefix)) return `not under ${prefix}`;
-  const kind = u.pathname.slice(prefix.length);
-  if (!(PHASES as readonly string[]).includes(kind) && kind !== 'failed' && kind !== 'log') return `unknown report "${kind}"`;
-  const get = (k: string) => u.searchParams.get(k) || undefined;
-  const r: Report = { kind };
-  const host = get('host');
-  const mac = get('mac');
-  const phase = get('phase');
-  if (host) r.host = host;
-  if (mac) r.mac = mac;
-  if (phase) r.phase = phase;
-  if (!r.host && !r.mac) return 'a report needs host= or mac=';
-  return r;
-}
-
-/** The MAC decides (it is what the links are named after); the host name is the fallback. */
-export function findNode(nodes: readonly PlanNode[], r: Pick<Report, 'host' | 'mac'>): PlanNode | undefined {
-  const mac = r.mac ? parseMac(r.mac) : null;
-  return (mac ? nodes.find((n) => n.mac === mac) : undefined) ?? nodes.find((n) => n.name === r.host);
-}
-
-function lastLines(body: Buffer | undefined, n = 10): string | undefined {
-  const text = body?.toString('utf8').replace(/\s+$/, '');
-  return text ? text.split('\n').slice(-n).join('\n') : undefined;
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > BODY_LIMIT) {
-        reject(new Error('body too large'));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+type Verdict = { ok: true; run: string; closed: boolean } | { ok: false; reason: string; bootLoop?: { run: string; at: string } };
 
 export async function startWatcher(o: WatchOptions): Promise<Watcher> {
   const { plan } = o;
   const watched = new Set<string>();
+  const flushMs = o.progressFlushMs ?? 10_000;
+  const progress = new Map<string, { value: NonNullable<NodeState['progress']>; flushed: number }>();
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = queue.then(fn);
@@ -141,22 +97,115 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     return e;
   }
 
-  async function handle(r: Report, source: WatchEvent['source']): Promise<WatchEvent> {
+  /** Does this report count? The node's open run, its nonce, its address. */
+  async function verdict(node: PlanNode, r: Report): Promise<Verdict> {
+    if (node.ip && r.from !== node.ip) return { ok: false, reason: `sent from ${r.from ?? 'an unknown address'}, not from ${node.name}'s address ${node.ip}` };
+    const rec = await readRunRecord(o.stateFile, node.name);
+    const m = matchNonce(rec, r.nonce);
+    switch (m.kind) {
+      case 'current':
+        return { ok: true, run: m.run, closed: false };
+      case 'closed':
+        // After the end of a run its installer may still upload its log; a new start is a boot loop.
+        if (r.kind === 'log') return { ok: true, run: m.run, closed: true };
+        if (r.kind === 'start' && m.closed.result === 'done') return { ok: false, reason: 'boot loop', bootLoop: { run: m.run, at: m.closed.at } };
+        return { ok: false, reason: `run ${m.run} already ended ${m.closed.result} at ${m.closed.at}` };
+      case 'old':
+        return { ok: false, reason: `the nonce of an earlier run (${m.run}; the current one is ${rec!.run}): a stale installer` };
+      case 'missing':
+        return { ok: false, reason: `no nonce (${node.name}'s run is ${rec!.run})` };
+      case 'wrong':
+        return { ok: false, reason: `a nonce of no run of ${node.name}` };
+      case 'no-run':
+        return { ok: false, reason: `no install was requested for ${node.name} (reimage, rescue or diskless starts one)` };
+    }
+  }
+
+  async function bootLoop(node: PlanNode, loop: { run: string; at: string }, base: Omit<WatchEvent, 'phase' | 'state'>, at: Date): Promise<WatchEvent> {
+    const profile = (await readProfiles([node], { root: o.root, ...(o.target ? { target: o.target } : {}) }).catch(() => new Map<string, string | null>())).get(node.name);
+    const detail = `boot loop: ${node.name} started the installer again (its link points at ${profile ?? '(no link)'}) after run ${loop.run} ended done at ${loop.at}; refused before it touched the disk`;
+    const { prev } = await updateState(o.stateFile, (doc) => {
+      const t = transition(doc, node, 'start', 'failed', at, detail);
+      delete t.next.deadline;
+      return t;
+    });
+    watched.add(node.name);
+    return emit({ ...base, phase: 'start', state: 'failed', detail, run: loop.run, ...(prev ? { prev: prev.state } : {}) });
+  }
+
+  async function onProgress(node: PlanNode, r: Report, base: Omit<WatchEvent, 'phase' | 'state'>, at: Date): Promise<WatchEvent> {
+    const value = { ...r.progress!, at: at.toISOString() };
+    const last = progress.get(node.name);
+    const flush = !last || at.getTime() - last.flushed >= flushMs || value.bytes >= value.total;
+    progress.set(node.name, { value, flushed: flush ? at.getTime() : last!.flushed });
+    if (flush)
+      await updateState(o.stateFile, (doc) => {
+        const s = doc.nodes[node.name];
+        if (!s) return;
+        const moved = !s.progress || value.bytes > s.progress.bytes;
+        // A stream that moves pushes its phase's deadline on (deadlines.ts STREAMING); a stalled one does not.
+        if (moved && s.state === 'installing' && STREAMING.includes(s.phase)) {
+          const due = at.getTime() + deadlineMs(plan.phoneHome, s.phase, o.timeoutMs);
+          if (!s.deadline || Date.parse(s.deadline) < due) s.deadline = new Date(due).toISOString();
+        }
+        s.progress = value;
+      });
+    return emit({ ...base, phase: 'download', state: 'progress', progress: value });
+  }
+
+  /**
+   * A machine's inventory, by its MAC, known to the spec or not (discovery is for the ones it does not know,
+   * so there is no run and no nonce to check). It only feeds `discovered`, `enroll` and status: it switches no
+   * link and changes no node's state, so a forged one can mislead an enrolment, which a person reviews.
+   */
+  async function onInventory(r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number }> {
+    const base = { at: at.toISOString(), source, node: findNode(plan.nodes, r)?.name ?? null, mac: r.mac ?? null, phase: 'inventory', ...(r.from ? { from: r.from } : {}) };
+    const inv = parseInventory(r.body);
+    const mac = r.mac ? parseMac(r.mac) : null;
+    if (typeof inv === 'string' || !mac) return { event: emit({ ...base, state: 'ignored', detail: `ignored inventory: ${typeof inv === 'string' ? inv : 'it needs mac='}` }), status: 400 };
+    const file = await storeInventory(o.stateFile, mac, inv, r.from ?? null, at);
+    const h = headline(inv);
+    return { event: emit({ ...base, mac, state: 'inventory', detail: `${h.model}; ${h.cpus}; ${h.memory}; disks ${h.disks}; ${h.firmware} (${file})` }), status: 200 };
+  }
+
+  async function handle(r: Report, source: WatchEvent['source']): Promise<{ event: WatchEvent; status: number }> {
     const at = new Date();
+    if (r.kind === 'inventory') return onInventory(r, source, at);
     const node = findNode(plan.nodes, r);
-    if (!node) return emit({ at: at.toISOString(), source, node: null, mac: r.mac ?? null, phase: r.kind, state: 'unknown', detail: `no node ${r.host ?? ''} ${r.mac ?? ''} in the spec`.replace(/\s+/g, ' ') });
-    const base = { at: at.toISOString(), source, node: node.name, mac: node.mac };
+    if (!node) return { event: emit({ at: at.toISOString(), source, node: null, mac: r.mac ?? null, phase: r.kind, state: 'unknown', detail: `no node ${r.host ?? ''} ${r.mac ?? ''} in the spec`.replace(/\s+/g, ' ') }), status: 404 };
+    const base = { at: at.toISOString(), source, node: node.name, mac: node.mac, ...(r.from ? { from: r.from } : {}) };
+    const v = await verdict(node, r);
+    if (!v.ok) {
+      if (v.bootLoop) return { event: await bootLoop(node, v.bootLoop, base, at), status: 409 };
+      // A start that does not count is refused: the installer stops before it touches the disk.
+      return { event: emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` }), status: r.kind === 'start' ? 409 : 403 };
+    }
     if (r.kind === 'log') {
       const file = r.body?.length ? await storeLog(o.stateFile, node.name, r.body, at) : undefined;
       if (file) await updateState(o.stateFile, (doc) => void (doc.nodes[node.name] ? (doc.nodes[node.name]!.log = file) : undefined));
-      return emit({ ...base, phase: 'log', state: 'log', ...(file ? { detail: file } : { detail: 'no log body (access log input)' }) });
+      return { event: emit({ ...base, phase: 'log', state: 'log', run: v.run, ...(file ? { detail: file } : { detail: 'no log body (access log input)' }) }), status: 200 };
     }
+    if (r.kind === 'progress') return { event: await onProgress(node, r, base, at), status: 200 };
     const state: NodeStatus = r.kind === 'failed' ? 'failed' : r.kind === 'done' || RUNNING.includes(r.kind) ? 'done' : 'installing';
     const phase = r.kind === 'failed' ? (r.phase ?? 'unknown') : r.kind;
     const detail = r.kind === 'failed' ? (lastLines(r.body) ?? (source === 'access-log' ? 'failed (the body is not in the access log)' : 'failed')) : undefined;
-    const { prev } = await updateState(o.stateFile, (doc) => transition(doc, node, phase, state, at, detail));
+    const rec = await readRunRecord(o.stateFile, node.name);
+    const { prev, next } = await updateState(o.stateFile, (doc) => {
+      const t = transition(doc, node, phase, state, at, detail);
+      const n = t.next;
+      // A run started with reimage --ssh reaches this state file with its first report: adopt it.
+      if (n.run !== v.run) (n.run = v.run), (n.tries = 1);
+      // A start that was not preceded by `requested` (our own retry) is the node rebooting into the installer by itself.
+      if (r.kind === 'start' && t.prev?.phase !== 'requested' && t.prev?.run === v.run) n.tries = (n.tries ?? 1) + 1;
+      n.tries ??= 1;
+      const p = progress.get(node.name);
+      if (p) n.progress = p.value;
+      if (FINISHED.has(state)) endRun(n, state, at, rec?.started);
+      else if (t.prev?.phase !== phase || !n.deadline) n.deadline = new Date(at.getTime() + deadlineMs(plan.phoneHome, phase, o.timeoutMs)).toISOString();
+      return t;
+    });
     watched.add(node.name);
-    const event: WatchEvent = { ...base, phase, state, ...(prev ? { prev: prev.state } : {}), ...(detail ? { detail } : {}) };
+    const event: WatchEvent = { ...base, phase, state, run: v.run, tries: next.tries!, ...(prev ? { prev: prev.state } : {}), ...(detail ? { detail } : {}) };
     if (r.kind === 'done') {
       try {
         event.switched = (await switchNodes([node], plan.profiles.os, { root: o.root, ...(o.target ? { target: o.target } : {}) }))[0];
@@ -164,37 +213,22 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         // Installed but still booting the installer: the loop we exist to prevent. Say so loudly.
         event.error = `installed, but switching to ${plan.profiles.os} failed: ${(e as Error).message}`;
         event.state = 'failed';
-        await updateState(o.stateFile, (doc) => transition(doc, node, phase, 'failed', new Date(), event.error));
+        await updateState(o.stateFile, (doc) => endRun(transition(doc, node, phase, 'failed', new Date(), event.error).next, 'failed', new Date(), rec?.started));
       }
+    }
+    if (FINISHED.has(event.state as NodeStatus)) {
+      await closeRun(o.stateFile, node.name, v.run, event.state as NodeStatus, at);
+      progress.delete(node.name);
     }
     emit(event);
     await checkFinished();
-    return event;
+    return { event, status: 200 };
   }
 
   async function checkTimeouts(): Promise<void> {
     const doc = await readState(o.stateFile);
-    const now = Date.now();
-    for (const s of Object.values(doc.nodes)) {
-      if (s.state === 'requested' || s.state === 'installing') watched.add(s.name);
-    }
-    for (const name of watched) {
-      const s = doc.nodes[name];
-      if (!s || (s.state !== 'requested' && s.state !== 'installing') || now - Date.parse(s.updated) < o.timeoutMs) continue;
-      const node = plan.nodes.find((n) => n.name === name);
-      if (!node) continue;
-      await serial(async () => {
-        const at = new Date();
-        // Re-check under the lock: a report may have arrived since we read the file.
-        const t = await updateState(o.stateFile, (d) => {
-          const cur = d.nodes[name];
-          if (!cur || (cur.state !== 'requested' && cur.state !== 'installing') || at.getTime() - Date.parse(cur.updated) < o.timeoutMs) return null;
-          const detail = `no report for ${Math.round((at.getTime() - Date.parse(cur.updated)) / 1000)} s (last: ${cur.phase})`;
-          return { ...transition(d, node, cur.phase, 'timed-out', at, detail), detail };
-        });
-        if (t) emit({ at: at.toISOString(), source: 'timer', node: name, mac: node.mac, phase: t.next.phase, state: 'timed-out', prev: t.prev?.state ?? 'installing', detail: t.detail });
-      });
-    }
+    for (const s of Object.values(doc.nodes)) if (s.state === 'requested' || s.state === 'installing') watched.add(s.name);
+    await checkOverdue({ ...o, watched, serial, emit, forget: (name) => progress.delete(name) });
     await checkFinished();
   }
 
@@ -212,11 +246,13 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         res.end(text + '\n');
       };
       if (typeof parsed === 'string') return void reply(parsed.startsWith('not under') ? 404 : 400, parsed);
+      const from = clientAddress(req);
+      if (from) parsed.from = from;
       readBody(req)
         .then(async (body) => {
           if (body.length) parsed.body = body;
-          const e = await serial(() => handle(parsed, 'http'));
-          reply(e.state === 'unknown' ? 404 : 200, e.state === 'unknown' ? (e.detail ?? 'unknown node') : 'ok');
+          const { event, status } = await serial(() => handle(parsed, 'http'));
+          reply(status, status === 200 ? 'ok' : `${status === 409 ? 'refused' : 'not counted'}: ${event.detail ?? event.state}`);
         })
         .catch((e: Error) => reply(500, e.message));
     });
@@ -237,17 +273,21 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
       (line) => {
         const l = parseAccessLine(line);
         if (!l) return;
-        // With the HTTP listener on, a 2xx line is a report nginx already delivered to us: skip it.
-        if (o.listen && l.status < 300) return;
+        // With the HTTP listener on, a line nginx proxied to us (2xx, or our own refusals) was handled: skip it.
+        if (o.listen && (l.status < 300 || l.status === 403 || l.status === 409)) return;
         const r = parseReportUrl(l.url, plan.phoneHome.path);
-        if (typeof r !== 'string') void serial(() => handle(r, 'access-log')).catch(() => {});
+        if (typeof r === 'string') return;
+        r.from = l.remote;
+        void serial(() => handle(r, 'access-log')).catch(() => {});
       },
       { fromStart: o.accessLogFromStart ?? false },
     );
     await tailer.ready;
   }
 
-  const tickMs = Math.max(100, Math.min(5000, o.timeoutMs / 4));
+  // A quarter of the shortest deadline, between 0.1 and 5 s: a miss is seen soon enough, and rarely polled.
+  const shortest = o.timeoutMs ?? Math.min(...Object.values(plan.phoneHome.deadlines).map((m) => m * 60_000));
+  const tickMs = Math.max(100, Math.min(5000, shortest / 4));
   // Who we wait for is known at once; overdue nodes are reported on the first tick, after the caller's banner.
   for (const s of Object.values((await readState(o.stateFile)).nodes)) if (s.state === 'requested' || s.state === 'installing') watched.add(s.name);
   let stopped = false;

@@ -149,9 +149,23 @@ export interface Plan {
   image: ImageSpec & { zstdLevel: number; installMode: 'tarball' | 'image' };
   users: { name: string; sshKeys: string[]; sudo: boolean; shell: string }[];
   rescue: { user: string; sshKeys: string[] };
-  phoneHome: { path: string; url: string; afterInstall: 'poweroff' | 'reboot'; watcherPort: number; timeoutMinutes: number };
+  phoneHome: {
+    path: string;
+    url: string;
+    afterInstall: 'poweroff' | 'reboot';
+    watcherPort: number;
+    timeoutMinutes: number;
+    /** Every watched phase's deadline in minutes: the spec's, else timeoutMinutes. */
+    deadlines: Record<DeadlinePhase, number>;
+    retries: number;
+    park: 'off' | 'rescue';
+  };
   installerEnv: PlanInstallerEnv;
 }
+
+/** The phases a node can be overdue in: waiting for its first report, then each install phase. */
+export const DEADLINE_PHASES = ['requested', 'start', 'disk', 'partition', 'download', 'extract', 'configure'] as const;
+export type DeadlinePhase = (typeof DEADLINE_PHASES)[number];
 
 export function planCluster(spec: NormalizedSpec): Plan {
   const adminIp = parseIpv4(spec.admin.ip)!;
@@ -234,7 +248,16 @@ export function planCluster(spec: NormalizedSpec): Plan {
     },
     users: spec.users.map((u) => ({ name: u.name, sshKeys: u.sshKeys, sudo: u.sudo, shell: u.shell })),
     rescue: { user: spec.rescue.user, sshKeys: spec.rescue.sshKeys },
-    phoneHome: { path: spec.phoneHome.path, url: httpBase + spec.phoneHome.path, afterInstall: spec.phoneHome.afterInstall, watcherPort: spec.phoneHome.watcherPort, timeoutMinutes: spec.phoneHome.timeoutMinutes },
+    phoneHome: {
+      path: spec.phoneHome.path,
+      url: httpBase + spec.phoneHome.path,
+      afterInstall: spec.phoneHome.afterInstall,
+      watcherPort: spec.phoneHome.watcherPort,
+      timeoutMinutes: spec.phoneHome.timeoutMinutes,
+      deadlines: Object.fromEntries(DEADLINE_PHASES.map((p) => [p, spec.phoneHome.deadlines?.[p] ?? spec.phoneHome.timeoutMinutes])) as Record<DeadlinePhase, number>,
+      retries: spec.phoneHome.retries,
+      park: spec.phoneHome.park,
+    },
     installerEnv: installerEnv(spec.installerEnv),
   };
 }

@@ -6,7 +6,7 @@
 import { PlanError } from '../lib/errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { dataPrologue, type ShellValue } from './shell.ts';
-import { imagePath, urlFor } from '../layout.ts';
+import { RUNS_DIR, imagePath, urlFor } from '../layout.ts';
 
 export interface ShellSource {
   name: string;
@@ -55,6 +55,7 @@ function commonVars(plan: Plan): Record<string, ShellValue> {
     PC_ADMIN_IP: plan.admin.ip,
     PC_HTTP_BASE: plan.admin.httpBase,
     PC_PHONE_HOME_URL: plan.phoneHome.url,
+    PC_RUNS_URL: urlFor(plan.admin.httpBase, RUNS_DIR),
     PC_NODE_NAMES: plan.nodes.map((n) => n.name),
     PC_NODE_MACS: plan.nodes.map((n) => n.mac),
     PC_NODE_IPS: plan.nodes.map((n) => n.ip ?? ''),

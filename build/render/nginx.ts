@@ -1,7 +1,7 @@
 /** etc/nginx.conf: serves the dist/ tree (= /srv/public) and proxies the installers' reports to the watcher. */
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
-import { STATUS_PATH } from '../layout.ts';
+import { RUNS_DIR, STATUS_PATH, runPath } from '../layout.ts';
 
 /**
  * Where nginx keeps its own files and which tree it serves. The generated etc/nginx.conf is node0's whole
@@ -48,6 +48,7 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
     '        deny all;',
     '    }',
     '',
+    ...runFileLocations(plan),
     `    location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
     `        proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
     '        proxy_set_header X-Real-IP $remote_addr;',
@@ -67,6 +68,26 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
     '        proxy_read_timeout 1h;',
     '    }',
     '}',
+  ];
+}
+
+/**
+ * Each node's run file (its install run's nonce, lifecycle/runs.ts) goes only to the node's fixed IP; a node
+ * without one (proxy DHCP) gets it by its MAC alone. Anything else under the directory, its listing
+ * included, is denied.
+ */
+function runFileLocations(plan: Plan): string[] {
+  return [
+    "    # Install nonces: each node's run file only to the node's own address (lifecycle/runs.ts says what this protects).",
+    `    location /${v('runs', RUNS_DIR)}/ {`,
+    '        deny all;',
+    '    }',
+    ...plan.nodes.flatMap((n) => [
+      `    location = /${v(`nodes[${n.name}].mac`, runPath(n.mac))} {`,
+      ...(n.ip ? [`        allow ${v(`nodes[${n.name}].ip`, n.ip)};`, '        deny all;'] : [`        # ${commentText('nginx.conf', 'nodes[].name', n.name)}: no fixed IP (proxy DHCP), so by MAC alone`]),
+      '    }',
+    ]),
+    '',
   ];
 }
 

@@ -317,12 +317,30 @@ export const RescueSpec = T.Object(
   { additionalProperties: false, description: 'Access to a node booted in the rescue profile.' },
 );
 
+const deadline = (description: string) => T.Optional(T.Number({ description, minimum: 0.25, maximum: 1440 }));
+
 export const PhoneHomeSpec = T.Object(
   {
     path: str('absPath', 'URL path on node0 the installer reports to.', { default: '/portacluster/report' }),
     afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot')], { default: 'reboot' }),
     watcherPort: T.Integer({ description: 'Loopback port of `portacluster watch`; nginx proxies phoneHome.path to it.', default: 8077, minimum: 1, maximum: 65535 }),
-    timeoutMinutes: T.Integer({ description: 'An install with no report for this long is marked timed out.', default: 30, minimum: 1 }),
+    timeoutMinutes: T.Integer({ description: 'Deadline of every install phase phoneHome.deadlines does not name: a node still in that phase this long after it began missed its deadline.', default: 30, minimum: 1 }),
+    deadlines: T.Optional(
+      T.Object(
+        {
+          requested: deadline('Minutes from the switch (reimage/rescue/diskless) to the first report of the node.'),
+          start: deadline('Minutes a node may spend in the start phase (identifying itself).'),
+          disk: deadline('Minutes a node may spend in the disk phase (choosing its target disk).'),
+          partition: deadline('Minutes a node may spend in the partition phase.'),
+          download: deadline('Minutes a node may spend in the download phase without its download moving (each progress report that moves restarts the clock).'),
+          extract: deadline('Minutes a node may spend in the extract phase without its image stream moving (download and unpack run together here; each progress report that moves restarts the clock).'),
+          configure: deadline('Minutes a node may spend in the configure phase.'),
+        },
+        { additionalProperties: false, description: 'Per-phase deadlines in minutes (fractions allowed); a phase not named here gets timeoutMinutes. On a miss the watcher power-cycles the node into the installer again (phoneHome.retries), then parks it (phoneHome.park).' },
+      ),
+    ),
+    retries: T.Integer({ description: 'How many times the watcher power-cycles a node that missed a deadline back into the installer (same run) before it parks it.', default: 2, minimum: 0, maximum: 10 }),
+    park: T.Union([T.Literal('off'), T.Literal('rescue')], { description: 'What happens to a node whose retries ran out: off = powered off; rescue = linked to the rescue profile and power-cycled into it. Either way it is marked failed.', default: 'off' }),
   },
   { additionalProperties: false },
 );

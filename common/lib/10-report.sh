@@ -42,17 +42,69 @@ log_direct() {
   log "$@" >> "${PC_LOG}" 2>/dev/null || true
 }
 
-# host= and mac= of every report; names are RFC 1123 labels and MACs hex, so nothing needs escaping.
-report_query() {
-  printf 'host=%s&mac=%s' "${NODE_NAME}" "${NODE_MAC}"
+# This install's run and its nonce (node0's lifecycle/runs.ts): fetched by fetch_run, sent with every report.
+PC_RUN=""
+PC_NONCE=""
+
+# fetch_run: the run file node0 wrote for this node when it was switched (reimage, rescue, diskless), by
+# MAC; nginx hands it only to this node's address. Without it the reports do not count and node0 refuses
+# the start. The nonce is a secret for this run: it goes into report URLs only, never into the log.
+fetch_run() {
+  local file key value
+  [ -n "${NODE_MAC}" ] || return 0
+  file="$(mktemp)"
+  if ! curl -fsS --max-time 10 --retry 3 --retry-delay 1 -o "${file}" -- "${PC_RUNS_URL}/${NODE_MAC//:/-}"; then
+    warn "no run file for ${NODE_MAC} on node0: this boot was not requested (reimage, rescue or diskless)"
+    rm -f -- "${file}"
+    return 0
+  fi
+  while IFS='=' read -r key value; do
+    case "${key}" in
+      run) [[ "${value}" =~ ^[0-9A-Za-z-]{1,40}$ ]] && PC_RUN="${value}" ;;
+      nonce) [[ "${value}" =~ ^[0-9a-f]{32}$ ]] && PC_NONCE="${value}" ;;
+    esac
+  done < "${file}"
+  rm -f -- "${file}"
+  if [ -n "${PC_NONCE}" ]; then log "run ${PC_RUN:-?}"; else warn "the run file for ${NODE_MAC} holds no nonce"; fi
+  return 0
 }
 
-# report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=. Never fails.
+# host=, mac= and nonce= of every report; names are RFC 1123 labels, MACs and nonces hex: nothing to escape.
+report_query() {
+  printf 'host=%s&mac=%s&nonce=%s' "${NODE_NAME}" "${NODE_MAC}" "${PC_NONCE}"
+}
+
+# report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=&nonce=. A dead watcher never fails an install;
+# a refusal (409: no run was requested for this node, or its run already ended: a boot loop) stops it here,
+# before anything is written.
 report() {
-  local phase="$1"
-  curl -fsS --max-time 10 --retry 3 --retry-delay 1 -o /dev/null \
-    -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)" || warn "could not report ${phase} to ${PC_PHONE_HOME_URL}"
+  local phase="$1" answer code
+  answer="$(mktemp)"
+  code="$(curl -sS --max-time 10 --retry 3 --retry-delay 1 -o "${answer}" -w '%{http_code}' \
+    -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)")" || code=""
+  case "${code}" in
+    2??) ;;
+    409) refused "${phase}" "$(head -c 500 -- "${answer}")" ;;
+    *) warn "could not report ${phase} to ${PC_PHONE_HOME_URL}${code:+ (HTTP ${code}: $(head -c 200 -- "${answer}"))}" ;;
+  esac
+  rm -f -- "${answer}"
   return 0
+}
+
+# refused PHASE WHY: node0 will not count this install; stop without touching anything (no failed report:
+# node0 already knows, and said why).
+refused() {
+  trap - ERR EXIT
+  log "node0 refused ${1}: ${2}" >&2
+  log "stopping before anything is written; nothing was changed on this machine" >&2
+  log_close
+  exit 3
+}
+
+# report_progress BYTES TOTAL RATE: where the image download is; short and best effort (never retried).
+report_progress() {
+  curl -sS --max-time 3 -o /dev/null \
+    -- "${PC_PHONE_HOME_URL}/progress?$(report_query)&bytes=${1}&total=${2}&rate=${3}" 2>/dev/null || true
 }
 
 # report_post PATH FILE: POST FILE's bytes to ${PC_PHONE_HOME_URL}/PATH. Never fails.

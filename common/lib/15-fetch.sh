@@ -3,18 +3,82 @@
 # the tarball and the filesystem image alike).
 
 PC_DOWNLOAD_DIR="${PC_DOWNLOAD_DIR:-/run/portacluster/download}"
+# Seconds between progress reports while an image streams; 0: none (the cost is measured in
+# test/installer-scripts.test.ts: the ratio of an install with reports to one without).
+PC_PROGRESS_SECONDS="${PC_PROGRESS_SECONDS:-5}"
+_PC_PROGRESS_PID=""
+_PC_PROGRESS_BYTES=0
 
-# fetch_resumable FILE URL SHA256 WHAT: curl into FILE, resumed with a Range request after each break
-# (curl's own --retry starts over from byte 0), then the digest over the whole file.
+# progress_bytes SOURCE: sets _PC_PROGRESS_BYTES to the bytes downloaded so far. SOURCE pid:N is the
+# sha256sum that reads every byte of the stream (rchar in /proc/N/io, read with builtins: no process at
+# all); file:PATH is a file curl writes (one stat per report).
+progress_bytes() {
+  local key value
+  case "$1" in
+    pid:*)
+      # Gone (the stream ended between two reports): nothing to read, and nothing to say about it.
+      [ -r "/proc/${1#pid:}/io" ] || return 1
+      while read -r key value; do
+        if [ "${key}" = rchar: ]; then _PC_PROGRESS_BYTES="${value}"; return 0; fi
+      done < "/proc/${1#pid:}/io" 2>/dev/null || return 1
+      return 1
+      ;;
+    file:*) _PC_PROGRESS_BYTES="$(stat -c %s -- "${1#file:}" 2>/dev/null || echo 0)" ;;
+  esac
+}
+
+# progress_start SOURCE TOTAL: a background loop that reports the download every PC_PROGRESS_SECONDS —
+# one sleep and one curl per report, never a process per chunk of the stream.
+progress_start() {
+  local source="$1" total="$2"
+  [ "${PC_PROGRESS_SECONDS}" != 0 ] || return 0
+  (
+    trap - ERR EXIT
+    local last=0 t0 t1 rate
+    t0="${EPOCHREALTIME/./}"
+    # sleep's output goes nowhere: it must not hold the log's pipe open after the loop is killed.
+    while sleep "${PC_PROGRESS_SECONDS}" > /dev/null 2>&1; do
+      progress_bytes "${source}" || break
+      [ "${_PC_PROGRESS_BYTES}" -le "${total}" ] || _PC_PROGRESS_BYTES="${total}"
+      t1="${EPOCHREALTIME/./}"
+      rate=$(((_PC_PROGRESS_BYTES - last) * 1000000 / (t1 - t0 + 1)))
+      report_progress "${_PC_PROGRESS_BYTES}" "${total}" "${rate}"
+      last="${_PC_PROGRESS_BYTES}"
+      t0="${t1}"
+    done
+  ) &
+  _PC_PROGRESS_PID="$!"
+  _PC_PROGRESS_T0="${EPOCHREALTIME/./}"
+}
+
+# progress_stop [BYTES TOTAL]: ends the loop; with BYTES, a last report (the whole image: the bar ends full).
+progress_stop() {
+  local rate
+  [ -n "${_PC_PROGRESS_PID}" ] || return 0
+  kill "${_PC_PROGRESS_PID}" 2>/dev/null || true
+  wait "${_PC_PROGRESS_PID}" 2>/dev/null || true
+  _PC_PROGRESS_PID=""
+  if [ "$#" = 2 ]; then
+    rate=$(($1 * 1000000 / (${EPOCHREALTIME/./} - _PC_PROGRESS_T0 + 1)))
+    report_progress "$1" "$2" "${rate}"
+  fi
+  return 0
+}
+
+# fetch_resumable FILE URL SHA256 WHAT [SIZE]: curl into FILE, resumed with a Range request after each
+# break (curl's own --retry starts over from byte 0), then the digest over the whole file. With SIZE,
+# progress is reported against it.
 # Returns 2 on a digest mismatch, 1 after 10 broken attempts: the caller knows what to undo.
 fetch_resumable() {
-  local file="$1" url="$2" want="$3" what="$4" digest attempt=1 status
+  local file="$1" url="$2" want="$3" what="$4" size="${5:-0}" digest attempt=1 status
+  [ "${size}" = 0 ] || progress_start "file:${file}" "${size}"
   while :; do
     status=0
     curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 --continue-at - \
       --output "${file}" -- "${url}" || status="$?"
     [ "${status}" = 0 ] && break
     if [ "${attempt}" -ge 10 ]; then
+      progress_stop
       warn "the ${what} download failed 10 times (curl ${status}): giving up"
       return 1
     fi
@@ -22,6 +86,7 @@ fetch_resumable() {
     attempt=$((attempt + 1))
     sleep 1
   done
+  if [ "${size}" = 0 ]; then progress_stop; else progress_stop "${size}" "${size}"; fi
   digest="$(sha256sum -- "${file}" | cut -d ' ' -f 1)"
   if [ "${digest}" != "${want}" ]; then
     warn "sha256 of ${url} is ${digest}, the plan pins ${want}"
@@ -29,11 +94,11 @@ fetch_resumable() {
   fi
 }
 
-# stream_verified URL SHA256 SINK [ARG…]: one pass of URL through zstd -d into SINK; returns 2 when the
-# digest does not match, 1 when the stream broke.
+# stream_verified URL SHA256 SIZE SINK [ARG…]: one pass of URL through zstd -d into SINK; returns 2 when
+# the digest does not match, 1 when the stream broke. Reports progress against SIZE while it streams.
 stream_verified() {
-  local url="$1" want="$2" fifo digest_file digest sha_pid statuses
-  shift 2
+  local url="$1" want="$2" size="$3" fifo digest_file digest sha_pid statuses
+  shift 3
   mkdir -p -- "${PC_DOWNLOAD_DIR}"
   fifo="${PC_DOWNLOAD_DIR}/sha.fifo"
   digest_file="${PC_DOWNLOAD_DIR}/sha256"
@@ -41,6 +106,7 @@ stream_verified() {
   mkfifo -- "${fifo}"
   sha256sum < "${fifo}" > "${digest_file}" &
   sha_pid="$!"
+  progress_start "pid:${sha_pid}" "${size}"
   # An `if` keeps a broken stream from firing the ERR trap; PIPESTATUS still holds every stage's status.
   if curl -fsS --connect-timeout 10 --speed-time 30 --speed-limit 1024 -- "${url}" \
     | tee -- "${fifo}" | zstd -d -q -c | "$@"; then
@@ -49,6 +115,7 @@ stream_verified() {
     statuses=("${PIPESTATUS[@]}")
   fi
   wait "${sha_pid}"
+  if [ "${statuses[0]}" = 0 ]; then progress_stop "${size}" "${size}"; else progress_stop; fi
   rm -f -- "${fifo}"
   digest="$(cut -d ' ' -f 1 < "${digest_file}")"
   if [ "${statuses[0]}" != 0 ]; then
@@ -63,6 +130,25 @@ stream_verified() {
     die "the image matched its digest but did not unpack (zstd ${statuses[2]}, $1 ${statuses[3]})"
   fi
   return 0
+}
+
+# unpack_file FILE SIZE SINK [ARG…]: the verified FILE through zstd -d into SINK, reporting progress (how
+# much of FILE zstd has read) while it runs, so the extract phase's deadline counts from the last progress
+# as it does for the stream.
+unpack_file() {
+  local file="$1" size="$2" fifo zpid
+  shift 2
+  fifo="${PC_DOWNLOAD_DIR}/unpack.fifo"
+  rm -f -- "${fifo}"
+  mkfifo -- "${fifo}"
+  # A simple command in the background: $! is zstd itself, whose /proc/PID/io the progress loop reads.
+  zstd -d -q -c -- "${file}" > "${fifo}" &
+  zpid="$!"
+  progress_start "pid:${zpid}" "${size}"
+  "$@" < "${fifo}"
+  wait "${zpid}"
+  rm -f -- "${fifo}"
+  progress_stop "${size}" "${size}"
 }
 
 # tmpfs_has_room BYTES: enough RAM to hold BYTES in tmpfs, with 128 MiB to spare?
@@ -92,24 +178,26 @@ verified_write() {
   # Download and unpacking run together in the stream: both phases start now.
   phase download
   phase extract
-  stream_verified "${url}" "${want}" "$@" || status="$?"
+  stream_verified "${url}" "${want}" "${size}" "$@" || status="$?"
   if [ "${status}" = 1 ]; then
-    PC_PHASE=download
+    # From here download and unpacking are phases of their own again: node0 sees where the time goes, and
+    # each gets its own deadline.
+    phase download
     log "retrying the download with resume"
     "${refresh}" "${@:2}"
     status=0
     if tmpfs_has_room "${size}"; then
       file="${PC_DOWNLOAD_DIR}/${url##*/}"
       rm -f -- "${file}"
-      fetch_resumable "${file}" "${url}" "${want}" "${what}" || status="$?"
+      fetch_resumable "${file}" "${url}" "${want}" "${what}" "${size}" || status="$?"
       if [ "${status}" = 0 ]; then
-        PC_PHASE=extract
-        zstd -d -q -c -- "${file}" | "$@"
+        phase extract
+        unpack_file "${file}" "${size}" "$@"
       fi
       rm -f -- "${file}"
     else
       warn "not enough memory to hold the ${what}: streaming again"
-      stream_verified "${url}" "${want}" "$@" || status="$?"
+      stream_verified "${url}" "${want}" "${size}" "$@" || status="$?"
     fi
   fi
   if [ "${status}" = 0 ]; then return 0; fi

@@ -48,7 +48,7 @@ fetch_root() {
   rm -f -- "${file}"
   log "root ${PC_ROOT_URL} (${PC_ROOT_SIZE} bytes, sha256 ${PC_ROOT_SHA256})"
   status=0
-  fetch_resumable "${file}" "${PC_ROOT_URL}" "${PC_ROOT_SHA256}" 'diskless root' || status="$?"
+  fetch_resumable "${file}" "${PC_ROOT_URL}" "${PC_ROOT_SHA256}" 'diskless root' "${PC_ROOT_SIZE}" || status="$?"
   if [ "${status}" != 0 ]; then
     rm -f -- "${file}"
     [ "${status}" = 2 ] || die "the diskless root download failed 10 times: nothing mounted"

@@ -5,13 +5,15 @@
  * deterministic signal (a phone-home report, a serial-console line, qemu exiting on power-off); the
  * timeouts only bound a hang.
  */
-import { copyFile, mkdtemp, readlink, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../build/lib/run.ts';
 import { buildLabDist, corruptCopy, diskSignatures, startLab, FLAKY_PORT, type Lab } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
-import { PXELINUX_DIR } from '../../build/layout.ts';
+import { PXELINUX_DIR, autorunPath, imagePath, urlFor } from '../../build/layout.ts';
+import type { StateDoc } from '../../build/lifecycle/state.ts';
+import { vmPower } from '../../build/power/qemu-monitor.ts';
 
 const MIN = 60_000;
 let lab: Lab;
@@ -112,6 +114,22 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
         expect(e.switched).toMatchObject({ from: 'installer', to: lab.plan.os.name });
         expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node(name).pxeFile))).toBe(lab.plan.os.name);
       }
+      // Progress from the node: the state's progress rose to the image size; the run's phases have timestamps.
+      const state = JSON.parse(await readFile(lab.stateFile, 'utf8')) as StateDoc;
+      const size = lab.fsImage!.size;
+      for (const name of ['labbios', 'labuefi']) {
+        const s = state.nodes[name]!;
+        expect(s.progress).toMatchObject({ bytes: size, total: size });
+        const seen = lab.watcherEvents.filter((e) => e.node === name && e.state === 'progress').map((e) => e.progress!);
+        expect(seen.map((p) => p.bytes)).toEqual(seen.map((p) => p.bytes).sort((a, b) => a - b));
+        expect(seen.at(-1)).toMatchObject({ bytes: size, total: size });
+        expect(s.history.map((h) => h.phase)).toEqual(['requested', 'start', 'disk', 'partition', 'download', 'extract', 'configure', 'done']);
+        expect(s.history.every((h) => Date.parse(h.at) >= Date.parse(s.history[0]!.at))).toBe(true);
+        const last = s.runs!.at(-1)!;
+        expect(last).toMatchObject({ run: s.run, result: 'done' });
+        expect(Object.keys(last.phases)).toEqual(['requested', 'start', 'disk', 'partition', 'download', 'extract', 'configure']);
+        figures.push(`${name}: ${seen.length} progress report(s) (${seen.map((p) => `${Math.round((100 * p.bytes) / p.total)}% ${(p.rateBps / 2 ** 20).toFixed(1)} MiB/s`).join(', ')}); seconds per phase ${JSON.stringify(last.phases)}`);
+      }
       const booted = await Promise.all((['labbios', 'labuefi'] as const).map((name) => bootInstalled(name, disks[name])));
       vms.push(...booted);
       for (const vm of booted) {
@@ -203,4 +221,56 @@ describe.sequential('reimaging loop (QEMU, PXE through the generated dnsmasq and
       expect(downloads.at(-1)!.range).toMatch(/^bytes=\d+-$/);
     });
   }, 30 * MIN);
+
+  it('a node whose download stalls is power-cycled retries times through its VM monitor, then parked off and marked failed with the phase', async () => {
+    const vms: Vm[] = [];
+    const t = Date.now();
+    await withDiagnosis(vms, async () => {
+      // A server that accepts the image request and never answers: the stream stalls (curl gives up after
+      // 30 s without bytes and resumes, forever), the node stays in its phase past the deadline.
+      lab.ns.spawn(['python3', '-c', STALL_SERVER, lab.plan.admin.ip, String(STALL_PORT)]);
+      await lab.addInstallerVariant('fault-stall', lab.plan, lab.image, lab.fsImage);
+      const autorun = join(lab.dist, autorunPath('fault-stall'));
+      const image = urlFor(lab.plan.admin.httpBase, imagePath(lab.fsImage!.fileName));
+      const script = await readFile(autorun, 'utf8');
+      expect(script).toContain(`'${image}'`);
+      await writeFile(autorun, script.replace(`'${image}'`, `'${image.replace(lab.plan.admin.httpBase, `http://${lab.plan.admin.ip}:${STALL_PORT}`)}'`));
+      await lab.switchTo('labstall', 'fault-stall');
+      // The watcher's power-cycle is a monitor system_reset: this VM resets on it (and pauses when parked)
+      // instead of exiting as the harness's other VMs do (-no-reboot).
+      const vm = await lab.startNode('labstall', { disk: join(dir, 'labstall.qcow2'), freshDisk: true, extraArgs: ['-action', 'reboot=reset,shutdown=pause'] });
+      vms.push(vm);
+      progress('labstall: installer booting, its image will stall');
+      const retry = await until(() => lab.watcherEvents.some((e) => e.node === 'labstall' && e.source === 'timer'), 6 * MIN, 'a retry of labstall').then(() => lab.watcherEvents.find((e) => e.node === 'labstall' && e.source === 'timer')!);
+      progress(`labstall: ${retry.state}: ${retry.detail}`);
+      // The stream stalls in extract; once curl gives up on it (30 s without a byte) the installer resumes
+      // in the download phase, which stalls as well: whichever the deadline catches is named.
+      expect(retry).toMatchObject({ state: 'requested', tries: 2, detail: expect.stringMatching(/^missed the (extract|download) deadline \(0\.5 min\): power-cycled into the installer again, try 2 of 2$/) });
+      const failed = await lab.waitReport('labstall', 'failed', 6 * MIN);
+      progress(`labstall: failed: ${failed.body}`);
+      expect(['extract', 'download']).toContain(failed.failedPhase);
+      expect(failed.body).toBe(`timeout in ${failed.failedPhase} after 2 tries`);
+      const mine = lab.watcherEvents.filter((e) => e.node === 'labstall');
+      // Two boots into the installer (the first, and the retry), each counted; parked off through the monitor.
+      expect(mine.filter((e) => e.phase === 'start' && e.state === 'installing')).toHaveLength(2);
+      expect(mine.at(-1)).toMatchObject({ state: 'failed', parked: 'powered off', tries: 2 });
+      expect(await vmPower({ monitor: vm.monitor, pid: vm.child.pid! })).not.toBe('running');
+      const s = (JSON.parse(await readFile(lab.stateFile, 'utf8')) as StateDoc).nodes.labstall!;
+      expect(s).toMatchObject({ state: 'failed', phase: failed.failedPhase, tries: 2, parked: 'powered off' });
+      expect(s.runs!.at(-1)).toMatchObject({ result: 'failed' });
+      expect(await readlink(join(lab.dist, PXELINUX_DIR, lab.node('labstall').pxeFile))).toBe('fault-stall');
+      await vm.quit();
+      figures.push(`stall case: boot → retry → parked in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    });
+  }, 12 * MIN);
 });
+
+const STALL_PORT = 8082;
+/** Accepts connections and reads requests, never answers: a download that stalls. */
+const STALL_SERVER = `
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+`;

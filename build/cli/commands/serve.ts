@@ -12,6 +12,7 @@ import { DEFAULT_LOG_DIR, DEFAULT_RUN_DIR, serve, type ServeEvent } from '../../
 import { defineCommand } from '../command.ts';
 import { eventLine } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
+import { watchPower } from '../node-power.ts';
 import { CONFIG, JSON_OUT, ROOT, STATE } from '../options.ts';
 
 function textLine(e: ServeEvent): string {
@@ -52,15 +53,15 @@ export const command = defineCommand(
       'log-dir': { type: 'string', arg: 'DIR', description: `nginx's access log (default ${DEFAULT_LOG_DIR})` },
       interface: { type: 'string', arg: 'IF', description: "bind dnsmasq here instead of the spec's admin.interface" },
       'no-upstream-dns': { type: 'boolean', description: 'no upstream DNS and no /etc/hosts for dnsmasq (an isolated network such as the lab)' },
-      timeout: { type: 'string', arg: 'SECONDS', description: 'a requested or installing node silent this long is timed-out (default phoneHome.timeoutMinutes)' },
+      timeout: { type: 'string', arg: 'SECONDS', description: 'one deadline for every phase: a node still in a phase this long missed it (default phoneHome.deadlines, else timeoutMinutes)' },
       json: { ...JSON_OUT, description: 'one JSON event per line (up, line, exit, report, reload, stopping, stopped)' },
     },
     examples: ['portacluster serve --root /srv/public', 'portacluster serve --root dist --interface br0 --run-dir /tmp/pc-run --log-dir /tmp/pc-log --json'],
   },
   async (values) => {
     const plan = await loadPlan(values.config, values.root);
-    const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
-    if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
+    const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
+    if (timeoutS !== undefined && !(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
     if (values.interface !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(values.interface)) throw new UsageError(`--interface: not an interface name (got ${JSON.stringify(values.interface)})`);
     const print = (e: ServeEvent) => process.stdout.write((values.json ? JSON.stringify(e) : textLine(e)) + '\n');
     // Installed before anything starts: a SIGHUP that arrives while the group comes up waits for it,
@@ -83,7 +84,9 @@ export const command = defineCommand(
       logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
       ...(values.interface ? { interface: values.interface } : {}),
       noUpstreamDns: !!values['no-upstream-dns'],
-      timeoutMs: timeoutS * 1000,
+      ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
+      // The watcher's retries and parking (node-power.ts: the lab's VMs, else the legacy reboot command).
+      power: watchPower(plan),
       // SIGHUP (deploy --activate) reads the spec again from the tree that is live by then.
       reloadPlan: () => loadPlan(values.config, values.root),
       onEvent: print,

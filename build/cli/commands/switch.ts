@@ -17,6 +17,7 @@ import { commandLine } from '../../lib/run.ts';
 import { driverFor } from '../../power/registry.ts';
 import { sshRebootArgv } from '../../power/ssh.ts';
 import { labPower, labVmFor, runInherited } from '../lab-power.ts';
+import { endOpenRun, openRuns, openRunsRemote, type RunAction } from '../../lifecycle/runs.ts';
 
 type Action = 'reimage' | 'rescue' | 'diskless' | 'normal';
 
@@ -113,23 +114,33 @@ function makeCommand(action: Action): Command {
     }
     const target: Target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
     const root = values.root ?? plan.admin.servedRoot;
+    // A run per node (reimage/rescue/diskless), opened before the switch so the node never boots into an
+    // installer without its run file: the nonce goes to that file in the tree and to the run record beside
+    // the state file; the watcher counts only that run's reports (lifecycle/runs.ts).
+    // The state file lives where the watcher runs; with --ssh that is node0 (--state names it there), where
+    // the run's files are written over ssh and the watcher takes the run up with the node's first report.
+    const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
+    const at = new Date();
+    const opening = { stateFile, root, nodes, action: action as RunAction, profile, at };
+    const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
     const started = performance.now();
     const switched = await switchNodes(nodes, profile, { root, target });
     const ms = performance.now() - started;
-    // The state file lives where the watcher runs; with --ssh that is node0, which the next report updates.
-    if (!values.ssh) await markSwitched(values.state ?? defaultStateFile(root, plan.admin.servedRoot), nodes, action, profile);
+    if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
+    // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
+    if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
 
     const reboots = values.reboot ? await rebootNodes(plan, nodes, target, !!values.ssh) : [];
     const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
     const text = [
-      ...switched.map(line),
+      ...switched.map((s) => line(s) + (runs?.get(s.node) ? `  run ${runs.get(s.node)}` : '')),
       `${switched.length} node${switched.length === 1 ? '' : 's'} switched to ${profile} in ${values.ssh ? values.ssh + ':' : ''}${root} (${ms.toFixed(1)} ms)`,
       ...reboots.flatMap((r) => [
         ...(r.bootOnce && r.bootOnce !== 'set' ? [`reboot ${r.node}: boot once from the network: ${r.bootOnce} (best effort: its link still decides what it boots)`] : []),
         `reboot ${r.node}: ${r.ok ? `ok (${r.how} via ${r.describe})` : 'FAILED ' + r.error}`,
       ]),
     ].join('\n');
-    emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, reboots, ms }, text);
+    emit(!!values.json, { action, profile, root, host: values.ssh ?? null, switched, runs: runs ? Object.fromEntries(runs) : {}, reboots, ms }, text);
     return reboots.every((r) => r.ok) ? 0 : 1;
   });
 }

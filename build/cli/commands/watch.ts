@@ -10,6 +10,7 @@ import { defineCommand } from '../command.ts';
 import { CONFIG, ROOT, STATE } from '../options.ts';
 import { ago, eventLine, table } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
+import { watchPower } from '../node-power.ts';
 
 export function parseListen(value: string | undefined, defaultPort: number): { host: string; port: number } | null {
   if (value === 'off' || value === 'none') return null;
@@ -26,7 +27,9 @@ export const command = defineCommand(
       "Receive the installers' phone-home reports (HTTP, behind nginx's proxy of phoneHome.path, and/or nginx's",
       'access log), keep the state file, and switch each node that reports done to its OS. A live table on a',
       'terminal, one line per event otherwise, JSON lines with --json. Runs until Ctrl-C, or with --until-done',
-      'until every requested node is done, failed or timed out (at once when none is requested).',
+      'until every requested node is done, failed or timed out (at once when none is requested). A report counts only',
+      "for the node's requested run, with its nonce, from its fixed IP; a node past its phase's deadline is",
+      'power-cycled into the installer again (phoneHome.retries), then parked (phoneHome.park) and marked failed.',
     ].join('\n'),
     options: {
       config: CONFIG,
@@ -36,15 +39,15 @@ export const command = defineCommand(
       'access-log': { type: 'string', arg: 'FILE', description: "also follow nginx's access log for reports (e.g. /var/log/nginx/access.log)" },
       'from-start': { type: 'boolean', description: 'read --access-log from its beginning, not only new lines' },
       'until-done': { type: 'boolean', description: 'exit when every requested node has finished: 0 all done, 1 some failed or timed out' },
-      timeout: { type: 'string', arg: 'SECONDS', description: 'a requested or installing node silent this long is timed-out (default: phoneHome.timeoutMinutes)' },
+      timeout: { type: 'string', arg: 'SECONDS', description: 'one deadline for every phase: a node still in a phase this long missed it (default: phoneHome.deadlines, else timeoutMinutes)' },
       json: { type: 'boolean', description: 'one JSON document per event on stdout' },
     },
     examples: ['portacluster watch --until-done', 'portacluster watch --listen off --access-log /var/log/nginx/access.log --from-start'],
   },
   async (values) => {
     const plan = await loadPlan(values.config, values.root);
-    const timeoutS = values.timeout === undefined ? plan.phoneHome.timeoutMinutes * 60 : Number(values.timeout);
-    if (!(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
+    const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
+    if (timeoutS !== undefined && !(timeoutS > 0)) throw new UsageError(`--timeout wants seconds > 0 (got ${values.timeout})`);
     const listen = parseListen(values.listen, plan.phoneHome.watcherPort);
     if (!listen && !values['access-log']) throw new UsageError('with --listen off, give --access-log FILE');
     const root = values.root ?? plan.admin.servedRoot;
@@ -80,9 +83,13 @@ export const command = defineCommand(
       listen,
       ...(values['access-log'] ? { accessLog: values['access-log'] } : {}),
       accessLogFromStart: !!values['from-start'],
-      timeoutMs: timeoutS * 1000,
+      ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
+      // Retries and parking power the nodes (node-power.ts: the lab's VMs, else the legacy reboot command).
+      power: watchPower(plan),
       onEvent: (e) => {
         if (values.json) out.write(JSON.stringify(e) + '\n');
+        // A progress report every few seconds per node: the JSON stream and the table show it, a log would drown.
+        else if (e.state === 'progress') return;
         else if (!live) out.write(eventLine(e) + '\n');
         else {
           recent.push(eventLine(e));

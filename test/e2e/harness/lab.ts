@@ -4,13 +4,16 @@
  * the lab's bridge) in a network namespace. Nodes are VMs (vm.ts) on taps.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../../build/lib/run.ts';
 import { IMAGES_DIR, MANIFEST_FILE, autorunDir, autorunPath, ipxePath, ipxeProfileFile, pxelinuxPath, urlFor } from '../../../build/layout.ts';
 import { switchNodes } from '../../../build/lifecycle/links.ts';
+import { startRuns } from '../../../build/lifecycle/runs.ts';
+import { registryFile } from '../../../build/lab/lab.ts';
+import type { LabVm } from '../../../build/lab/vm.ts';
 import { PHASES } from '../../../build/lifecycle/watch.ts';
 import { planCluster, type Plan, type PlanNode } from '../../../build/plan/plan.ts';
 import type { FsImageRef, ImageRef } from '../../../build/render/autorun.ts';
@@ -83,11 +86,17 @@ export async function buildLabDist(dir: string, edit?: (raw: Record<string, any>
 
 /** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
 export interface WatcherEvent {
+  at: string;
+  source: string;
   node: string | null;
   phase: string;
   state: string;
   switched?: { from: string | null; to: string };
   error?: string;
+  detail?: string;
+  tries?: number;
+  parked?: string;
+  progress?: { bytes: number; total: number; rateBps: number; at: string };
 }
 
 export interface Lab extends BuiltDist {
@@ -103,7 +112,15 @@ export interface Lab extends BuiltDist {
   serveLog(): string[];
   /** Runs the portacluster CLI as node0 would, on the lab's spec, served tree and watcher state. */
   cli(args: string[]): Promise<string>;
-  startNode(name: string, o: { disk: string; freshDisk?: boolean }): Promise<Vm>;
+  /**
+   * Starts the node's VM. When its link points at an installing profile (anything but the OS), a run is
+   * started first, as reimage/rescue/diskless would (its nonce in the tree, the node requested): the
+   * watcher counts only a requested run's reports. The VM is registered like `lab up` registers its VMs,
+   * so the watcher powers it (retries, parking) through its monitor.
+   */
+  startNode(name: string, o: { disk: string; freshDisk?: boolean; extraArgs?: string[] }): Promise<Vm>;
+  /** The watcher's state file (what `status --json` reads). */
+  stateFile: string;
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
   switchTo(name: string, profile: string): Promise<void>;
   /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
@@ -142,6 +159,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     // node0's services as the product runs them: `portacluster serve` (dnsmasq, nginx, the watcher) from the
     // generated configs, on the lab's bridge. Reports reach the watcher through nginx's proxy; the harness
     // reads what happened from serve's event lines.
+    // `lab up` records its VMs here; the harness does the same, so the watcher's power finds them.
+    process.env.PORTACLUSTER_LAB_REGISTRY = join(dir, 'lab-registry');
+    await mkdir(process.env.PORTACLUSTER_LAB_REGISTRY, { recursive: true });
     serve = ns.spawn(
       ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
         '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json'],
@@ -164,6 +184,11 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
         if (e.event === 'report' && e.report) {
           const r = e.report;
           watcherEvents.push(r);
+          // Reports that did not count, and progress, are the watcher's business, not phases of the node.
+          if (r.state === 'ignored' || r.state === 'progress') {
+            for (const w of waiters) w();
+            return;
+          }
           const failed = r.state === 'failed' && !r.switched;
           reports.push({ kind: 'report', method: 'POST', phase: failed ? 'failed' : r.phase, host: r.node ?? '', mac: r.mac ?? '', failedPhase: failed ? r.phase : null, query: {}, body: r.detail ?? '', at: Date.parse(r.at) });
         }
@@ -176,6 +201,8 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     throw e;
   }
 
+  const stateFile = join(dir, 'watch-state.json');
+  const registered = new Map<string, LabVm>();
   const seenAccess = new Set<string>();
   async function readAccessReports(): Promise<void> {
     const prefix = `${plan.phoneHome.path}/`;
@@ -244,13 +271,21 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       if (!n) throw new Error(`no node ${name} in the lab spec`);
       return n;
     },
+    stateFile,
     async startNode(name, o) {
       const n = lab.node(name);
       if (o.freshDisk) await createDisk(o.disk);
+      const profile = await readlink(join(dist, pxelinuxPath(n.pxeFile))).catch(() => null);
+      if (profile && profile !== plan.profiles.os) {
+        const action = profile === plan.profiles.rescue ? 'rescue' : profile === plan.profiles.diskless ? 'diskless' : 'reimage';
+        await startRuns({ stateFile, root: dist, nodes: [n], action, profile, requestedMinutes: plan.phoneHome.deadlines.requested });
+      }
       const tap = `pctap${taps++}`;
       await ns.addTap(tap);
-      const vm = await startVm(ns, { name: `${name}-${taps}`, mac: n.mac, firmware: n.firmware, disk: o.disk, tap, dir });
+      const vm = await startVm(ns, { name: `${name}-${taps}`, mac: n.mac, firmware: n.firmware, disk: o.disk, tap, dir, ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}) });
       vms.push(vm);
+      registered.set(name, { name, mac: n.mac, firmware: n.firmware, tap, disk: o.disk, serialLog: vm.serialLog, monitor: vm.monitor, pid: vm.child.pid! });
+      await writeFile(registryFile(plan.cluster), JSON.stringify({ cluster: plan.cluster, netns: ns.name, bridge: ns.bridge, dir, root: dist, stateFile, vms: [...registered.values()] }, null, 2));
       return vm;
     },
     async cli(args) {

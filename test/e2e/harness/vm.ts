@@ -29,6 +29,8 @@ export interface VmOptions {
 export interface Vm {
   name: string;
   serialLog: string;
+  /** The HMP monitor socket (the lab's power: lifecycle power-cycles and parks nodes through it). */
+  monitor: string;
   started: number;
   child: ChildProcess;
   /** Resolves with the exit code when qemu ends (power-off with -no-reboot). */
@@ -78,6 +80,7 @@ export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
   const vm: Vm = {
     name: o.name,
     serialLog,
+    monitor,
     started,
     child,
     exited,
