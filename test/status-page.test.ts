@@ -12,6 +12,7 @@
 // The callbacks below run in the page: the DOM's types for them.
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
+import { readRunRecord } from '../build/lifecycle/runs.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,7 +63,9 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 20_0
 }
 
 /** A report exactly as the installer's report() sends it (curl GET), from inside the cluster network. */
-const report = (phase: string, node = plan.nodes[0]!) => run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--', `http://${ADMIN}/portacluster/report/${phase}?host=${node.name}&mac=${node.mac}`]));
+/** The run's nonce, as the installer fetches it after `reimage` opened the run (a report counts only with it). */
+let nonce = '';
+const report = (phase: string, node = plan.nodes[0]!) => run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '--', `http://${ADMIN}/portacluster/report/${phase}?host=${node.name}&mac=${node.mac}&nonce=${nonce}`]));
 
 /** What a row shows, read from the DOM as a person (or a screen reader) would get it. */
 const rowOf = (name: string) =>
@@ -146,6 +149,7 @@ describe('the status page, live in chromium behind nginx', () => {
   it('follows a node from requested through a moving download bar to done, without a reload', async () => {
     const node = plan.nodes[0]!;
     await run(['node', join(REPO, 'bin/portacluster.js'), 'reimage', node.name, '--config', spec, '--root', join(dir, 'tree'), '--state', state()]);
+    nonce = (await readRunRecord(state(), node.name))!.nonce;
     await waitRow('node1', "tr.querySelector('td.state').textContent === 'requested'");
     await report('start');
     await report('download');
@@ -174,7 +178,7 @@ describe('the status page, live in chromium behind nginx', () => {
     // The installer's log (POSTed as report_post does), then done: the watcher switches the link to the OS.
     const logFile = join(dir, 'install.log');
     await writeFile(logFile, 'phase download\nphase done\n');
-    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '-H', 'Content-Type: text/plain', '--data-binary', `@${logFile}`, '--', `http://${ADMIN}/portacluster/report/log?host=node1&mac=${node.mac}`]));
+    await run(ns.exec(['curl', '-fsS', '-o', '/dev/null', '-H', 'Content-Type: text/plain', '--data-binary', `@${logFile}`, '--', `http://${ADMIN}/portacluster/report/log?host=node1&mac=${node.mac}&nonce=${nonce}`]));
     await waitRow('node1', "!tr.querySelector('td.log a').hidden");
     await report('done');
     await waitRow('node1', `tr.querySelector('td.state').textContent === 'done' && tr.querySelector('td.profile').textContent === '${plan.profiles.os} (OS)'`);
