@@ -119,6 +119,12 @@ export interface Lab extends BuiltDist {
    * so the watcher powers it (retries, parking) through its monitor.
    */
   startNode(name: string, o: { disk: string; freshDisk?: boolean; extraArgs?: string[] }): Promise<Vm>;
+  /** A machine the spec may not know (discovery): its own MAC and disks, no run opened. */
+  startMachine(o: { name: string; mac: string; firmware: 'bios' | 'uefi'; disk: string; diskSerial?: string; extraArgs?: string[] }): Promise<Vm>;
+  /** Resolves with the first watcher event (serve's report events) that matches. */
+  waitEvent(match: (e: WatcherEvent & { mac?: string | null }) => boolean, timeoutMs: number): Promise<WatcherEvent>;
+  /** SIGHUP to serve, as deploy --activate sends it: resolves when serve reports the reload (rejects on failure). */
+  reload(): Promise<void>;
   /** The watcher's state file (what `status --json` reads). */
   stateFile: string;
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
@@ -287,6 +293,46 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       registered.set(name, { name, mac: n.mac, firmware: n.firmware, tap, disk: o.disk, serialLog: vm.serialLog, monitor: vm.monitor, pid: vm.child.pid! });
       await writeFile(registryFile(plan.cluster), JSON.stringify({ cluster: plan.cluster, netns: ns.name, bridge: ns.bridge, dir, root: dist, stateFile, vms: [...registered.values()] }, null, 2));
       return vm;
+    },
+    async startMachine(o) {
+      const tap = `pctap${taps++}`;
+      await ns.addTap(tap);
+      const vm = await startVm(ns, { name: `${o.name}-${taps}`, mac: o.mac, firmware: o.firmware, disk: o.disk, tap, dir, ...(o.diskSerial ? { diskSerial: o.diskSerial } : {}), ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}) });
+      vms.push(vm);
+      return vm;
+    },
+    waitEvent(match, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const e = watcherEvents.find((x) => match(x));
+          if (!e) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(e);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching watcher event within ${timeoutMs / 1000} s; last events:\n${watcherEvents.slice(-10).map((x) => JSON.stringify(x)).join('\n')}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    reload() {
+      const before = serveLog.length;
+      serve!.kill('SIGHUP');
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const line = serveLog.slice(before).find((l) => l.includes('"event":"reload"'));
+          if (!line) return;
+          waiters.delete(check);
+          const e = JSON.parse(line) as { ok: boolean; message: string };
+          if (e.ok) resolve();
+          else reject(new Error(e.message));
+        };
+        waiters.add(check);
+        check();
+      });
     },
     async cli(args) {
       const r = await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args, '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json')], { cwd: REPO });

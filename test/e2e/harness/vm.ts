@@ -24,6 +24,8 @@ export interface VmOptions {
   romfile?: string;
   /** More qemu arguments, e.g. firmware settings through -fw_cfg. */
   extraArgs?: string[];
+  /** The first disk's serial (its /dev/disk/by-id/virtio-<serial> name in the guest). */
+  diskSerial?: string;
 }
 
 export interface Vm {
@@ -60,7 +62,7 @@ export async function startVm(ns: Netns, o: VmOptions): Promise<Vm> {
     '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
     '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},bootindex=1${o.romfile !== undefined ? `,romfile=${o.romfile}` : ''}`,
     '-drive', `file=${o.disk},if=none,id=d0,format=qcow2,cache=unsafe`,
-    '-device', 'virtio-blk-pci,drive=d0',
+    '-device', `virtio-blk-pci,drive=d0${o.diskSerial ? `,serial=${o.diskSerial}` : ''}`,
     '-device', 'virtio-rng-pci',
   ];
   if (o.firmware === 'uefi') {
