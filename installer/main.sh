@@ -11,6 +11,9 @@ identify_node
 # (or a boot loop): report stops the installer there, before the disk is touched.
 fetch_run
 phase start
+# What this machine is, as discovery reports it: node0 keeps it per node, so a swapped disk or NIC shows.
+inventory_json "${NODE_MAC}" > /run/portacluster/inventory.json
+report_post "inventory?$(report_query)" /run/portacluster/inventory.json
 
 phase disk
 node_disk_target

@@ -10,14 +10,14 @@ import { PHASES } from '../build/lifecycle/watch.ts';
 import type { ShellSource } from '../build/render/autorun.ts';
 import { COMMON_LIBRARIES, readScriptSources } from '../build/render/scripts.ts';
 
-const KINDS = ['installer', 'rescue', 'diskless'] as const;
-/** Report kinds beside the phases: the failure report and the log upload (watch.ts parseReportUrl). */
-const REPORT_KINDS: readonly string[] = [...PHASES, 'failed', 'log'];
+const KINDS = ['installer', 'rescue', 'diskless', 'discover'] as const;
+/** Report kinds beside the phases: the failure report, the log upload and the inventory (watch.ts parseReportUrl). */
+const REPORT_KINDS: readonly string[] = [...PHASES, 'failed', 'log', 'inventory'];
 /**
  * PC_PHASE names the phase in a `failed` report, which the watcher records as the node's phase: a phase,
  * or `rescue`, the single step of the rescue profile (it has no phases of its own to report).
  */
-const FAILURE_PHASES: readonly string[] = [...PHASES, 'rescue'];
+const FAILURE_PHASES: readonly string[] = [...PHASES, 'rescue', 'discover'];
 /** The only places a phase is not a literal: phase() itself passes its argument on. */
 const DYNAMIC_ALLOWED = ['common/lib/10-report.sh: PC_PHASE="$1"', 'common/lib/10-report.sh: report "${PC_PHASE}"'];
 

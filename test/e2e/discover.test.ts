@@ -95,5 +95,8 @@ describe('discover and enrol (QEMU)', () => {
     expect(await dataExtents(b)).toBe(0);
     const status = JSON.parse(await lab.cli(['status', '--json'])).nodes.find((n: any) => n.name === NAME);
     expect(status).toMatchObject({ state: 'done', profile: lab.plan.profiles.os });
+    // Its installer sent the inventory again at start: kept for the node, refreshed on each install.
+    expect(status.inventory.disksById.map((d: any) => [d.name, d.byId.filter((x: string) => x.startsWith('virtio-'))])).toEqual([['vda', ['virtio-DISCA']], ['vdb', ['virtio-DISCB']]]);
+    expect(Date.parse(status.inventory.seenAt)).toBeGreaterThan(t0 + reported * 1000);
   }, 25 * MIN);
 });

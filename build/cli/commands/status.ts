@@ -13,6 +13,7 @@ import type { Plan } from '../../plan/plan.ts';
 import { defineCommand, emit } from '../command.ts';
 import { CONFIG, JSON_OUT, ROOT, SSH, SSH_CONFIG, STATE } from '../options.ts';
 import { ago, table } from '../format.ts';
+import { headline, readInventories } from '../../lifecycle/inventory.ts';
 import { loadPlan } from '../load-plan.ts';
 import { changeLine, redrawSequence, screen } from '../status-view.ts';
 
@@ -45,9 +46,15 @@ export const command = defineCommand(
     const profiles = await readProfiles(plan.nodes, { root, target });
     if (values.watch) return watchStatus(plan, root, target, stateFile, !!values.json);
     const doc = await readState(stateFile);
+    // The machine as it last described itself (discovery, or its installer's start): kept per MAC.
+    const inventories = new Map((await readInventories(stateFile)).map((i) => [i.mac, i]));
     const nodes = plan.nodes.map((n) => {
       const s = doc.nodes[n.name];
-      return { name: n.name, mac: n.mac, profile: profiles.get(n.name) ?? null, state: s?.state ?? null, phase: s?.phase ?? null, since: s?.since ?? null, updated: s?.updated ?? null, detail: s?.detail ?? null, log: s?.log ?? null };
+      const inv = inventories.get(n.mac);
+      return {
+        name: n.name, mac: n.mac, profile: profiles.get(n.name) ?? null, state: s?.state ?? null, phase: s?.phase ?? null, since: s?.since ?? null, updated: s?.updated ?? null, detail: s?.detail ?? null, log: s?.log ?? null,
+        inventory: inv ? { seenAt: inv.seenAt, ...headline(inv.inventory), disksById: inv.inventory.disks.map((d) => ({ name: d.name, byId: d.byId })) } : null,
+      };
     });
     const rows = [['NODE', 'MAC', 'PROFILE', 'STATE', 'PHASE', 'UPDATED', 'DETAIL']];
     for (const n of nodes) rows.push([n.name, n.mac, n.profile ?? '(no link)', n.state ?? '-', n.phase ?? '-', n.updated ? `${n.updated.replace(/\.\d+Z$/, 'Z')} (${ago(n.updated)})` : '-', (n.detail ?? '').split('\n').pop() ?? '']);

@@ -3,6 +3,7 @@ import { UsageError } from '../../lib/errors.ts';
 import { resolveNodes } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { explainNode, whyText } from '../../lifecycle/why.ts';
+import { headline, readInventory } from '../../lifecycle/inventory.ts';
 import { defineCommand, emit } from '../command.ts';
 import { loadPlan } from '../load-plan.ts';
 import { CONFIG, JSON_OUT, ROOT, STATE } from '../options.ts';
@@ -26,7 +27,11 @@ export const command = defineCommand(
     const [node] = resolveNodes(plan.nodes, positionals);
     const doc = await readState(values.state ?? defaultStateFile(root, plan.admin.servedRoot));
     const r = await explainNode(plan, node!, root, doc.nodes[node!.name]);
-    emit(!!values.json, r, whyText(r));
+    // What the machine last said it is (discovery, or its installer's start), beside the chain.
+    const inv = await readInventory(values.state ?? defaultStateFile(root, plan.admin.servedRoot), node!.mac);
+    const h = inv ? headline(inv.inventory) : null;
+    const seen = inv && h ? `\nmachine (reported ${inv.seenAt.replace(/\.\d+Z$/, 'Z')}): ${h.model}; ${h.cpus}; ${h.memory}; disks ${h.disks}; ${h.firmware}` : '';
+    emit(!!values.json, { ...r, inventory: inv ? { seenAt: inv.seenAt, ...h } : null }, whyText(r) + seen);
     return r.broken ? 1 : 0;
   },
 );
