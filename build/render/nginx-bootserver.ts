@@ -20,7 +20,7 @@ import { CONTENT_ADDRESSED_DIRS, ETC_DIR } from '../layout.ts';
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { PlanBootServer } from '../plan/boot-servers.ts';
 import type { Plan } from '../plan/plan.ts';
-import { renderNginxHttpCommon, type NginxRuntime } from './nginx.ts';
+import { nginxMainConf, type NginxRuntime } from './nginx.ts';
 
 /** One boot server as its nginx sees it. */
 export interface BootServerSite {
@@ -109,20 +109,5 @@ export function renderBootServerNginxServer(plan: Plan, site: BootServerSite, rt
 }
 
 export function renderBootServerNginxConf(plan: Plan, site: BootServerSite, rt: BootServerRuntime = bootServerNginxRuntime(plan)): string {
-  return [
-    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for boot server ${commentText('nginx.conf', 'bootServers[].name', site.name)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
-    'worker_processes 1;',
-    `pid ${v('pid', rt.pid)};`,
-    `error_log ${v('error_log', rt.errorLog)};`,
-    '',
-    'events {',
-    '    worker_connections 1024;',
-    '}',
-    '',
-    'http {',
-    ...renderNginxHttpCommon().map((l) => `    ${l}`),
-    ...renderBootServerNginxServer(plan, site, rt).map((l) => (l ? `    ${l}` : l)),
-    '}',
-    '',
-  ].join('\n');
+  return nginxMainConf(`nginx for boot server ${commentText('nginx.conf', 'bootServers[].name', site.name)}`, plan, rt, renderBootServerNginxServer(plan, site, rt));
 }

@@ -113,8 +113,13 @@ export function renderNginxHttpCommon(): string[] {
 }
 
 export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(plan)): string {
+  return nginxMainConf(`nginx for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)}`, plan, rt, renderNginxServer(plan, rt));
+}
+
+/** The whole file around one server block: node0's nginx.conf and a boot server's share it. */
+export function nginxMainConf(what: string, plan: Plan, rt: Pick<NginxRuntime, 'pid' | 'errorLog'>, server: string[]): string {
   return [
-    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: nginx for ${commentText('nginx.conf', 'admin.hostname', plan.admin.hostname)} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
+    `# portacluster ${commentText('nginx.conf', 'cluster', plan.cluster)}: ${what} — generated; do not edit. Spec ${plan.specHash.slice(0, 16)}.`,
     'worker_processes 1;',
     `pid ${v('pid', rt.pid)};`,
     `error_log ${v('error_log', rt.errorLog)};`,
@@ -125,7 +130,7 @@ export function renderNginxConf(plan: Plan, rt: NginxRuntime = nodeNginxRuntime(
     '',
     'http {',
     ...renderNginxHttpCommon().map((l) => `    ${l}`),
-    ...renderNginxServer(plan, rt).map((l) => (l ? `    ${l}` : l)),
+    ...server.map((l) => (l ? `    ${l}` : l)),
     '}',
     '',
   ].join('\n');
