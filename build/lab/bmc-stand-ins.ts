@@ -21,6 +21,8 @@ export interface StandInOptions {
   node: PlanNode;
   dir: string;
   vm: LabVm;
+  /** The stand-ins this lab started before this one. */
+  others: readonly LabBmc[];
 }
 
 /** Puts a BMC's address on the lab bridge (as a /32: the lab's node0 reaches it on the same segment). */
@@ -51,14 +53,13 @@ export async function redfishStandIn(o: StandInOptions): Promise<LabBmc> {
  * One SNMP agent per node: the lab's PDU serves the outlets of the node it was started for. Two lab
  * nodes on one PDU address would need one agent for both; say so instead of failing on a taken port.
  */
-export async function pduStandIn(o: StandInOptions, taken: Set<string>): Promise<LabBmc> {
+export async function pduStandIn(o: StandInOptions): Promise<LabBmc> {
   const p = o.node.power;
   if (p.type !== 'pdu') throw new Error(`pduStandIn: ${o.node.name} has ${p.type} power`);
   const what = `lab PDU for ${o.node.name}`;
   const key = `${p.host}:${p.port}`;
-  if (taken.has(key)) throw new UsageError(`${what}: another lab node already has the PDU at ${key}; the lab's PDU stand-in serves one node per address\n  hint: give each lab node its own PDU host`);
+  if (o.others.some((b) => b.kind === 'pdu' && b.address === key)) throw new UsageError(`${what}: another lab node already has the PDU at ${key}; the lab's PDU stand-in serves one node per address\n  hint: give each lab node its own PDU host`);
   if (p.scheme.oid !== APC_OUTLET_CTL.oid) throw new UsageError(`${what}: the lab's PDU stand-in speaks APC PowerNet-MIB only; set scheme: "apc" in the lab spec`);
-  taken.add(key);
   await addLabAddress(o.ns, o.bridge, p.host, what);
   const vm = { name: o.vm.name, monitor: o.vm.monitor, pid: o.vm.pid };
   const r = await startPduAgent({

@@ -25,17 +25,16 @@ import { vmPower, type VmPower } from '../power/qemu-monitor.ts';
 
 export const LAB_REGISTRY_DIR = '/run/portacluster';
 
-type StandIn = (o: { ns: string; bridge: string; node: PlanNode; dir: string; vm: LabVm }) => Promise<LabBmc>;
+type StandIn = (o: { ns: string; bridge: string; node: PlanNode; dir: string; vm: LabVm; others: readonly LabBmc[] }) => Promise<LabBmc>;
 
 /**
  * The BMC stand-ins the lab starts for a node by its spec power, one line each: the node's power commands
  * then talk to it over the real protocol, and it drives the node's VM through the monitor.
  */
-const pduAddresses = new Set<string>();
 const BMC_STAND_INS: Partial<Record<PlanNode['power']['type'], StandIn>> = {
   ipmi: ipmiStandIn,
   redfish: redfishStandIn,
-  pdu: (o) => pduStandIn(o, pduAddresses),
+  pdu: pduStandIn,
 };
 
 export interface LabRecord {
@@ -135,7 +134,7 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
       o.log(`${n.name}: ${n.firmware} VM (qemu pid ${vm.pid}, ${o.memoryMiB} MiB, powered off), disk ${vm.disk}${fresh ? ' (new)' : ''}, serial console ${vm.serialLog}`);
       const standIn = BMC_STAND_INS[n.power.type];
       if (standIn) {
-        vm.bmc = await standIn({ ns, bridge, node: n, dir: o.dir, vm });
+        vm.bmc = await standIn({ ns, bridge, node: n, dir: o.dir, vm, others: started.vms.flatMap((v) => (v.bmc ? [v.bmc] : [])) });
         o.log(`${n.name}: ${vm.bmc.kind} BMC stand-in at ${vm.bmc.address} (pid ${vm.bmc.pid}), log ${vm.bmc.log}`);
       }
     }

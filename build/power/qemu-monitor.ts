@@ -65,7 +65,11 @@ export async function vmOff(vm: { monitor: string }): Promise<void> {
 /** The lab's power driver for one VM: on/off/cycle/status through its monitor, no boot override needed
  *  (the lab's VMs boot the network first). */
 export function qemuMonitorDriver(vm: { name: string; monitor: string; pid: number }): PowerDriver {
-  const state = async (): Promise<PowerState> => ((await vmPower(vm)) === 'running' ? 'on' : (await vmPower(vm)) === 'gone' ? 'unknown' : 'off');
+  const state = async (): Promise<PowerState> => {
+    // One read: two would cost a second monitor round-trip and could disagree with the first.
+    const p = await vmPower(vm);
+    return p === 'running' ? 'on' : p === 'gone' ? 'unknown' : 'off';
+  };
   return {
     kind: 'lab',
     describe: `lab VM ${vm.name} (monitor ${vm.monitor})`,
