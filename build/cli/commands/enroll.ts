@@ -65,8 +65,7 @@ export const command = defineCommand(
       await enrollJsonSpec(file, entry);
       written = true;
     }
-    const text = await readFile(file, 'utf8');
-    const line = isJson ? null : nodesLine(text);
+    const line = isJson ? null : nodesLine(await readFile(file, 'utf8'));
     const lines = [
       `install disk: ${disk.disk.name} (${disk.disk.sizeBytes ?? '?'} bytes${disk.disk.model ? `, ${disk.disk.model}` : ''}${disk.disk.serial ? `, serial ${disk.disk.serial}` : ''})${disk.diskTarget ? '' : " — the cluster's disk.target picks it"}`,
       ...disk.warnings.map((w) => `warning: ${w}`),
