@@ -7,11 +7,12 @@
  * was written, created and changed, and uninstall reverses that list and nothing else.
  */
 import { DNSMASQ_CONF, IPXE_DIR, NGINX_CONF, PXELINUX_DIR, SERVED_SPEC } from '../layout.ts';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { atomicWrite } from '../lib/atomic.ts';
 import { StageError, UsageError } from '../lib/errors.ts';
+import { sha256Text as sha256 } from '../lib/hash.ts';
 import { run } from '../lib/run.ts';
 import { planCluster, type Plan } from '../plan/plan.ts';
 import { node0Files, node0Units, SYSTEM_USER, SYSUSERS_FILE, type Node0File, type Node0Mode } from '../render/systemd.ts';
@@ -62,8 +63,6 @@ export interface Node0Result {
   dryRun: boolean;
 }
 
-const sha256 = (text: string | Buffer) => createHash('sha256').update(text).digest('hex');
-
 /** sd_booted(): systemd is PID 1 exactly when /run/systemd/system exists (a container or chroot has none). */
 export function systemdRunning(): boolean {
   return existsSync('/run/systemd/system');
@@ -99,11 +98,9 @@ async function lookupUser(dest: string, name: string): Promise<{ uid: number; gi
   return f ? { uid: Number(f[2]), gid: Number(f[3]) } : null;
 }
 
-async function writeAtomic(file: string, f: Node0File): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, f.text, { mode: f.mode });
-  await chmod(tmp, f.mode); // the umask must not decide a unit's mode
-  await rename(tmp, file);
+/** The umask must not decide a unit's mode: atomicWrite sets it on the temp file before the rename. */
+function writeAtomic(file: string, f: Node0File): Promise<void> {
+  return atomicWrite(file, f.text, { mode: f.mode });
 }
 
 async function mkdirs(dest: string, rel: string, created: string[]): Promise<void> {

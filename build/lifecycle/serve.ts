@@ -12,6 +12,7 @@
 import { mkdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PXE_DIR } from '../layout.ts';
+import { atomicWrite } from '../lib/atomic.ts';
 import { StageError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -217,10 +218,7 @@ export async function serve(o: ServeOptions): Promise<Served> {
     }
     reloads += 1;
     // Written then renamed: deploy --activate polls this file and must never read half of it.
-    const tmp = join(o.runDir, `${RELOAD_RESULT}.tmp`);
-    await writeFile(tmp, JSON.stringify({ n: reloads, ...result }) + '\n')
-      .then(() => rename(tmp, join(o.runDir, RELOAD_RESULT)))
-      .catch(() => {});
+    await atomicWrite(join(o.runDir, RELOAD_RESULT), JSON.stringify({ n: reloads, ...result }) + '\n').catch(() => {});
     o.onEvent({ event: 'reload', ...result });
     return result;
   };
