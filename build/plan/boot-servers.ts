@@ -3,6 +3,7 @@
  * nodes' names). boot-server-view.ts gives the plan as one server's own services see it.
  */
 import type { NormalizedSpec } from '../spec/normalized.ts';
+import { PLANNED_DEFAULTS } from '../spec/schema.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
 
 export interface PlanBootServer {
@@ -40,7 +41,7 @@ export function planBootServers(spec: NormalizedSpec): PlanBootServer[] {
       httpBase: `http://${b.ip}`,
       rangeStart: b.rangeStart,
       rangeEnd: b.rangeEnd,
-      leaseTime: b.leaseTime ?? '1h',
+      leaseTime: b.leaseTime ?? PLANNED_DEFAULTS.leaseTime,
       nodes: spec.nodes.filter((n) => behind.has(n.name)).map((n) => n.name),
       ssh: b.ssh ?? `root@${b.backboneIp}`,
     };

@@ -192,7 +192,7 @@ export function planCluster(spec: NormalizedSpec): Plan {
     dhcp:
       spec.dhcp.mode === 'proxy'
         ? { mode: 'proxy' }
-        : { mode: 'server', rangeStart: spec.dhcp.rangeStart!, rangeEnd: spec.dhcp.rangeEnd!, leaseTime: spec.dhcp.leaseTime ?? '1h' },
+        : { mode: 'server', rangeStart: spec.dhcp.rangeStart!, rangeEnd: spec.dhcp.rangeEnd!, leaseTime: spec.dhcp.leaseTime ?? PLANNED_DEFAULTS.leaseTime },
     appliances: spec.appliances.map((a) => ({ name: a.name, fqdn: fqdn(a.name), mac: a.mac, ...(a.ip ? { ip: a.ip } : {}) })),
     nodes: spec.nodes.map((n) => ({
       name: n.name,

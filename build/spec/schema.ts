@@ -24,6 +24,8 @@ export const PLANNED_DEFAULTS = {
   archRepos: ['core', 'extra'],
   installerSuite: 'bookworm',
   keymap: 'us',
+  // dnsmasq's lease time, on node0's network (server mode) and on each boot server's rack.
+  leaseTime: '1h',
   // Inside the power union (ajv would apply one branch's defaults to another's object).
   power: { ipmiPort: 623, ipmiInterface: 'lanplus', snmpPort: 161, snmpVersion: '2c', pduScheme: 'apc', offSeconds: 5, redfishInsecure: false, snmpAuthProtocol: 'SHA' },
 } as const;
@@ -65,7 +67,7 @@ export const DhcpSpec = T.Object(
     rangeStart: T.Optional(Ipv4),
     rangeEnd: T.Optional(Ipv4),
     // No schema default: in proxy mode a lease time the user wrote is an error, so it must stay visible.
-    leaseTime: T.Optional(str('leaseTime', 'dnsmasq lease time: 1h, 30m, 12h, infinite. Server mode only; default 1h.')),
+    leaseTime: T.Optional(str('leaseTime', `dnsmasq lease time: 1h, 30m, 12h, infinite. Server mode only; default ${PLANNED_DEFAULTS.leaseTime}.`)),
   },
   { additionalProperties: false, description: 'DHCP on the cluster network: the dynamic range for unknown clients (server mode), or proxy DHCP beside another server.' },
 );
@@ -379,7 +381,7 @@ export const BootServerSpec = T.Object(
     prefix: T.Integer({ description: "Prefix length of its rack's subnet.", minimum: 8, maximum: 30, default: 24 }),
     rangeStart: str('ipv4', "First address of the dynamic range it hands out on its rack's subnet."),
     rangeEnd: str('ipv4', 'Last address of that range.'),
-    leaseTime: T.Optional(str('leaseTime', 'dnsmasq lease time on its rack; default 1h.')),
+    leaseTime: T.Optional(str('leaseTime', `dnsmasq lease time on its rack; default ${PLANNED_DEFAULTS.leaseTime}.`)),
     nodes: T.Array(str('hostLabel', 'The name of a node in nodes[].'), { minItems: 1, description: 'The nodes behind it (by name): it is their DHCP, TFTP and HTTP server; every node is behind one server at most, the rest are node0\'s own.' }),
     ssh: T.Optional(str('sshTarget', 'Where deploy reaches it; default root@<backboneIp>.')),
   },
