@@ -20,7 +20,7 @@ import { CONTENT_ADDRESSED_DIRS, ETC_DIR } from '../layout.ts';
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { PlanBootServer } from '../plan/boot-servers.ts';
 import type { Plan } from '../plan/plan.ts';
-import { nginxMainConf, type NginxRuntime } from './nginx.ts';
+import { ACCESS_LOG_FORMAT, nginxMainConf, type NginxRuntime } from './nginx.ts';
 
 /** One boot server as its nginx sees it. */
 export interface BootServerSite {
@@ -72,7 +72,7 @@ export function renderBootServerNginxServer(plan: Plan, site: BootServerSite, rt
     '',
   ]);
   return [
-    "log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
+    ACCESS_LOG_FORMAT,
     '',
     `proxy_cache_path ${v('cacheDir', rt.cacheDir)} levels=1:2 keys_zone=pc_images:10m max_size=${v('cacheMaxSize', rt.cacheMaxSize)} inactive=30d use_temp_path=off;`,
     '# 1 when node0 sent no Content-Length: an early close would then look like the end of the file.',

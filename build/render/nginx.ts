@@ -1,7 +1,7 @@
 /** etc/nginx.conf: serves the dist/ tree (= /srv/public) and proxies the installers' reports to the watcher. */
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { Plan } from '../plan/plan.ts';
-import { RUNS_DIR, STATUS_PATH, runPath } from '../layout.ts';
+import { ETC_DIR, RUNS_DIR, STATUS_PATH, runPath } from '../layout.ts';
 
 /**
  * Where nginx keeps its own files and which tree it serves. The generated etc/nginx.conf is node0's whole
@@ -15,6 +15,13 @@ export interface NginxRuntime {
   errorLog: string;
   accessLog: string;
 }
+
+/**
+ * The access-log format every portacluster nginx logs in (node0's and each boot server's), named in their
+ * `access_log … portacluster` lines; lifecycle/tail.ts parses it for `watch --access-log`.
+ */
+export const ACCESS_LOG_FORMAT =
+  "log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';";
 
 export function nodeNginxRuntime(plan: Plan): NginxRuntime {
   return { root: plan.admin.servedRoot, pid: '/run/nginx.pid', errorLog: '/var/log/nginx/error.log', accessLog: '/var/log/nginx/access.log' };
@@ -31,7 +38,7 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
   const hostname = v('admin.hostname', plan.admin.hostname);
   return [
     '# `portacluster watch --access-log` reads this format; it is nginx\'s combined plus the request time.',
-    "log_format portacluster '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time';",
+    ACCESS_LOG_FORMAT,
     '',
     'server {',
     `    listen ${ip}:80 default_server;`,
@@ -44,7 +51,7 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
     '    }',
     '',
     "    # node0's own configs are deployed with the tree but are not the nodes' business.",
-    '    location /etc/ {',
+    `    location /${v('layout', ETC_DIR)}/ {`,
     '        deny all;',
     '    }',
     '',
