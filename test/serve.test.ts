@@ -149,6 +149,28 @@ describe('portacluster serve', () => {
     expect(await noProcessUnder(join(dir, 'b/run'))).toBe('');
   }, 60_000);
 
+  it('without --json: one up: line per service, their output prefixed with the service, a killed child named with its signal and the group stopped', async () => {
+    const args = common('t').filter((a) => a !== '--json');
+    const s = startServe([...args, '--interface', ns.bridge]);
+    const line = (re: RegExp) => s.waitFor((e) => e.event === 'text' && re.test(e.line));
+    await line(/^up: nginx \(pid \d+\)/);
+    const text = () => s.events.filter((e) => e.event === 'text').map((e) => e.line as string);
+    expect(text().filter((l) => l.startsWith('up: ')).map((l) => l.split(/[ (]/)[1])).toEqual(['watcher', 'dnsmasq', 'nginx']);
+    // dnsmasq's own start-up lines, under its name.
+    expect(text().some((l) => /^dnsmasq +\| .*started, version/.test(l))).toBe(true);
+    // nginx's master killed: its workers outlive it and hold its output open, so the master's end must be
+    // seen by itself, and the workers stopped with the group.
+    const pid = Number(/^up: nginx \(pid (\d+)\)/.exec(text().find((l) => l.startsWith('up: nginx'))!)![1]);
+    const workers = (await run(['pgrep', '-P', String(pid)], { nothrow: true })).stdout.split('\n').filter(Boolean).map(Number);
+    expect(workers.length).toBeGreaterThan(0);
+    process.kill(pid, 'SIGKILL');
+    expect(await Promise.race([s.exit, new Promise((r) => setTimeout(() => r('serve still running 20 s after nginx was killed'), 20_000))])).toBe(1);
+    expect(text().filter((l) => l.startsWith('nginx was killed by SIGKILL'))).toHaveLength(1);
+    expect(text().at(-1)).toBe('stopped: a service ended, so the group stopped (see above); no service left running');
+    expect(workers.filter(pidAlive)).toEqual([]);
+    expect(await noProcessUnder(join(dir, 't/run'))).toBe('');
+  }, 60_000);
+
   it('refuses before starting anything: a missing interface, one without the admin IP, a config nginx rejects', async () => {
     const missing = startServe([...common('c'), '--interface', 'nosuch0']);
     expect(await missing.exit).toBe(1);

@@ -97,8 +97,13 @@ export function childService(name: string, argv: string[], o: ChildServiceOption
       }
       const exited = new Promise<ServiceExit>((resolve) => {
         child.once('error', (e) => resolve({ code: 127, signal: null, tail: [...tail, `cannot start ${argv[0]}: ${e.message}`] }));
-        // 'close' comes after the output streams are drained, so the tail is complete.
-        child.once('close', (code, signal) => resolve({ code, signal, tail: [...tail] }));
+        // The leader's end is the service's end. Its output closes only when every process holding it is
+        // gone, and nginx's workers outlive a killed master (still serving, unsupervised): so the rest of its
+        // group is killed at once, then 'close' (after the streams are drained: the tail is complete).
+        child.once('exit', (code, signal) => {
+          if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+          child.once('close', () => resolve({ code, signal, tail: [...tail] }));
+        });
       });
       const pid = child.pid ?? null;
       const stop = async () => {
