@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StageError } from '../build/lib/errors.ts';
@@ -178,12 +178,30 @@ describe('deploy --activate', () => {
       expect(await servedSnapshot(dest())).toEqual(before);
       expect(child.exitCode).toBeNull();
 
+      // v5 passes every check made before the switch, but serve refuses to reload onto it (its top directory
+      // is mode 700: nginx's workers could not read it): the link goes back to v3, whose configs serve kept.
+      const v5 = await release('v5', { edit: (s) => ((s.phoneHome = { path: '/pc3/report' }), (s.dhcp.leaseTime = '3h')), extra: { 'installer/new-in-v5': 'v5\n' } });
+      await chmod(v5, 0o700);
+      const reloadsBefore = events.filter((e) => e.event === 'reload').length;
+      const back = await deployCli([dest(), '--from', v5, '--activate', '--run-dir', runDir]);
+      expect(back.stderr).not.toMatch(/\n\s+at /);
+      expect(back.exitCode).toBe(1);
+      expect(back.stderr).toMatch(/portacluster serve \(pid \d+\) refused the reload and keeps its previous config:\n.*is mode 700/s);
+      expect(back.stderr).toContain(`switched ${dest()} back to ${join(dirname(dest()), live)}\n`);
+      expect(await readlink(dest())).toBe(live);
+      expect(await servedSnapshot(dest())).toEqual(before);
+      // serve refused v5 and kept v3's configs, which are live again: nothing to reload after the switch back.
+      expect(events.filter((e) => e.event === 'reload').slice(reloadsBefore).map((e) => e.ok)).toEqual([false]);
+      expect((await run(ns.exec(['curl', '-fsS', `http://${ADMIN}/installer/new-in-v3`]))).stdout).toBe('fresh\n');
+      expect(child.exitCode).toBeNull();
+
       // serve's own SIGHUP with a spec its tools refuse: it says so and keeps serving the previous config.
       const liveSpec = join(dest(), 'etc/portacluster.json');
       const good = await readFile(liveSpec, 'utf8');
       await writeFile(liveSpec, good.replace('"192.168.10.10"', '"192.168.10.99"'));
+      const seen = events.length;
       process.kill(child.pid!, 'SIGHUP');
-      expect(await waitFor((e) => e.event === 'reload' && !e.ok)).toMatchObject({ message: expect.stringMatching(/nginx refuses its config .*nginx\.conf\.new; the running services keep their previous config/s) });
+      expect(await waitFor((e) => e.event === 'reload' && !e.ok && events.indexOf(e) >= seen)).toMatchObject({ message: expect.stringMatching(/nginx refuses its config .*nginx\.conf\.new; the running services keep their previous config/s) });
       await writeFile(liveSpec, good);
       expect((await run(ns.exec(['curl', '-fsS', `http://${ADMIN}/installer/new-in-v3`]))).stdout).toBe('fresh\n');
       expect(events.filter((e) => e.event === 'stopping' || e.event === 'exit')).toEqual([]);
