@@ -40,7 +40,12 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(dir: string): Promise<Sshd> {
+/**
+ * `alias`: the Host name in the ssh_config (default node0). `bindOver`: run sshd in a mount namespace of its
+ * own with `src` bind-mounted over `dst`, so several sshds on one machine each see their own disk at the same
+ * path (boot servers that each serve admin.servedRoot).
+ */
+export async function startSshd(dir: string, o: { alias?: string; bindOver?: { src: string; dst: string } } = {}): Promise<Sshd> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // sshd started by root insists on its privilege separation dir; as a plain user it logs in only that user.
   if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
@@ -73,9 +78,12 @@ export async function startSshd(dir: string): Promise<Sshd> {
   const sshConfig = join(dir, 'ssh_config');
   await writeFile(
     sshConfig,
-    ['Host node0', '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
+    [`Host ${o.alias ?? 'node0'}`, '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
   );
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sshd = ['/usr/sbin/sshd', '-D', '-e', '-f', cfg];
+  // unshare execs sh, which execs sshd: the child's pid stays sshd's, so stop() ends it.
+  const argv = o.bindOver ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'src=$1; dst=$2; shift 2; mount --bind -- "$src" "$dst" && exec "$@"', 'sh', o.bindOver.src, o.bindOver.dst, ...sshd] : sshd;
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b) => (stderr += b));
   try {
