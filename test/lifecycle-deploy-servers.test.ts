@@ -6,21 +6,17 @@
  * a server whose switch fails stays on its previous release and is named.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootServerPath, IPXE_DIR, ipxeNodeFile, NGINX_CONF, PXELINUX_DIR, pxePath, SERVED_SPEC, SUMS_FILE, autorunPath } from '../build/layout.ts';
+import { IPXE_DIR, ipxeNodeFile, NGINX_CONF, PXELINUX_DIR, pxePath, SERVED_SPEC, SUMS_FILE, autorunPath } from '../build/layout.ts';
 import { run } from '../build/lib/run.ts';
 import { deploy, releaseId } from '../build/lifecycle/deploy.ts';
 import { switchNodes } from '../build/lifecycle/links.ts';
-import { bootServerView } from '../build/plan/boot-server-view.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
-import { renderBootFiles } from '../build/render/boot-files.ts';
-import { bootServerSite, renderBootServerNginxConf } from '../build/render/nginx-bootserver.ts';
 import { validateSpec } from '../build/spec/validate.ts';
-import { checksumTree } from '../build/stages/checksum-tree.ts';
 import { baseSpec, withServers } from './fixtures/specs.ts';
-import { writeServedTree } from './helpers/served-tree.ts';
+import { writeBootServerDist } from './helpers/served-tree.ts';
 import { startSshd, type Sshd } from './helpers/sshd.ts';
 import { workspace } from './helpers/workspace.ts';
 
@@ -32,25 +28,6 @@ const sshds = new Map<string, Sshd>();
 const dist: Record<string, string> = {};
 const NODE3 = 'c0:3f:d5:60:e5:a3';
 const NODE4 = 'c0:3f:d5:60:e5:a4';
-
-/** A built tree as the build lays it out with boot servers: node0's files, each server's own tree, the spec. */
-async function writeDist(dir: string, spec: unknown, version: string): Promise<void> {
-  await writeServedTree(dir, plan, { version });
-  await writeFile(join(dir, pxePath('installer-kernel')), `kernel ${version}\n`);
-  const arts = { env: { kind: 'builtin' as const, version, kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] }, image: { fileName: `os-${version}.tar.zst`, sha256: 'ab'.repeat(32), size: 1 } };
-  for (const b of plan.bootServers) {
-    const files = await renderBootFiles(bootServerView(plan, b), arts, { server: b.name });
-    for (const [p, f] of Object.entries(files.files)) {
-      await mkdir(join(dir, bootServerPath(b.name, p), '..'), { recursive: true });
-      await writeFile(join(dir, bootServerPath(b.name, p)), f.text, { mode: f.mode });
-    }
-    for (const [p, t] of Object.entries(files.links)) await symlink(t, join(dir, bootServerPath(b.name, p)));
-    await mkdir(join(dir, bootServerPath(b.name, NGINX_CONF), '..'), { recursive: true });
-    await writeFile(join(dir, bootServerPath(b.name, NGINX_CONF)), renderBootServerNginxConf(plan, bootServerSite(plan, b)));
-  }
-  await writeFile(join(dir, SERVED_SPEC), JSON.stringify(spec));
-  await checksumTree(dir, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { version } });
-}
 
 /** A server's disk as the host sees it (its sshd sees it at the spec's servedRoot). */
 const disk = (name: string) => join(ws.dir, `${name}-disk`);
@@ -66,7 +43,7 @@ beforeAll(async () => {
   spec.bootServers[1].ssh = 'rack2-boot';
   plan = planCluster(validateSpec(spec));
   await mkdir(root, { recursive: true });
-  for (const v of ['v1', 'v2', 'v3']) await writeDist((dist[v] = join(ws.dir, `dist-${v}`)), spec, v);
+  for (const v of ['v1', 'v2', 'v3']) await writeBootServerDist((dist[v] = join(ws.dir, `dist-${v}`)), plan, spec, v);
   const configs: string[] = [];
   for (const b of plan.bootServers) {
     await mkdir(disk(b.name), { recursive: true });
