@@ -160,7 +160,8 @@ describe("a boot server's own tree (its boot configs and scripts name it, not no
   });
 
   it("matches the golden files, and lives under the server's dir in node0's tree", async () => {
-    for (const [path, f] of Object.entries(rack1.files)) await expectGolden(`bootservers/rack1-boot/${path}`, f.text);
+    // The scripts' hand-written libraries are pinned by the example's goldens: here, their data prologue only.
+    for (const [path, f] of Object.entries(rack1.files)) await expectGolden(`bootservers/rack1-boot/${path}`, f.mode === 0o755 ? f.text.split('\n# ---- ')[0]! + '\n' : f.text);
     expect(bootServerPath('rack1-boot', autorunPath('installer'))).toBe('etc/servers/rack1-boot/installer/autorun');
     expect(rack1.files[autorunPath('installer')]!.mode).toBe(0o755);
   });
