@@ -130,7 +130,7 @@ async function main(): Promise<void> {
       const p = join(dir, `server${r.index}`);
       await mkdir(p, { recursive: true });
       const rt = { root: join(dir, 'copy'), pid: join(p, 'nginx.pid'), errorLog: join(p, 'error.log'), accessLog: join(p, 'access.log'), cacheDir: join(p, 'cache'), cacheMaxSize: '2g' };
-      await writeFile(join(p, 'nginx.conf'), renderBootServerNginxConf(plan, { name: `rack${r.index}`, listen: r.serverRack, origin: plan.admin.ip }, rt));
+      await writeFile(join(p, 'nginx.conf'), renderBootServerNginxConf(plan, { name: `rack${r.index}`, listen: r.serverRack, origin: plan.admin.ip, backbone: r.serverBackbone, nodes: [] }, rt));
       started.push(await startNginx({ prefix: p, conf: join(p, 'nginx.conf'), pidFile: rt.pid, netns: r.serverNs }));
     }
 

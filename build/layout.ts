@@ -42,13 +42,19 @@ export const ETC_DIR = 'etc';
 export const DNSMASQ_CONF = `${ETC_DIR}/dnsmasq.conf`;
 export const NGINX_CONF = `${ETC_DIR}/nginx.conf`;
 /**
- * Each boot server's own configs, one directory per server under etc/ (so nginx denies them to the nodes
- * like node0's): what deploy copies to that server. The name is the server's name (a host name label).
+ * Each boot server's own tree, laid out exactly like node0's and carried in node0's dist/ under
+ * etc/servers/<name>/ (so nginx denies it to the nodes like node0's configs): the files that name an
+ * address — both loaders' profile files and per-MAC links for the server's nodes, the autorun scripts,
+ * its own etc/dnsmasq.conf and etc/nginx.conf — rendered with the server's rack address. A server's
+ * served root is that tree plus BOOT_SERVER_SHARED from node0's; what deploy copies to it.
+ * The name is the server's name (a host name label).
  */
 export const BOOT_SERVERS_DIR = `${ETC_DIR}/servers`;
 export const bootServerDir = (name: string): string => `${BOOT_SERVERS_DIR}/${name}`;
-export const bootServerDnsmasqConf = (name: string): string => `${bootServerDir(name)}/dnsmasq.conf`;
-export const bootServerNginxConf = (name: string): string => `${bootServerDir(name)}/nginx.conf`;
+/** A path of a boot server's tree (the same layout as node0's) as a path in node0's tree. */
+export const bootServerPath = (name: string, path: string): string => `${bootServerDir(name)}/${path}`;
+export const bootServerDnsmasqConf = (name: string): string => bootServerPath(name, DNSMASQ_CONF);
+export const bootServerNginxConf = (name: string): string => bootServerPath(name, NGINX_CONF);
 /** Every build ships its spec here, so node0's lifecycle commands find it in the served tree. */
 export const SERVED_SPEC = `${ETC_DIR}/portacluster.json`;
 export const MANIFEST_FILE = 'manifest.json';
@@ -63,6 +69,17 @@ export const runFile = (mac: string): string => mac.replace(/:/g, '-');
 export const runPath = (mac: string): string => `${RUNS_DIR}/${runFile(mac)}`;
 /** Modern SystemRescue's rescue YAML (authorized_keys), served beside the rescue autorun. */
 export const SYSRESCUE_YAML = 'rescue/sysrescue.yaml';
+
+/**
+ * What a boot server's copy takes from node0's tree byte for byte: the loaders, kernels and initramfs of
+ * pxe/ (its TFTP serves them; not content-addressed, so not cached) but not the two loaders' config
+ * directories, which name an address and come from its own tree (bootServerDir); and sysrcd/. Everything
+ * else a server serves is its own tree, cached (CONTENT_ADDRESSED_DIRS) or proxied to node0 (runs/, reports).
+ */
+export const BOOT_SERVER_SHARED: readonly { dir: string; except: readonly string[] }[] = [
+  { dir: PXE_DIR, except: [PXELINUX_DIR, IPXE_DIR] },
+  { dir: SYSRCD_DIR, except: [] },
+];
 
 /**
  * A profile whose environment runs an autorun script (installer, rescue, diskless, or a test's installer

@@ -14,11 +14,8 @@ import { renderDnsmasqConf } from './render/dnsmasq.ts';
 import { renderNginxConf } from './render/nginx.ts';
 import { renderBootServerDnsmasqConf } from './render/dnsmasq-bootserver.ts';
 import { bootServerSite, renderBootServerNginxConf } from './render/nginx-bootserver.ts';
-import { osProfile, renderPxelinuxTree, type PxeProfile } from './render/pxelinux.ts';
-import { installerBootEntry } from './render/installer-append.ts';
-import { disklessProfile } from './render/diskless.ts';
-import { renderSysrescuecfg } from './render/sysrescuecfg.ts';
-import { renderDiscoverScript, renderDisklessScript, renderInstallerScript, renderRescueScript } from './render/scripts.ts';
+import { renderBootFiles, type BootFiles } from './render/boot-files.ts';
+import { bootServerView } from './plan/boot-server-view.ts';
 import type { InstallerEnvArtifact } from './plan/artifacts.ts';
 import { bootstrapImage, needs as bootstrapNeeds } from './stages/bootstrap-image.ts';
 import { packImageCached, needs as packImageNeeds } from './stages/pack-image.ts';
@@ -30,13 +27,12 @@ import { fetchIso, isoName } from './stages/fetch-iso.ts';
 import { extractIso, needs as extractIsoNeeds } from './stages/extract-iso.ts';
 import { buildInstallerEnv, needs as installerEnvNeeds } from './stages/build-installer-env.ts';
 import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloaders.ts';
-import { renderIpxeTree } from './render/ipxe.ts';
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 import { checkOutDir } from './stages/check-out-dir.ts';
 import { describeCache } from './lib/cache-dir.ts';
 import { addActivity, setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
-import { DNSMASQ_CONF, IMAGES_DIR, bootServerDnsmasqConf, bootServerNginxConf, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, SYSRESCUE_YAML, autorunPath, imagePath, pxePath, urlFor } from './layout.ts';
+import { DNSMASQ_CONF, IMAGES_DIR, bootServerDnsmasqConf, bootServerNginxConf, bootServerPath, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, imagePath, pxePath } from './layout.ts';
 
 export interface BuildOptions {
   outDir: string;
@@ -99,31 +95,21 @@ async function installerEnvironment(plan: Plan, staging: string, o: BuildOptions
   return extractIso(iso, { pxeDir, sysrcdDir: join(staging, SYSRCD_DIR), workDir: join(o.cacheDir, 'work'), log: o.log, source: isoName(env) });
 }
 
-function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<string, PxeProfile> {
-  const entry = (profile: 'installer' | 'rescue' | 'discover') => ({
-    label: profile,
-    ...installerBootEntry(env, {
-      httpBase: plan.admin.httpBase,
-      keymap: plan.installerEnv.type === 'systemrescue' ? plan.installerEnv.keymap : null,
-      profile,
-      ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: urlFor(plan.admin.httpBase, SYSRESCUE_YAML) } : {}),
-      ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
-    }),
-  });
-  return {
-    installer: entry('installer'),
-    rescue: entry('rescue'),
-    [plan.os.name]: osProfile(plan),
-    ...(plan.diskless ? { diskless: disklessProfile(plan, env) } : {}),
-    ...(plan.discover ? { discover: entry('discover') } : {}),
-  };
-}
-
 async function writeText(root: string, path: string, text: string, mode = 0o644): Promise<void> {
   const full = insideDir(root, path, 'render');
   await mkdir(dirname(full), { recursive: true });
   await writeFile(full, text, { mode });
   await chmod(full, mode);
+}
+
+/** One tree's boot files into staging, each tree path placed by `place` (node0's own, or under a boot server's dir). */
+async function writeBootFiles(staging: string, boot: BootFiles, place: (treePath: string) => string): Promise<void> {
+  for (const [path, f] of Object.entries(boot.files)) await writeText(staging, place(path), f.text, f.mode);
+  for (const [path, target] of Object.entries(boot.links)) {
+    const full = insideDir(staging, place(path), 'render');
+    await mkdir(dirname(full), { recursive: true });
+    await symlink(target, full);
+  }
 }
 
 /** Every file and link gets the same mtime, so rsync and archives of dist/ are reproducible too. */
@@ -200,23 +186,17 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
     const env = await step('installer environment', () => envJob);
     await step('copy boot loaders', () => copyBootloaders(join(staging, PXE_DIR), { ipxe: plan.boot.loaders.ipxe }));
     await step('render configs and scripts', async () => {
-      const profiles = bootProfiles(plan, env);
-      for (const tree of [renderPxelinuxTree(plan, profiles), renderIpxeTree(plan, profiles)]) {
-        for (const [name, text] of Object.entries(tree.files)) await writeText(staging, `${tree.dir}/${name}`, text);
-        for (const [name, target] of Object.entries(tree.links)) await symlink(target, insideDir(join(staging, tree.dir), name, 'render'));
-      }
+      const arts = { env, image, ...(fsImage ? { fsImage } : {}), ...(diskless ? { disklessRoot: diskless.root } : {}) };
+      await writeBootFiles(staging, await renderBootFiles(plan, arts), (p) => p);
       await writeText(staging, DNSMASQ_CONF, renderDnsmasqConf(plan));
       await writeText(staging, NGINX_CONF, renderNginxConf(plan));
+      // Each boot server's own tree: the same files rendered from the plan as it sees it (its address, its nodes).
       for (const server of plan.bootServers) {
+        await writeBootFiles(staging, await renderBootFiles(bootServerView(plan, server), arts, { server: server.name }), (p) => bootServerPath(server.name, p));
         await writeText(staging, bootServerDnsmasqConf(server.name), renderBootServerDnsmasqConf(plan, server));
         await writeText(staging, bootServerNginxConf(server.name), renderBootServerNginxConf(plan, bootServerSite(plan, server)));
       }
       if (o.spec !== undefined) await writeText(staging, SERVED_SPEC, JSON.stringify(o.spec, null, 2) + '\n');
-      await writeText(staging, autorunPath('installer'), await renderInstallerScript(plan, image, fsImage), 0o755);
-      await writeText(staging, autorunPath('rescue'), await renderRescueScript(plan), 0o755);
-      if (diskless) await writeText(staging, autorunPath('diskless'), await renderDisklessScript(plan, diskless.root), 0o755);
-      if (plan.discover) await writeText(staging, autorunPath('discover'), await renderDiscoverScript(plan), 0o755);
-      if (env.kind === 'sysrcd-modern') await writeText(staging, SYSRESCUE_YAML, renderSysrescuecfg({ authorizedKeys: plan.rescue.sshKeys, nofirewall: true }));
     });
     await clampTimes(staging, o.sourceDateEpoch);
     const manifest = await step('checksum', async () =>

@@ -6,26 +6,19 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootServerDnsmasqConf, bootServerNginxConf } from '../build/layout.ts';
+import { autorunPath, bootServerDnsmasqConf, bootServerNginxConf, bootServerPath, ipxePath, ipxeNodeFile, pxelinuxPath, pxelinuxNodeFile } from '../build/layout.ts';
 import { run } from '../build/lib/run.ts';
-import { node0Nodes } from '../build/plan/boot-server-view.ts';
+import { bootServerView, node0Nodes } from '../build/plan/boot-server-view.ts';
+import { renderBootFiles, type BootArtifacts, type BootFiles } from '../build/render/boot-files.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
 import { renderBootServerDnsmasqConf } from '../build/render/dnsmasq-bootserver.ts';
 import { renderDnsmasqConf } from '../build/render/dnsmasq.ts';
 import { bootServerSite, renderBootServerNginxConf } from '../build/render/nginx-bootserver.ts';
 import { validateSpec } from '../build/spec/validate.ts';
-import { baseSpec, problems } from './fixtures/specs.ts';
+import { baseSpec, problems, withServers } from './fixtures/specs.ts';
 import { expectGolden } from './helpers/golden.ts';
 import { workspace } from './helpers/workspace.ts';
 
-/** Two racks: node3 behind rack1-boot (fixed address), node4 behind rack2-boot (from its range); node1 and node2 stay node0's. */
-function withServers(s: Record<string, any>): void {
-  s.nodes.push({ name: 'node3', mac: 'c0:3f:d5:60:e5:a3', ip: '10.100.1.13' }, { name: 'node4', mac: 'c0:3f:d5:60:e5:a4', loader: 'ipxe' });
-  s.bootServers = [
-    { name: 'rack1-boot', backboneIp: '192.168.10.21', interface: 'eno2', ip: '10.100.1.1', rangeStart: '10.100.1.100', rangeEnd: '10.100.1.200', nodes: ['node3'] },
-    { name: 'rack2-boot', backboneIp: '192.168.10.22', interface: 'enp3s0', ip: '10.100.2.1', prefix: 24, rangeStart: '10.100.2.100', rangeEnd: '10.100.2.200', leaseTime: '12h', nodes: ['node4'], ssh: 'deploy@rack2-boot' },
-  ];
-}
 const mutated = (f: (s: Record<string, any>) => void) =>
   problems((s) => {
     withServers(s);
@@ -108,13 +101,13 @@ describe('bootServers[] in the spec', () => {
 
 describe("a boot server's generated configs", () => {
   it('are named per server under etc/', () => {
-    expect([bootServerDnsmasqConf('rack1-boot'), bootServerNginxConf('rack1-boot')]).toEqual(['etc/servers/rack1-boot/dnsmasq.conf', 'etc/servers/rack1-boot/nginx.conf']);
+    expect([bootServerDnsmasqConf('rack1-boot'), bootServerNginxConf('rack1-boot')]).toEqual(['etc/servers/rack1-boot/etc/dnsmasq.conf', 'etc/servers/rack1-boot/etc/nginx.conf']);
   });
 
   it("dnsmasq: bound to the rack interface, its own range, its nodes only, iPXE by the server's own URL", async () => {
     const [rack1, rack2] = plan.bootServers as [Plan['bootServers'][0], Plan['bootServers'][0]];
     const one = renderBootServerDnsmasqConf(plan, rack1);
-    await expectGolden('bootservers/rack1-boot/dnsmasq.conf', one);
+    await expectGolden('bootservers/rack1-boot/etc/dnsmasq.conf', one);
     expect(one).toContain('interface=eno2\nbind-interfaces');
     expect(one).toContain('dhcp-range=10.100.1.100,10.100.1.200,255.255.255.0,1h');
     expect(one.match(/^dhcp-host=.*$/gm)).toEqual(['dhcp-host=c0:3f:d5:60:e5:a3,node3,10.100.1.13']);
@@ -138,5 +131,78 @@ describe("a boot server's generated configs", () => {
     const conf = renderBootServerNginxConf(plan, bootServerSite(plan, plan.bootServers[0]!));
     expect(conf).toContain('listen 10.100.1.1:80 default_server;');
     expect(conf).toContain(`proxy_pass http://${plan.admin.ip};`);
+  });
+});
+
+// What the stages would hand over: the built-in environment's boot files and an image, content-addressed.
+const ARTS: BootArtifacts = {
+  env: { kind: 'builtin', version: 'test', kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] },
+  image: { fileName: 'arch-0123456789abcdef.tar.zst', sha256: 'ab'.repeat(32), size: 200_000_000 },
+};
+
+describe("a boot server's own tree (its boot configs and scripts name it, not node0)", () => {
+  let node0: BootFiles;
+  let rack1: BootFiles;
+  let rack2: BootFiles;
+  beforeAll(async () => {
+    node0 = await renderBootFiles(plan, ARTS);
+    rack1 = await renderBootFiles(bootServerView(plan, plan.bootServers[0]!), ARTS, { server: 'rack1-boot' });
+    rack2 = await renderBootFiles(bootServerView(plan, plan.bootServers[1]!), ARTS, { server: 'rack2-boot' });
+  });
+
+  it('the plan gives each node the base it fetches from', () => {
+    expect(plan.nodes.map((n) => [n.name, n.bootServer, n.httpBase])).toEqual([
+      ['node1', null, 'http://192.168.10.10'],
+      ['node2', null, 'http://192.168.10.10'],
+      ['node3', 'rack1-boot', 'http://10.100.1.1'],
+      ['node4', 'rack2-boot', 'http://10.100.2.1'],
+    ]);
+  });
+
+  it("matches the golden files, and lives under the server's dir in node0's tree", async () => {
+    // The scripts' hand-written libraries are pinned by the example's goldens: here, their data prologue only.
+    for (const [path, f] of Object.entries(rack1.files)) await expectGolden(`bootservers/rack1-boot/${path}`, f.mode === 0o755 ? f.text.split('\n# ---- ')[0]! + '\n' : f.text);
+    expect(bootServerPath('rack1-boot', autorunPath('installer'))).toBe('etc/servers/rack1-boot/installer/autorun');
+    expect(rack1.files[autorunPath('installer')]!.mode).toBe(0o755);
+  });
+
+  it('links only its own nodes, so per-MAC entries differ per server; node0 keeps the record of every node', () => {
+    const own = (b: BootFiles) => Object.keys(b.links).filter((l) => /\/01-/.test(l)).sort();
+    expect(own(rack1)).toEqual([ipxePath(ipxeNodeFile('c0:3f:d5:60:e5:a3')), pxelinuxPath(pxelinuxNodeFile('c0:3f:d5:60:e5:a3'))]);
+    expect(own(rack2)).toEqual([ipxePath(ipxeNodeFile('c0:3f:d5:60:e5:a4')), pxelinuxPath(pxelinuxNodeFile('c0:3f:d5:60:e5:a4'))]);
+    expect(own(node0)).toHaveLength(8);
+  });
+
+  it("every URL a node behind a server is handed names that server: loaders' profiles, the entry script, the scripts' data", () => {
+    const hosts = (b: BootFiles) => new Set(Object.values(b.files).flatMap((f) => [...f.text.matchAll(/http:\/\/([0-9.]+)/g)].map((m) => m[1])));
+    expect(hosts(rack1)).toEqual(new Set(['10.100.1.1']));
+    expect(hosts(rack2)).toEqual(new Set(['10.100.2.1']));
+    expect(hosts(node0)).toEqual(new Set(['192.168.10.10']));
+    expect(rack2.files[ipxePath('boot.ipxe')]!.text).toContain('chain http://10.100.2.1/pxe/ipxe/01-${netX/mac:hexhyp}.ipxe');
+    expect(rack1.files[pxelinuxPath('installer')]!.text).toContain('ar_source=http://10.100.1.1/installer/');
+    const installer = rack1.files[autorunPath('installer')]!.text;
+    expect(installer).toContain("PC_IMAGE_URL='http://10.100.1.1/images/arch-0123456789abcdef.tar.zst'");
+    expect(installer).toContain("PC_PHONE_HOME_URL='http://10.100.1.1/portacluster/report'");
+    expect(installer).toContain("PC_RUNS_URL='http://10.100.1.1/runs'");
+    // Its own nodes only: the installer identifies the machine among them.
+    expect(installer).toMatch(/PC_NODE_MACS=\(\s*'c0:3f:d5:60:e5:a3'\s*\)/);
+    // The same profile, node0's and a server's, differs by the address alone.
+    const strip = (t: string) => t.replace(/http:\/\/[0-9.]+/g, 'BASE');
+    expect(strip(rack1.files[pxelinuxPath('installer')]!.text)).toBe(strip(node0.files[pxelinuxPath('installer')]!.text));
+  });
+
+  it("refuses to render a server's tree with a node that boots elsewhere", async () => {
+    const view = bootServerView(plan, plan.bootServers[0]!);
+    await expect(renderBootFiles({ ...view, nodes: [...view.nodes, plan.nodes[3]!] }, ARTS, { server: 'rack1-boot' })).rejects.toThrow(/node node4 boots from rack2-boot \(http:\/\/10\.100\.2\.1\), not from http:\/\/10\.100\.1\.1/);
+  });
+
+  it('its scripts pass bash -n and shellcheck', async () => {
+    for (const path of [autorunPath('installer'), autorunPath('rescue')]) {
+      const file = join(ws.dir, path.replace('/', '-'));
+      await writeFile(file, rack1.files[path]!.text);
+      await run(['bash', '-n', file]);
+      const r = await run(['shellcheck', '--shell=bash', '--', file], { nothrow: true });
+      expect(r.stdout + r.stderr).toBe('');
+    }
   });
 });

@@ -18,6 +18,7 @@ import { startFileServer } from './helpers/file-server.ts';
 import { workspace, FIXED_EPOCH } from './helpers/workspace.ts';
 import { baseSpec } from './fixtures/specs.ts';
 import { stageNeeds } from '../build/pipeline.ts';
+import { assembleServerTree } from '../build/lifecycle/deploy-servers.ts';
 import { planCluster } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 
@@ -140,7 +141,7 @@ describe('portacluster build', () => {
     expect(installer).toContain('ar_source=http://192.168.10.10/installer/');
   });
 
-  it('with boot servers: each one\'s dnsmasq.conf and nginx.conf in its own directory under etc/, checksummed', async () => {
+  it("with boot servers: each one's own tree under etc/servers/<name>/ (configs, boot configs, scripts naming it), checksummed", async () => {
     const spec = JSON.parse(await readFile(specFile, 'utf8'));
     spec.bootServers = [{ name: 'rack1-boot', backboneIp: '192.168.10.21', interface: 'eno2', ip: '10.100.1.1', rangeStart: '10.100.1.100', rangeEnd: '10.100.1.200', nodes: ['node2'] }];
     const file = join(ws.dir, 'cluster-servers.json');
@@ -148,13 +149,31 @@ describe('portacluster build', () => {
     const out = join(ws.dir, 'dist-servers');
     const r = await cli(['build', '--config', file, '--out', out, '--cache', cache]);
     expect(r.code, r.stderr).toBe(0);
-    const dnsmasq = await readFile(join(out, 'etc/servers/rack1-boot/dnsmasq.conf'), 'utf8');
+    const own = join(out, 'etc/servers/rack1-boot');
+    const dnsmasq = await readFile(join(own, 'etc/dnsmasq.conf'), 'utf8');
     expect(dnsmasq).toContain('interface=eno2');
     expect(dnsmasq.match(/^dhcp-host=.*$/gm)).toEqual(['dhcp-host=c0:3f:d5:60:cd:8b,node2']);
-    expect(await readFile(join(out, 'etc/servers/rack1-boot/nginx.conf'), 'utf8')).toContain('listen 10.100.1.1:80 default_server;');
+    expect(await readFile(join(own, 'etc/nginx.conf'), 'utf8')).toContain('listen 10.100.1.1:80 default_server;');
+    // Its boot configs and scripts name the server; its per-MAC links are its node's only.
+    expect(await readFile(join(own, 'pxe/pxelinux.cfg/installer'), 'utf8')).toContain('ar_source=http://10.100.1.1/installer/');
+    expect(await readFile(join(own, 'pxe/pxelinux.cfg/rescue'), 'utf8')).toContain('sysrescuecfg=http://10.100.1.1/rescue/sysrescue.yaml');
+    expect(await readFile(join(own, 'installer/autorun'), 'utf8')).toMatch(/PC_IMAGE_URL='http:\/\/10\.100\.1\.1\/images\/tiny-[0-9a-f]{16}\.tar\.zst'/);
+    expect((await readdir(join(own, 'pxe/pxelinux.cfg'))).filter((n) => n.startsWith('01-'))).toEqual(['01-c0-3f-d5-60-cd-8b']);
+    // node2's profile is the OS (the spec's profile: 'os').
+    expect(await readlink(join(own, 'pxe/pxelinux.cfg/01-c0-3f-d5-60-cd-8b'))).toBe('debian');
+    // node0's own still name node0.
+    expect(await readFile(join(out, 'installer/autorun'), 'utf8')).toContain("PC_HTTP_BASE='http://192.168.10.10'");
     const sums = await readFile(join(out, 'SHA256SUMS'), 'utf8');
-    expect(sums).toMatch(/ etc\/servers\/rack1-boot\/dnsmasq\.conf\n/);
-    expect(sums).toMatch(/ etc\/servers\/rack1-boot\/nginx\.conf\n/);
+    for (const f of ['etc/dnsmasq.conf', 'etc/nginx.conf', 'installer/autorun', 'pxe/pxelinux.cfg/installer', 'pxe/ipxe/boot.ipxe']) expect(sums).toContain(` etc/servers/rack1-boot/${f}\n`);
+    // The copy deploy assembles for the server holds every kernel and initrd its profiles load.
+    const copy = join(ws.dir, 'rack1-copy');
+    await assembleServerTree(out, 'rack1-boot', copy);
+    for (const profile of ['installer', 'rescue', 'debian']) {
+      const text = await readFile(join(copy, 'pxe/pxelinux.cfg', profile), 'utf8');
+      const paths = [...text.matchAll(/^\s+(?:LINUX|INITRD) (.+)$/gm)].flatMap((m) => m[1]!.split(','));
+      for (const p of paths) expect((await stat(join(copy, 'pxe', p))).isFile(), `${profile}: ${p}`).toBe(true);
+    }
+    await run(['sh', '-c', 'cd -- "$1" && sha256sum --quiet --strict -c SHA256SUMS', 'sh', copy]);
   });
 
   it('the same spec gives the same SHA256SUMS', async () => {

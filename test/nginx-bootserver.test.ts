@@ -10,19 +10,24 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGES_DIR, autorunPath, imagePath, urlFor } from '../build/layout.ts';
+import { IMAGES_DIR, RUNS_DIR, autorunPath, imagePath, runPath, urlFor } from '../build/layout.ts';
 import { run } from '../build/lib/run.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
-import { renderBootServerNginxConf, type BootServerRuntime, type BootServerSite } from '../build/render/nginx-bootserver.ts';
+import { bootServerSite, renderBootServerNginxConf, type BootServerRuntime, type BootServerSite } from '../build/render/nginx-bootserver.ts';
 import { renderNginxConf } from '../build/render/nginx.ts';
 import { validateSpec } from '../build/spec/validate.ts';
-import { baseSpec } from './fixtures/specs.ts';
+import { baseSpec, withServers } from './fixtures/specs.ts';
 import { expectGolden } from './helpers/golden.ts';
 import { startNginx, type RunningNginx } from './helpers/nginx.ts';
 
 const NS = `pc-bootsrv-${process.pid}`;
-const SERVER = '10.99.1.1';
-// A lab stand-in for an origin that answers without a Content-Length: the boot server's address for it.
+// The two-rack fixture: rack1-boot at 10.100.1.1 (backbone 192.168.10.21) serves node3 at 10.100.1.13.
+const SERVER = '10.100.1.1';
+const NODE3 = { mac: 'c0:3f:d5:60:e5:a3', ip: '10.100.1.13' };
+// Another machine on rack 1's subnet, not node3.
+const STRANGER = '10.100.1.14';
+// A lab stand-in for an origin that answers without a Content-Length: a boot server's address for it
+// (rack2-boot's backbone address, so node0 would believe its X-Forwarded-For).
 const SERVER_NOLEN = '10.99.1.2';
 const NOLEN_PORT = 8082;
 const MIB = 1 << 20;
@@ -90,19 +95,20 @@ async function originGets(path: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  plan = planCluster(validateSpec(baseSpec()));
+  plan = planCluster(validateSpec(withServers(baseSpec())));
   dir = await mkdtemp(join(tmpdir(), 'pc-bootsrv-'));
-  for (const d of ['origin/installer', `origin/${IMAGES_DIR}`, 'server/installer', 'out']) await mkdir(join(dir, d), { recursive: true });
+  for (const d of ['origin/installer', `origin/${IMAGES_DIR}`, `origin/${RUNS_DIR}`, 'server/installer', 'out']) await mkdir(join(dir, d), { recursive: true });
   // nginx's workers run as nobody: the trees and the cache's parent must be reachable.
   await chmod(dir, 0o755);
   await writeFile(join(dir, 'origin', autorunPath('installer')), 'echo from node0\n');
   await writeFile(join(dir, 'server', autorunPath('installer')), 'echo from the boot server copy\n');
   await run(['ip', 'netns', 'add', NS]);
   await run(['ip', '-n', NS, 'link', 'set', 'lo', 'up']);
-  for (const a of [`${plan.admin.ip}/32`, `${SERVER}/32`, `${SERVER_NOLEN}/32`]) await run(['ip', '-n', NS, 'addr', 'add', a, 'dev', 'lo']);
+  const [rack1, rack2] = plan.bootServers;
+  for (const a of [plan.admin.ip, SERVER, SERVER_NOLEN, rack1!.backboneIp, rack2!.backboneIp, NODE3.ip, STRANGER]) await run(['ip', '-n', NS, 'addr', 'add', `${a}/32`, 'dev', 'lo']);
   origin = await startOrigin();
-  server = await startServer({ name: 'rack1', listen: SERVER, origin: plan.admin.ip }, 'server-nginx');
-  serverNolen = await startServer({ name: 'rack2', listen: SERVER_NOLEN, origin: `${plan.admin.ip}:${NOLEN_PORT}` }, 'server-nolen');
+  server = await startServer(bootServerSite(plan, rack1!), 'server-nginx');
+  serverNolen = await startServer({ ...bootServerSite(plan, rack2!), listen: SERVER_NOLEN, origin: `${plan.admin.ip}:${NOLEN_PORT}` }, 'server-nolen');
 }, 30_000);
 
 afterAll(async () => {
@@ -114,29 +120,51 @@ afterAll(async () => {
 
 describe("a boot server's nginx", () => {
   it('matches the golden file and passes nginx -t', async () => {
-    await expectGolden('example/bootserver-nginx.conf', renderBootServerNginxConf(plan, { name: 'rack1', listen: '10.99.1.1', origin: '10.99.0.1' }));
+    await expectGolden('bootservers/rack1-boot/etc/nginx.conf', renderBootServerNginxConf(plan, bootServerSite(plan, plan.bootServers[0]!)));
+    await expectGolden('bootservers/node0-nginx.conf', renderNginxConf(plan));
     const r = await run(ns(['nginx', '-t', '-p', join(dir, 'server-nginx'), '-c', join(dir, 'server-nginx/nginx.conf')]));
     expect(r.stderr).toMatch(/test is successful/);
   });
 
   it("refuses a value that is not one nginx word", () => {
-    expect(() => renderBootServerNginxConf(plan, { name: 'rack1', listen: SERVER, origin: '10.0.0.1;\n' })).toThrow(/bootServers\[\]\.origin must be one nginx word/);
+    expect(() => renderBootServerNginxConf(plan, { ...bootServerSite(plan, plan.bootServers[0]!), origin: '10.0.0.1;\n' })).toThrow(/bootServers\[\]\.origin must be one nginx word/);
   });
 
   it("serves small files from its own copy, denies etc/, and passes reports on to node0's watcher", async () => {
     const watcherPort = plan.phoneHome.watcherPort;
     // A stand-in for the watcher: echoes what reached it and who nginx said asked.
-    const echo = `require('http').createServer((q,s)=>s.end(q.method+' '+q.url+' '+q.headers['x-forwarded-for'])).listen(${watcherPort},'127.0.0.1',()=>console.log('up'))`;
+    const echo = `require('http').createServer((q,s)=>s.end(q.method+' '+q.url+' '+q.headers['x-real-ip'])).listen(${watcherPort},'127.0.0.1',()=>console.log('up'))`;
     const w = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', echo], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(w);
     await new Promise((r) => w.stdout!.once('data', r));
     expect((await run(ns(['curl', '-fsS', urlFor(`http://${SERVER}`, autorunPath('installer'))]))).stdout).toBe('echo from the boot server copy\n');
     expect(await originGets(autorunPath('installer'))).toBe(0);
     expect((await run(ns(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://${SERVER}/etc/portacluster.json`]))).stdout).toBe('403');
-    const report = await run(ns(['curl', '-fsS', '-X', 'POST', `http://${SERVER}${plan.phoneHome.path}/start?mac=c0:3f:d5:60:e5:a1`]));
-    // node0's nginx saw the boot server; the watcher gets the node's own address in X-Forwarded-For.
-    expect(report.stdout).toBe(`POST ${plan.phoneHome.path}/start?mac=c0:3f:d5:60:e5:a1 ${SERVER}`);
+    // A node that writes its own X-Forwarded-For: the server overwrites it with the address it sees.
+    const report = await run(ns(['curl', '-fsS', '--interface', NODE3.ip, '-H', `X-Forwarded-For: ${STRANGER}`, '-X', 'POST', `http://${SERVER}${plan.phoneHome.path}/start?mac=${NODE3.mac}`]));
+    // node0's nginx heard from the server's backbone address and believed its X-Forwarded-For: the watcher's
+    // X-Real-IP is node3's own address, as if node3 had reported to node0 directly.
+    expect(report.stdout).toBe(`POST ${plan.phoneHome.path}/start?mac=${NODE3.mac} ${NODE3.ip}`);
+    // Anyone else on node0's network is not believed.
+    const direct = await run(ns(['curl', '-fsS', '--interface', plan.admin.ip, '-H', `X-Forwarded-For: ${NODE3.ip}`, '-X', 'POST', `http://${plan.admin.ip}${plan.phoneHome.path}/start?mac=${NODE3.mac}`]));
+    expect(direct.stdout).toBe(`POST ${plan.phoneHome.path}/start?mac=${NODE3.mac} ${plan.admin.ip}`);
     w.kill('SIGKILL');
+  });
+
+  it("passes a run file on to node0 for its own node only, which node0 then sees as the node", async () => {
+    await writeFile(join(dir, 'origin', runPath(NODE3.mac)), 'run=r1 nonce=n1\n');
+    const get = async (from: string, host: string, headers: string[] = []) =>
+      (await run(ns(['curl', '-sS', '--interface', from, ...headers.flatMap((h) => ['-H', h]), '-o', '/dev/null', '-w', '%{http_code}', urlFor(`http://${host}`, runPath(NODE3.mac))]))).stdout;
+    expect(await get(NODE3.ip, SERVER)).toBe('200');
+    expect((await run(ns(['curl', '-fsS', '--interface', NODE3.ip, urlFor(`http://${SERVER}`, runPath(NODE3.mac))]))).stdout).toBe('run=r1 nonce=n1\n');
+    // The server refuses another machine of the rack, whatever it claims to be.
+    expect(await get(STRANGER, SERVER, [`X-Forwarded-For: ${NODE3.ip}`])).toBe('403');
+    // node0 refuses the server's own address, and believes X-Forwarded-For from the servers only.
+    expect(await get(plan.bootServers[0]!.backboneIp, plan.admin.ip)).toBe('403');
+    expect(await get(plan.admin.ip, plan.admin.ip, [`X-Forwarded-For: ${NODE3.ip}`])).toBe('403');
+    // node0's log names the node, not its server.
+    const log = await readFile(join(dir, 'origin-nginx/logs/access.log'), 'utf8');
+    expect(log.split('\n').filter((l) => l.includes(`GET /${runPath(NODE3.mac)} `)).map((l) => l.split(' ')[0])).toContain(NODE3.ip);
   });
 
   it('fetches a big file from node0 once however many nodes ask at once, and serves every node the same bytes', async () => {

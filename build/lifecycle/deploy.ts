@@ -9,7 +9,9 @@
  *   4. renames it to `<id>` and switches `<dest>` to it with one rename of a new symlink,
  *   5. re-applies any node link switched in the old tree while 3–4 ran, then prunes old releases.
  * Steps 2–5 are one sh script run here or with one ssh call on node0. Killed at any point before 4, the
- * old tree stays served and the next deploy removes the leftover `.incoming-*`.
+ * old tree stays served and the next deploy removes the leftover `.incoming-*`. A tree whose spec has boot
+ * servers goes to each of them too: deploy-servers.ts stages and verifies everywhere before it switches
+ * anything (its header gives the rule for partial failure).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -19,6 +21,7 @@ import { run } from '../lib/run.ts';
 import { shq } from '../render/shell.ts';
 import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, RUNS_DIR, SUMS_FILE } from '../layout.ts';
 import { activate, precheckRelease, type Activation } from './activate.ts';
+import { deployedServers, fanOut, type ServerDeploy } from './deploy-servers.ts';
 import { parseDest, runScript, sshCommand, type Target } from './target.ts';
 
 export interface DeployOptions {
@@ -38,6 +41,8 @@ export interface DeployOptions {
   activate?: boolean;
   /** serve's --run-dir on the destination, where --activate looks for a running serve. */
   runDir?: string;
+  /** Destinations (node0 and boot servers) staged at once. */
+  parallel?: number;
 }
 
 export interface DeployResult {
@@ -57,6 +62,8 @@ export interface DeployResult {
   changes: string[];
   seconds: number;
   activation: Activation | null;
+  /** Each boot server's release (deploy-servers.ts): empty without boot servers. */
+  servers: ServerDeploy[];
 }
 
 /** Node links are node0's state: never copied from dist/ over live ones, never deleted by --delete. */
@@ -97,17 +104,29 @@ function parseProbe(out: string): Probe {
   return p;
 }
 
+/** Step 2: `sha256sum -c` in the incoming dir ($inc, $sums); exit 4 on a mismatch; prints `checked <n>`. */
+function verifyLines(): string[] {
+  return [
+    'n=$(cd -- "$inc" && sha256sum --quiet --strict -c "$sums" >&2 && wc -l < "$sums") || { echo "checksum verification failed in $inc" >&2; exit 4; }',
+    'printf "checked\\t%s\\n" "$n"',
+  ];
+}
+
+/** Step 2 alone, for a fan-out deploy that verifies every destination before it switches any. */
+export function verifyScript(o: { releases: string; id: string }): string {
+  return ['set -eu', `inc=${shq(`${o.releases}/.incoming-${o.id}`)}; sums=${shq(SUMS_FILE)}`, ...verifyLines()].join('\n');
+}
+
 /** Steps 2–5 as one script; prints `kept|late|pruned|checked <value>` lines. */
-export function publishScript(o: { dest: string; releases: string; id: string; kind: Probe['kind']; keep: number; now: string }): string {
+export function publishScript(o: { dest: string; releases: string; id: string; kind: Probe['kind']; keep: number; now: string; verified?: boolean }): string {
   const rel = `${basename(o.releases)}/${o.id}`;
   return [
     'set -eu',
     `d=${shq(o.dest)}; r=${shq(o.releases)}; id=${shq(o.id)}; inc="$r/.incoming-$id"; new="$r/$id"`,
     `img=${shq(IMAGES_DIR)}; sums=${shq(SUMS_FILE)}`,
     `tab=$(printf '\\t')`,
-    // 2. verify on the destination, before anything is published
-    'n=$(cd -- "$inc" && sha256sum --quiet --strict -c "$sums" >&2 && wc -l < "$sums") || { echo "checksum verification failed in $inc" >&2; exit 4; }',
-    'printf "checked\\t%s\\n" "$n"',
+    // 2. verify on the destination, before anything is published (a fan-out deploy did it when staging)
+    ...(o.verified ? [] : verifyLines()),
     // 3. carry the live node links over (only for nodes the new tree still has, to profiles it still has)
     ': > "$inc.links"',
     // one loop per loader directory; the per-MAC glob is the layout's constant, unquoted so the shell expands it
@@ -177,46 +196,55 @@ export function publishScript(o: { dest: string; releases: string; id: string; k
   ].join('\n');
 }
 
-export async function deploy(o: DeployOptions): Promise<DeployResult> {
-  const started = Date.now();
-  const log = o.log ?? (() => {});
-  const from = resolve(o.from);
-  if (!existsSync(join(from, SUMS_FILE))) throw new UsageError(`${o.from} has no ${SUMS_FILE}: not a built tree\n  hint: run \`portacluster build\` first`);
-  const keep = o.keep ?? 3;
-  if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be at least 1');
-  if (o.activate && keep < 2) throw new UsageError('--activate needs --keep 2 or more: the previous release is what it switches back to when a reload fails');
-  const parsed = parseDest(o.dest);
+/** One destination with a release received and verified beside its live one, not yet switched. */
+interface Staged {
+  target: Target;
+  host: string | null;
+  dest: string;
+  releases: string;
+  id: string;
+  probe: Probe;
+  checked: number;
+  /** --activate's verdict on the new release's etc/ (node0 only). */
+  etc: 'same' | 'changed';
+}
+
+interface Destination {
+  /** `host:/path` or a local path. */
+  dest: string;
+  /** The tree to send there. */
+  from: string;
+  /** Run --activate's checks (node0 only). */
+  activate: boolean;
+}
+
+const whereOf = (host: string | null, p: string) => (host ? `${host}:${p}` : p);
+
+function parseDestination(d: string): { host: string | null; dest: string } {
+  const parsed = parseDest(d);
   const dest = (parsed.host ? parsed.path : resolve(parsed.path)).replace(/\/+$/, '');
-  if (!dest || dest === '/') throw new UsageError(`refusing to deploy to ${o.dest}`);
-  const target: Target = { ...(parsed.host ? { host: parsed.host } : {}), ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}) };
-  const where = (p: string) => (parsed.host ? `${parsed.host}:${p}` : p);
-  const rsh = parsed.host ? ['--rsh', sshCommand(target).map(shq).join(' ')] : [];
+  if (!dest || dest === '/') throw new UsageError(`refusing to deploy to ${d}`);
+  return { host: parsed.host ?? null, dest };
+}
 
+async function probeDest(target: Target, host: string | null, dest: string): Promise<Probe> {
   const probe = parseProbe((await runScript(target, probeScript(dest))).stdout);
-  if (probe.missingTools.length) throw new StageError('deploy', `${parsed.host ?? 'this machine'} lacks ${probe.missingTools.join(', ')}, which deploy needs to receive and verify the tree\n  hint: apt-get install rsync coreutils (or pacman -S rsync coreutils)`);
-  if (probe.kind === 'other') throw new StageError('deploy', `${where(dest)} exists and is neither a directory nor a symlink`);
-  const result: DeployResult = { dest, host: parsed.host ?? null, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: 0, pruned: [], dryRun: !!o.dryRun, changes: [], seconds: 0, activation: null };
+  if (probe.missingTools.length) throw new StageError('deploy', `${host ?? 'this machine'} lacks ${probe.missingTools.join(', ')}, which deploy needs to receive and verify the tree\n  hint: apt-get install rsync coreutils (or pacman -S rsync coreutils)`);
+  if (probe.kind === 'other') throw new StageError('deploy', `${whereOf(host, dest)} exists and is neither a directory nor a symlink`);
+  return probe;
+}
 
-  if (o.dryRun) {
-    // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
-    const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_EXCLUDES, ...rsh, `${from}/`, where(`${probe.current ?? dest}/`)]);
-    // rsync says "created directory" for the destination even in a dry run, where it creates nothing.
-    result.changes = r.stdout
-      .split('\n')
-      .filter((l) => l && !l.startsWith('.d..t'))
-      .map((l) => l.replace(/^created directory /, 'would create directory '));
-    result.seconds = (Date.now() - started) / 1000;
-    return result;
-  }
-
-  const manifest = JSON.parse(await readFile(join(from, MANIFEST_FILE), 'utf8').catch(() => '{}')) as { specHash?: string };
-  const now = o.now ?? new Date();
-  const id = releaseId(now, manifest.specHash);
+/** Step 1 (and 2 with `verify`): the tree rsynced into `<dest>.releases/.incoming-<id>` beside the live release. */
+async function stageRelease(d: Destination, id: string, o: DeployOptions, verify: boolean): Promise<Staged> {
+  const log = o.log ?? (() => {});
+  const { host, dest } = parseDestination(d.dest);
+  const target: Target = { ...(host ? { host } : {}), ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}) };
+  const rsh = host ? ['--rsh', sshCommand(target).map(shq).join(' ')] : [];
+  const probe = await probeDest(target, host, dest);
   const releases = `${dest}.releases`;
-  if (probe.kind === 'dir') log(`${where(dest)} is a plain directory: it becomes ${releases}/19700101T000000Z-migrated-… (kept as a rollback release) and ${dest} a symlink to the new release`);
+  if (probe.kind === 'dir') log(`${whereOf(host, dest)} is a plain directory: it becomes ${releases}/19700101T000000Z-migrated-… (kept as a rollback release) and ${dest} a symlink to the new release`);
   await runScript(target, `set -eu\nmkdir -p -- ${shq(releases)}\nrm -rf -- ${shq(releases)}/.incoming-*`);
-
-  log(`rsync ${from}/ → ${where(`${releases}/.incoming-${id}/`)}`);
+  log(`rsync ${d.from}/ → ${whereOf(host, `${releases}/.incoming-${id}/`)}`);
   await run([
     'rsync',
     '--archive', // links as links, permissions and mtimes (the build clamps them, so --link-dest matches)
@@ -225,16 +253,33 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     ...(probe.current ? [`--link-dest=${probe.current}`] : []),
     ...(o.rsyncArgs ?? []),
     ...rsh,
-    `${from}/`,
-    where(`${releases}/.incoming-${id}/`),
+    `${d.from}/`,
+    whereOf(host, `${releases}/.incoming-${id}/`),
   ]);
-
   const ctx = { target, dest, runDir: o.runDir ?? '/run/portacluster' };
-  const etc = o.activate ? await precheckRelease(ctx, `${releases}/.incoming-${id}`, probe.current) : 'same';
+  const etc = d.activate ? await precheckRelease(ctx, `${releases}/.incoming-${id}`, probe.current) : 'same';
+  let checked = 0;
+  if (verify) {
+    const out = await runScript(target, verifyScript({ releases, id }), { nothrow: true });
+    if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${host ?? 'this machine'} does not match its ${SUMS_FILE}\n${out.stderr.trim()}`);
+    if (out.exitCode !== 0) throw new StageError('deploy', `verifying the tree received on ${host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
+    checked = Number(/^checked\t(\d+)/m.exec(out.stdout)?.[1] ?? 0);
+  }
+  return { target, host, dest, releases, id, probe, checked, etc };
+}
 
-  const out = await runScript(target, publishScript({ dest, releases, id, kind: probe.kind, keep, now: now.toISOString().replace(/[-:.]/g, '') }), { nothrow: true });
-  if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${parsed.host ?? 'this machine'} does not match its ${SUMS_FILE}; nothing was published\n${out.stderr.trim()}`);
-  if (out.exitCode !== 0) throw new StageError('deploy', `publishing on ${parsed.host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
+/** Removes a staged release that will not be switched (a fan-out deploy where another destination failed). */
+async function discardStaged(s: Staged): Promise<void> {
+  await runScript(s.target, `rm -rf -- ${shq(`${s.releases}/.incoming-${s.id}`)} ${shq(`${s.releases}/.incoming-${s.id}.links`)}`, { nothrow: true });
+}
+
+/** Steps 3–5 (and 2 unless staging verified): carry links, runs and images over, switch, prune. */
+async function publishRelease(s: Staged, o: DeployOptions & { keep: number; now: Date }, activate: boolean): Promise<DeployResult> {
+  const started = Date.now();
+  const result: DeployResult = { dest: s.dest, host: s.host, release: null, previous: s.probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: s.checked, pruned: [], dryRun: false, changes: [], seconds: 0, activation: null, servers: [] };
+  const out = await runScript(s.target, publishScript({ dest: s.dest, releases: s.releases, id: s.id, kind: s.probe.kind, keep: o.keep, now: o.now.toISOString().replace(/[-:.]/g, ''), verified: s.checked > 0 }), { nothrow: true });
+  if (out.exitCode === 4) throw new StageError('deploy', `the tree received on ${s.host ?? 'this machine'} does not match its ${SUMS_FILE}; nothing was published\n${out.stderr.trim()}`);
+  if (out.exitCode !== 0) throw new StageError('deploy', `publishing on ${s.host ?? 'this machine'} failed (exit ${out.exitCode}):\n${out.stderr.trim()}`);
   for (const line of out.stdout.split('\n')) {
     const [k, a, b] = line.split('\t');
     if (k === 'checked') result.checked = Number(a);
@@ -244,8 +289,53 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     else if (k === 'pruned' && a) result.pruned.push(a);
     else if (k === 'migrated' && a) result.migrated = a;
   }
-  result.release = `${releases}/${id}`;
-  if (o.activate) result.activation = await activate(ctx, etc, result.migrated ?? result.previous);
+  result.release = `${s.releases}/${s.id}`;
+  if (activate) result.activation = await activate_(s, o, result.migrated ?? result.previous);
   result.seconds = (Date.now() - started) / 1000;
   return result;
+}
+
+const activate_ = (s: Staged, o: DeployOptions, previous: string | null) => activate({ target: s.target, dest: s.dest, runDir: o.runDir ?? '/run/portacluster' }, s.etc, previous);
+
+export async function deploy(o: DeployOptions): Promise<DeployResult> {
+  const started = Date.now();
+  const from = resolve(o.from);
+  if (!existsSync(join(from, SUMS_FILE))) throw new UsageError(`${o.from} has no ${SUMS_FILE}: not a built tree\n  hint: run \`portacluster build\` first`);
+  const keep = o.keep ?? 3;
+  if (!Number.isInteger(keep) || keep < 1) throw new UsageError('--keep must be at least 1');
+  if (o.activate && keep < 2) throw new UsageError('--activate needs --keep 2 or more: the previous release is what it switches back to when a reload fails');
+  const { host, dest } = parseDestination(o.dest);
+  const servers = await deployedServers(from);
+
+  if (o.dryRun) {
+    const target: Target = { ...(host ? { host } : {}), ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}) };
+    const probe = await probeDest(target, host, dest);
+    const rsh = host ? ['--rsh', sshCommand(target).map(shq).join(' ')] : [];
+    // Compare with the live tree; node links are excluded so they are neither shown as changes nor deleted.
+    const r = await run(['rsync', '--dry-run', '--archive', '--checksum', '--delete-after', '--itemize-changes', ...NODE_LINK_EXCLUDES, ...rsh, `${from}/`, whereOf(host, `${probe.current ?? dest}/`)]);
+    // rsync says "created directory" for the destination even in a dry run, where it creates nothing.
+    const changes = r.stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith('.d..t'))
+      .map((l) => l.replace(/^created directory /, 'would create directory '));
+    return { dest, host, release: null, previous: probe.current, migrated: null, keptLinks: [], lateLinks: [], carried: [], checked: 0, pruned: [], dryRun: true, changes, seconds: (Date.now() - started) / 1000, activation: null, servers: servers.map((b) => ({ name: b.name, dest: b.dest, release: null, error: null })) };
+  }
+
+  const manifest = JSON.parse(await readFile(join(from, MANIFEST_FILE), 'utf8').catch(() => '{}')) as { specHash?: string };
+  const now = o.now ?? new Date();
+  const id = releaseId(now, manifest.specHash);
+  if (servers.length === 0) {
+    const staged = await stageRelease({ dest: o.dest, from, activate: !!o.activate }, id, o, false);
+    return { ...(await publishRelease(staged, { ...o, keep, now }, !!o.activate)), seconds: (Date.now() - started) / 1000, servers: [] };
+  }
+  const r = await fanOut({
+    o,
+    from,
+    servers,
+    node0: o.dest,
+    stage: (d, verify) => stageRelease(d, id, o, verify),
+    publish: (s, activate) => publishRelease(s, { ...o, keep, now }, activate),
+    discard: discardStaged,
+  });
+  return { ...r, seconds: (Date.now() - started) / 1000 };
 }

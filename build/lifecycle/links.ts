@@ -8,7 +8,7 @@
 import { lstat, readlink, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, StageError } from '../lib/errors.ts';
-import type { PlanNode } from '../plan/plan.ts';
+import type { Plan, PlanNode } from '../plan/plan.ts';
 import { IPXE_DIR, PXELINUX_DIR, ipxeNodeFile, ipxeProfileFile, pxelinuxNodeFile } from '../layout.ts';
 import { shq } from '../render/shell.ts';
 import { parseMac } from '../spec/values.ts';
@@ -68,6 +68,22 @@ export interface SwitchOptions {
   target?: Target;
   /** Run the sh script even locally (tests prove the remote path this way). */
   viaShell?: boolean;
+  /**
+   * The boot servers' trees, by server name (serverLinks()): a node behind one boots its link there, so a
+   * switch writes that link first, over ssh, then node0's (the record status and the watcher read).
+   */
+  servers?: ReadonlyMap<string, ServerTree>;
+}
+
+/** Where a boot server's copy of the tree lives: its ssh target and its served root. */
+export interface ServerTree {
+  target: Target;
+  root: string;
+}
+
+/** Each boot server's tree as a switch reaches it: `<ssh>` at admin.servedRoot, with node0's ssh config. */
+export function serverLinks(plan: Pick<Plan, 'bootServers' | 'admin'>, sshConfig?: string): Map<string, ServerTree> {
+  return new Map(plan.bootServers.map((b) => [b.name, { target: { host: b.ssh, ...(sshConfig ? { sshConfig } : {}) }, root: plan.admin.servedRoot }]));
 }
 
 interface Op extends NodeLink {
@@ -92,12 +108,31 @@ const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
 export async function switchNodes(nodes: readonly PlanNode[], profile: string, o: SwitchOptions): Promise<SwitchResult[]> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(profile)) throw new UsageError(`not a profile name: ${JSON.stringify(profile)}`);
   const list = ops(nodes, profile);
+  await switchOnServers(nodes, profile, o.servers);
   const before = o.target?.host || o.viaShell ? await switchRemote(list, o) : await switchLocal(list, o.root);
   return nodes.map((n) => {
     const mine = list.filter((op) => op.node === n.name && before.has(`${op.dir}/${op.name}`));
     const primary = before.get(`${PXELINUX_DIR}/${pxelinuxNodeFile(n.mac)}`);
     return { node: n.name, mac: n.mac, from: primary ?? null, to: profile, links: mine.map((op) => `${op.dir}/${op.name}`) };
   });
+}
+
+/**
+ * The links of nodes behind boot servers, on their servers, before node0's: a failure leaves node0's record
+ * as it was and names the server. Servers in turn: a switch is one short ssh call each.
+ */
+async function switchOnServers(nodes: readonly Pick<PlanNode, 'name' | 'mac' | 'bootServer'>[], profile: string, servers: SwitchOptions['servers']): Promise<void> {
+  const names = [...new Set(nodes.flatMap((n) => (n.bootServer ? [n.bootServer] : [])))];
+  for (const name of names) {
+    const tree = servers?.get(name);
+    const mine = nodes.filter((n) => n.bootServer === name);
+    if (!tree) throw new StageError('switch', `${mine.map((n) => n.name).join(', ')} boot${mine.length === 1 ? 's' : ''} from boot server ${name}, and this switch was not given its tree; nothing was switched`);
+    try {
+      await switchRemote(ops(mine, profile), tree);
+    } catch (e) {
+      throw new StageError('switch', `on boot server ${name}: ${(e as Error).message.replace(/^switch: /, '')}; node0's links were not switched`);
+    }
+  }
 }
 
 async function switchLocal(list: Op[], root: string): Promise<Map<string, string | null>> {

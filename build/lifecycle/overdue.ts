@@ -10,7 +10,7 @@
  */
 import type { Plan, PlanNode } from '../plan/plan.ts';
 import { dueAt, deadlineMs, endRun } from './deadlines.ts';
-import { switchNodes } from './links.ts';
+import { switchNodes, type SwitchOptions } from './links.ts';
 import { closeRun, readRunRecord } from './runs.ts';
 import { readState, transition, updateState } from './state.ts';
 import type { WatchEvent } from './report.ts';
@@ -28,6 +28,8 @@ interface Ctx {
   plan: WatchPlan;
   root: string;
   target?: Target;
+  /** The boot servers' trees: a parked node behind one boots its rescue link there. */
+  servers?: SwitchOptions['servers'];
   stateFile: string;
   timeoutMs?: number;
   power?: WatchPower;
@@ -86,7 +88,7 @@ async function overdue(c: Ctx, node: PlanNode): Promise<void> {
   let parked: string;
   try {
     if (c.plan.phoneHome.park === 'rescue') {
-      await switchNodes([node], c.plan.profiles.rescue, { root: c.root, ...(c.target ? { target: c.target } : {}) });
+      await switchNodes([node], c.plan.profiles.rescue, { root: c.root, ...(c.target ? { target: c.target } : {}), ...(c.servers ? { servers: c.servers } : {}) });
       await c.power(node, 'cycle');
       parked = `linked to ${c.plan.profiles.rescue} and power-cycled into it`;
     } else {

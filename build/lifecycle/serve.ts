@@ -9,6 +9,7 @@
  * (--interface, the lab's bridge), and serve's own pid, lease and log files, so it never shares them
  * with a system dnsmasq or nginx.
  */
+import { serverLinks } from './links.ts';
 import { mkdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PXE_DIR } from '../layout.ts';
@@ -154,6 +155,8 @@ function watcherService(o: ServeOptions): ServiceDef {
         listen,
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
         ...(o.power ? { power: o.power } : {}),
+        // Nodes behind boot servers: their links are switched there too, with node0's own ssh setup.
+        servers: serverLinks(o.plan),
         onEvent: (report) => o.onEvent({ event: 'report', report }),
       });
       // The watcher lives in this process: it ends only when the group stops it.

@@ -23,7 +23,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PlanNode } from '../plan/plan.ts';
 import { deadlineMs, endRun, STREAMING } from './deadlines.ts';
-import { readProfiles, switchNodes, type SwitchResult } from './links.ts';
+import { readProfiles, switchNodes, type SwitchOptions, type SwitchResult } from './links.ts';
 import { checkOverdue, type WatchPlan, type WatchPower } from './overdue.ts';
 import { clientAddress, findNode, lastLines, parseReportUrl, readBody, type Report, type WatchEvent } from './report.ts';
 import { closeRun, matchNonce, readRunRecord } from './runs.ts';
@@ -45,6 +45,8 @@ export interface WatchOptions {
   plan: WatchPlan;
   root: string;
   target?: Target;
+  /** The boot servers' trees (links.ts serverLinks): a node behind one is switched there too. */
+  servers?: SwitchOptions['servers'];
   stateFile: string;
   /** HTTP listener; null = none (access log only). Port 0 picks a free one. */
   listen: { host: string; port: number } | null;
@@ -208,7 +210,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     const event: WatchEvent = { ...base, phase, state, run: v.run, tries: next.tries!, ...(prev ? { prev: prev.state } : {}), ...(detail ? { detail } : {}) };
     if (r.kind === 'done') {
       try {
-        event.switched = (await switchNodes([node], plan.profiles.os, { root: o.root, ...(o.target ? { target: o.target } : {}) }))[0];
+        event.switched = (await switchNodes([node], plan.profiles.os, { root: o.root, ...(o.target ? { target: o.target } : {}), ...(o.servers ? { servers: o.servers } : {}) }))[0];
       } catch (e) {
         // Installed but still booting the installer: the loop we exist to prevent. Say so loudly.
         event.error = `installed, but switching to ${plan.profiles.os} failed: ${(e as Error).message}`;

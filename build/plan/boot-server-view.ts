@@ -1,7 +1,8 @@
 /**
- * The plan as one boot server's dnsmasq and nginx see it: the same cluster with the server in node0's place
- * on its rack's network, only its nodes, its own DHCP range. The renderers take that view unchanged, so a
- * server hands out the same loaders and per-MAC links as node0 does.
+ * The plan as one boot server's dnsmasq, nginx and boot files see it: the same cluster with the server in
+ * node0's place on its rack's network (its address as admin.httpBase, so the profiles and scripts rendered
+ * from the view name it), only its nodes, its own DHCP range. The renderers take that view unchanged, so a
+ * server hands out the same loaders, per-MAC links and scripts as node0 does, with its own address.
  */
 import type { PlanBootServer } from './boot-servers.ts';
 import type { Plan } from './plan.ts';
@@ -14,14 +15,13 @@ export function node0Nodes(plan: Plan): Plan['nodes'] {
 
 /** The plan as one boot server's own services see it: the server in node0's place, its nodes only. */
 export function bootServerView(plan: Plan, server: PlanBootServer): Plan {
-  const behind = new Set(server.nodes);
   return {
     ...plan,
     admin: { ...plan.admin, hostname: server.name, interface: server.interface, ip: server.ip, prefix: server.prefix, netmask: server.netmask, network: server.network, httpBase: server.httpBase },
     dhcp: { mode: 'server', rangeStart: server.rangeStart, rangeEnd: server.rangeEnd, leaseTime: server.leaseTime },
     // Switches and PDUs are on node0's network, not in a rack's.
     appliances: [],
-    nodes: plan.nodes.filter((n) => behind.has(n.name)),
+    nodes: plan.nodes.filter((n) => n.bootServer === server.name),
     phoneHome: { ...plan.phoneHome, url: server.httpBase + plan.phoneHome.path },
     bootServers: [],
   };

@@ -95,6 +95,10 @@ export interface PlanNode extends PlanHost {
   power: PlanPower;
   /** Overrides disk.target for this node. */
   diskTarget?: DiskTargetT;
+  /** The boot server it boots from (bootServers[].name), or null: node0 serves it. */
+  bootServer: string | null;
+  /** What it fetches kernels, scripts and images from: node0's admin.httpBase or its boot server's. */
+  httpBase: string;
 }
 
 export interface PlanPartition extends NormalizedPartition {
@@ -175,6 +179,8 @@ export function planCluster(spec: NormalizedSpec): Plan {
   const fqdn = (name: string) => `${name}.${spec.domain}`;
   const bootsWith = (loader: 'pxelinux' | 'ipxe') => spec.boot.loader === loader || spec.nodes.some((n) => (n.loader ?? spec.boot.loader) === loader);
   const rootLabel = spec.disk.partitions.find((p) => p.mountpoint === '/')!.label!;
+  const bootServers = planBootServers(spec);
+  const serverOf = (name: string) => bootServers.find((b) => b.nodes.includes(name)) ?? null;
   return {
     specHash: hashInputs(spec),
     cluster: spec.cluster,
@@ -205,8 +211,10 @@ export function planCluster(spec: NormalizedSpec): Plan {
       pxeFile: pxelinuxNodeFile(n.mac),
       power: planPower(n.power ?? spec.power ?? (n.reboot ? { type: 'command', cycle: n.reboot } : { type: 'ssh' }), n),
       ...(n.diskTarget ? { diskTarget: n.diskTarget } : {}),
+      bootServer: serverOf(n.name)?.name ?? null,
+      httpBase: serverOf(n.name)?.httpBase ?? httpBase,
     })),
-    bootServers: planBootServers(spec),
+    bootServers,
     profiles: {
       installer: 'installer', rescue: 'rescue', os: os.name, default: spec.boot.discover ? 'discover' : resolveProfile(spec.boot.default, os.name),
       all: ['installer', 'rescue', os.name, ...(spec.boot.diskless ? ['diskless'] : []), ...(spec.boot.discover ? ['discover'] : [])],

@@ -3,7 +3,9 @@
  * small files (scripts, boot configs, pxe/'s kernels and initramfs, which its TFTP needs anyway) from its
  * own copy of the tree, and the large content-addressed ones (layout.ts CONTENT_ADDRESSED_DIRS) through a
  * proxy_cache of node0, so an image crosses the backbone once per server however many nodes ask at once.
- * Reports go on to node0, whose own nginx hands them to the watcher.
+ * Reports and run files (runs/<mac>, each still only to its node's address) go on to node0, whose nginx
+ * takes the node's address from X-Forwarded-For because the request comes from the server's backbone
+ * address (proxy_bind; render/nginx.ts set_real_ip_from) and hands reports to the watcher.
  *
  * What makes "once" and "never truncated" hold (each tested with a real nginx in test/nginx-bootserver.test.ts):
  * - proxy_cache_lock: the first request for a missing file fetches it; the others wait for the cache entry.
@@ -19,8 +21,8 @@
 import { CONTENT_ADDRESSED_DIRS, ETC_DIR } from '../layout.ts';
 import { commentText, nginxValue as v } from '../lib/escape.ts';
 import type { PlanBootServer } from '../plan/boot-servers.ts';
-import type { Plan } from '../plan/plan.ts';
-import { ACCESS_LOG_FORMAT, nginxMainConf, type NginxRuntime } from './nginx.ts';
+import type { Plan, PlanNode } from '../plan/plan.ts';
+import { ACCESS_LOG_FORMAT, nginxMainConf, runFileLocations, type NginxRuntime } from './nginx.ts';
 
 /** One boot server as its nginx sees it. */
 export interface BootServerSite {
@@ -29,10 +31,23 @@ export interface BootServerSite {
   listen: string;
   /** node0 on the backbone, as `host` or `host:port`: the origin of the cached files and of the watcher. */
   origin: string;
+  /**
+   * Its own backbone address, the source of every request it makes to node0 (proxy_bind): node0 believes the
+   * X-Forwarded-For of these addresses only (render/nginx.ts), so it must not depend on the route's choice.
+   */
+  backbone: string;
+  /** The nodes behind it: their run files go to each node's own address only, as on node0. */
+  nodes: readonly Pick<PlanNode, 'name' | 'mac' | 'ip'>[];
 }
 
 /** A planned server's site: it listens on its rack address; node0's nginx (admin.ip:80) is its origin. */
-export const bootServerSite = (plan: Plan, server: PlanBootServer): BootServerSite => ({ name: server.name, listen: server.ip, origin: plan.admin.ip });
+export const bootServerSite = (plan: Plan, server: PlanBootServer): BootServerSite => ({
+  name: server.name,
+  listen: server.ip,
+  origin: plan.admin.ip,
+  backbone: server.backboneIp,
+  nodes: plan.nodes.filter((n) => n.bootServer === server.name),
+});
 
 export interface BootServerRuntime extends NginxRuntime {
   /** proxy_cache_path: on the filesystem that holds the images (temp files are written in place). */
@@ -56,6 +71,8 @@ export function renderBootServerNginxServer(plan: Plan, site: BootServerSite, rt
   const cached = CONTENT_ADDRESSED_DIRS.flatMap((dir) => [
     `    location /${v('layout', dir)}/ {`,
     `        proxy_pass ${origin};`,
+    "        # node0's log names the node whose request filled the cache (never an address the node wrote).",
+    '        proxy_set_header X-Forwarded-For $remote_addr;',
     '        proxy_cache pc_images;',
     '        # The path names the bytes: a query string must not make a second copy (or a second fetch).',
     '        proxy_cache_key $uri;',
@@ -87,6 +104,8 @@ export function renderBootServerNginxServer(plan: Plan, site: BootServerSite, rt
     `    root ${v('admin.servedRoot', rt.root)};`,
     `    access_log ${v('access_log', rt.accessLog)} portacluster;`,
     '',
+    `    proxy_bind ${v('bootServers[].backboneIp', site.backbone)};`,
+    '',
     '    location / {',
     '        autoindex on;',
     '    }',
@@ -97,6 +116,9 @@ export function renderBootServerNginxServer(plan: Plan, site: BootServerSite, rt
     '    }',
     '',
     ...cached,
+    // Run files live on node0 (reimage writes them there): each goes on to node0 for its own node only,
+    // with the node's address for node0's allow line (the node's own X-Forwarded-For is overwritten).
+    ...runFileLocations(site.nodes, [`proxy_pass ${origin};`, 'proxy_set_header X-Forwarded-For $remote_addr;']),
     "    # Reports go on to node0's nginx, which hands them to the watcher.",
     `    location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
     `        proxy_pass ${origin};`,

@@ -55,7 +55,8 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
     '        deny all;',
     '    }',
     '',
-    ...runFileLocations(plan),
+    ...bootServerRealIp(plan),
+    ...runFileLocations(plan.nodes),
     `    location ${v('phoneHome.path', plan.phoneHome.path)}/ {`,
     `        proxy_pass http://127.0.0.1:${v('phoneHome.watcherPort', String(plan.phoneHome.watcherPort))};`,
     '        proxy_set_header X-Real-IP $remote_addr;',
@@ -79,19 +80,37 @@ export function renderNginxServer(plan: Plan, rt: Pick<NginxRuntime, 'root' | 'a
 }
 
 /**
+ * A boot server passes its nodes' reports and run-file requests on with X-Forwarded-For set to the node's
+ * address (render/nginx-bootserver.ts, from its own connection, never the node's header): node0 takes it
+ * as the client's address from the servers' backbone addresses alone, so the run files' allow lines, the
+ * access log and the watcher's X-Real-IP see the node, not its server.
+ */
+function bootServerRealIp(plan: Plan): string[] {
+  if (plan.bootServers.length === 0) return [];
+  return [
+    "    # Requests the boot servers pass on carry the node's address; nobody else's header is believed.",
+    ...plan.bootServers.map((b) => `    set_real_ip_from ${v(`bootServers[${b.name}].backboneIp`, b.backboneIp)};`),
+    '    real_ip_header X-Forwarded-For;',
+    '',
+  ];
+}
+
+/**
  * Each node's run file (its install run's nonce, lifecycle/runs.ts) goes only to the node's fixed IP; a node
  * without one (proxy DHCP) gets it by its MAC alone. Anything else under the directory, its listing
- * included, is denied.
+ * included, is denied. `serve` is what a location does once allowed: nothing more on node0 (the file is
+ * on its disk), a proxy_pass to node0 on a boot server.
  */
-function runFileLocations(plan: Plan): string[] {
+export function runFileLocations(nodes: readonly Pick<Plan['nodes'][number], 'name' | 'mac' | 'ip'>[], serve: string[] = []): string[] {
   return [
     "    # Install nonces: each node's run file only to the node's own address (lifecycle/runs.ts says what this protects).",
     `    location /${v('runs', RUNS_DIR)}/ {`,
     '        deny all;',
     '    }',
-    ...plan.nodes.flatMap((n) => [
+    ...nodes.flatMap((n) => [
       `    location = /${v(`nodes[${n.name}].mac`, runPath(n.mac))} {`,
       ...(n.ip ? [`        allow ${v(`nodes[${n.name}].ip`, n.ip)};`, '        deny all;'] : [`        # ${commentText('nginx.conf', 'nodes[].name', n.name)}: no fixed IP (proxy DHCP), so by MAC alone`]),
+      ...serve.map((l) => `        ${l}`),
       '    }',
     ]),
     '',

@@ -4,12 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { bootServerView } from '../../build/plan/boot-server-view.ts';
+import { renderBootFiles } from '../../build/render/boot-files.ts';
+import { bootServerSite, renderBootServerNginxConf } from '../../build/render/nginx-bootserver.ts';
 import { dirname, join } from 'node:path';
 import { planCluster, type Plan } from '../../build/plan/plan.ts';
 import { validateSpec } from '../../build/spec/validate.ts';
 import { checksumTree } from '../../build/stages/checksum-tree.ts';
 import { baseSpec } from '../fixtures/specs.ts';
-import { autorunPath, DEFAULT_LINK, imagePath, IPXE_DEFAULT_LINK, IPXE_DIR, ipxeNodeFile, ipxePath, ipxeProfileFile, LOADER_FILES, NGINX_CONF, PXELINUX_DIR, pxelinuxPath, pxePath } from '../../build/layout.ts';
+import { bootServerPath, SERVED_SPEC, autorunPath, DEFAULT_LINK, imagePath, IPXE_DEFAULT_LINK, IPXE_DIR, ipxeNodeFile, ipxePath, ipxeProfileFile, LOADER_FILES, NGINX_CONF, PXELINUX_DIR, pxelinuxPath, pxePath } from '../../build/layout.ts';
 
 /** A spec with `count` nodes (node1…), written as JSON; returns the file and its plan. */
 export async function writeSpec(dir: string, o: { count?: number; watcherPort?: number; reboot?: (name: string) => string[]; diskless?: boolean } = {}): Promise<{ file: string; plan: Plan }> {
@@ -52,4 +55,23 @@ export async function writeServedTree(root: string, plan: Plan, o: { imageBytes?
   await put(root, imagePath('os.tar.zst'), o.imageBytes ? randomBytes(o.imageBytes) : `image ${version}\n`);
   await put(root, NGINX_CONF, `# ${version}\n`);
   await checksumTree(root, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { version } });
+}
+
+/** A built tree as the build lays it out with boot servers: node0's files, each server's own tree, the spec. */
+export async function writeBootServerDist(dir: string, plan: Plan, spec: unknown, version: string): Promise<void> {
+  await writeServedTree(dir, plan, { version });
+  await writeFile(join(dir, pxePath('installer-kernel')), `kernel ${version}\n`);
+  const arts = { env: { kind: 'builtin' as const, version, kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] }, image: { fileName: `os-${version}.tar.zst`, sha256: 'ab'.repeat(32), size: 1 } };
+  for (const b of plan.bootServers) {
+    const files = await renderBootFiles(bootServerView(plan, b), arts, { server: b.name });
+    for (const [p, f] of Object.entries(files.files)) {
+      await mkdir(join(dir, bootServerPath(b.name, p), '..'), { recursive: true });
+      await writeFile(join(dir, bootServerPath(b.name, p)), f.text, { mode: f.mode });
+    }
+    for (const [p, t] of Object.entries(files.links)) await symlink(t, join(dir, bootServerPath(b.name, p)));
+    await mkdir(join(dir, bootServerPath(b.name, NGINX_CONF), '..'), { recursive: true });
+    await writeFile(join(dir, bootServerPath(b.name, NGINX_CONF)), renderBootServerNginxConf(plan, bootServerSite(plan, b)));
+  }
+  await writeFile(join(dir, SERVED_SPEC), JSON.stringify(spec));
+  await checksumTree(dir, { portacluster: '1', specHash: plan.specHash, sourceDateEpoch: 0, tools: {}, artifacts: { version } });
 }

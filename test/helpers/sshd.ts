@@ -33,6 +33,15 @@ export async function waitForPort(port: number, ms = 10_000): Promise<void> {
   }
 }
 
+/** waitForPort inside a network namespace: bash's /dev/tcp from in there. */
+async function waitForPortIn(netns: string, port: number, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while ((await run(['ip', 'netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { nothrow: true })).exitCode !== 0) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} in ${netns} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface Sshd {
   port: number;
   /** ssh -F file in which Host node0 is this server. */
@@ -40,7 +49,12 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(dir: string): Promise<Sshd> {
+/**
+ * `alias`: the Host name in the ssh_config (default node0). `bindOver`: run sshd in a mount namespace of its
+ * own with `src` bind-mounted over `dst`, so several sshds on one machine each see their own disk at the same
+ * path (boot servers that each serve admin.servedRoot). `netns`: listen on that namespace's 127.0.0.1.
+ */
+export async function startSshd(dir: string, o: { alias?: string; bindOver?: { src: string; dst: string }; netns?: string } = {}): Promise<Sshd> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // sshd started by root insists on its privilege separation dir; as a plain user it logs in only that user.
   if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
@@ -73,13 +87,19 @@ export async function startSshd(dir: string): Promise<Sshd> {
   const sshConfig = join(dir, 'ssh_config');
   await writeFile(
     sshConfig,
-    ['Host node0', '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
+    [`Host ${o.alias ?? 'node0'}`, '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
   );
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sshd = ['/usr/sbin/sshd', '-D', '-e', '-f', cfg];
+  // unshare execs sh, which execs sshd: the child's pid stays sshd's, so stop() ends it.
+  const inNs = o.bindOver ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'src=$1; dst=$2; shift 2; mount --bind -- "$src" "$dst" && exec "$@"', 'sh', o.bindOver.src, o.bindOver.dst, ...sshd] : sshd;
+  // `ip netns exec` execs in place too.
+  const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, ...inNs] : inNs;
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b) => (stderr += b));
   try {
-    await waitForPort(port);
+    if (o.netns) await waitForPortIn(o.netns, port);
+    else await waitForPort(port);
   } catch (e) {
     child.kill('SIGKILL');
     throw new Error(`sshd did not start: ${stderr}`);

@@ -6,7 +6,7 @@
  * normal marks them done.
  */
 import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
-import { resolveNodes, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
+import { resolveNodes, serverLinks, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
 import { runArgv, type Target } from '../../lifecycle/target.ts';
 import type { Plan, PlanNode } from '../../plan/plan.ts';
 import { UsageError } from '../../lib/errors.ts';
@@ -124,7 +124,7 @@ function makeCommand(action: Action): Command {
     const opening = { stateFile, root, nodes, action: action as RunAction, profile, at };
     const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
     const started = performance.now();
-    const switched = await switchNodes(nodes, profile, { root, target });
+    const switched = await switchNodes(nodes, profile, { root, target, servers: serverLinks(plan, values['ssh-config']) });
     const ms = performance.now() - started;
     if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
     // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).

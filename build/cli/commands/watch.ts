@@ -3,11 +3,11 @@
  * Output: a live table on a terminal, one line per event otherwise, JSON lines with --json.
  */
 import { UsageError } from '../../lib/errors.ts';
-import { readProfiles } from '../../lifecycle/links.ts';
+import { readProfiles, serverLinks } from '../../lifecycle/links.ts';
 import { defaultStateFile, readState } from '../../lifecycle/state.ts';
 import { startWatcher } from '../../lifecycle/watch.ts';
 import { defineCommand } from '../command.ts';
-import { CONFIG, ROOT, STATE } from '../options.ts';
+import { CONFIG, ROOT, SSH_CONFIG, STATE } from '../options.ts';
 import { ago, eventLine, table } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
 import { watchPower } from '../node-power.ts';
@@ -40,6 +40,7 @@ export const command = defineCommand(
       'from-start': { type: 'boolean', description: 'read --access-log from its beginning, not only new lines' },
       'until-done': { type: 'boolean', description: 'exit when every requested node has finished: 0 all done, 1 some failed or timed out' },
       timeout: { type: 'string', arg: 'SECONDS', description: 'one deadline for every phase: a node still in a phase this long missed it (default: phoneHome.deadlines, else timeoutMinutes)' },
+      'ssh-config': { ...SSH_CONFIG, description: "ssh config file (ssh -F) for reaching the boot servers, where their nodes' links are switched" },
       json: { type: 'boolean', description: 'one JSON document per event on stdout' },
     },
     examples: ['portacluster watch --until-done', 'portacluster watch --listen off --access-log /var/log/nginx/access.log --from-start'],
@@ -86,6 +87,8 @@ export const command = defineCommand(
       ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
       // Retries and parking power the nodes (node-power.ts: the lab's VMs, else the legacy reboot command).
       power: watchPower(plan),
+      // Nodes behind boot servers boot their links there: the watcher switches them over ssh.
+      servers: serverLinks(plan, values['ssh-config']),
       onEvent: (e) => {
         if (values.json) out.write(JSON.stringify(e) + '\n');
         // A progress report every few seconds per node: the JSON stream and the table show it, a log would drown.
