@@ -39,6 +39,8 @@ export interface ServeOptions {
   interface?: string;
   /** No upstream DNS and no /etc/hosts: the lab's namespace has no way out, and must not try one. */
   noUpstreamDns?: boolean;
+  /** dnsmasq logs each DHCP exchange in full (client arch, vendor class, what it was told to boot). */
+  logDhcp?: boolean;
   /** One deadline for every phase (serve --timeout); absent: the plan's phoneHome.deadlines. */
   timeoutMs?: number;
   /** The watcher's power for retries and parking (the CLI wires it; lifecycle does not know drivers). */
@@ -168,7 +170,7 @@ function watcherService(o: ServeOptions): ServiceDef {
 function dnsmasqService(o: ServeOptions, p: ServePaths, iface: string): ServiceDef {
   return childService(
     'dnsmasq',
-    ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : [])],
+    ['dnsmasq', '--keep-in-foreground', `--conf-file=${p.dnsmasqConf}`, `--pid-file=${join(o.runDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${p.leases}`, '--log-facility=-', ...(o.noUpstreamDns ? ['--no-resolv', '--no-hosts'] : []), ...(o.logDhcp ? ['--log-dhcp'] : [])],
     { readyLine: /started, version/, detail: `DHCP + TFTP on ${iface}, tftp root ${resolve(o.root, PXE_DIR)}` },
   );
 }

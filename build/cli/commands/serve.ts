@@ -53,6 +53,7 @@ export const command = defineCommand(
       'log-dir': { type: 'string', arg: 'DIR', description: `nginx's access log (default ${DEFAULT_LOG_DIR})` },
       interface: { type: 'string', arg: 'IF', description: "bind dnsmasq here instead of the spec's admin.interface" },
       'no-upstream-dns': { type: 'boolean', description: 'no upstream DNS and no /etc/hosts for dnsmasq (an isolated network such as the lab)' },
+      'log-dhcp': { type: 'boolean', description: "dnsmasq logs every DHCP exchange in full (client arch, vendor class, the boot answer): for a node that gets no boot answer" },
       timeout: { type: 'string', arg: 'SECONDS', description: 'one deadline for every phase: a node still in a phase this long missed it (default phoneHome.deadlines, else timeoutMinutes)' },
       json: { ...JSON_OUT, description: 'one JSON event per line (up, line, exit, report, reload, stopping, stopped)' },
     },
@@ -84,6 +85,7 @@ export const command = defineCommand(
       logDir: resolve(values['log-dir'] ?? DEFAULT_LOG_DIR),
       ...(values.interface ? { interface: values.interface } : {}),
       noUpstreamDns: !!values['no-upstream-dns'],
+      logDhcp: !!values['log-dhcp'],
       ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
       // The watcher's retries and parking (node-power.ts: the lab's VMs, else the legacy reboot command).
       power: watchPower(plan),
