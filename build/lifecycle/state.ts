@@ -134,6 +134,20 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 1
   }
 }
 
+/**
+ * Holds the tree's switch lock (`switch.lock` beside the state file) while fn runs. Everything that moves a
+ * node between runs holds it for the whole move: reimage/rescue/diskless (open the run, switch the links,
+ * mark the state), normal (switch, mark, end the run) and the watcher (count a report against the open
+ * run, record it, switch on done or a retry). Without it two commands interleave their steps (one link of
+ * a node on each profile; a state whose run is not the run the links were made for) and a report of a run
+ * superseded between its check and its switch flips the new run's links. A reader that holds it sees one
+ * consistent node. Taken before the state file's own lock, never inside it.
+ */
+export async function withSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(dirname(stateFile), { recursive: true });
+  return withLock(join(dirname(stateFile), 'switch'), fn, 30_000);
+}
+
 /** Read-modify-write of the state file under the lock; returns what fn returns. */
 export async function updateState<T>(file: string, fn: (doc: StateDoc) => T): Promise<T> {
   await mkdir(dirname(file), { recursive: true });
