@@ -3,7 +3,7 @@
  * processes while the node's "installer" (this test, over HTTP through the generated nginx into the real
  * watcher) fetches its run file and reports start, progress, phases and done with that run's nonce.
  * Meanwhile readers poll: every link read is a link to a real profile file, every run file and state file
- * parses, every `status --json` parses; and a reader holding the tree's switch lock (what every switcher
+ * parses, every `status --json` shows a profile that fits the node's state; and a reader holding the tree's switch lock (what every switcher
  * holds) always sees one consistent node: both links name the same profile, the state's run is the open run
  * the links were made for, and a done node boots its OS. A report of a superseded run must not switch a link.
  * 25 commands per loop by default (each is a node process: ~1-5 s on a busy 2-core machine);
@@ -189,6 +189,9 @@ describe('reimage and normal racing on one node while it reports', () => {
         try {
           const row = JSON.parse(r.stdout).nodes.find((n: { name: string }) => n.name === node.name);
           if (!row) failures.push(`status --json has no ${node.name}`);
+          // status reads links and state under the switch lock: one moment, so they agree.
+          else if ((row.state === 'requested' || row.state === 'installing') && row.profile !== plan.profiles.installer) failures.push(`status --json: ${row.state} but profile ${row.profile}`);
+          else if (row.state === 'done' && row.profile !== plan.profiles.os) failures.push(`status --json: done (${row.phase}) but profile ${row.profile}`);
           reads.status++;
         } catch {
           failures.push(`status --json: not JSON (exit ${r.code}): ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 200)}`);

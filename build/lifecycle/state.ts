@@ -12,7 +12,7 @@
  * any instant the file is the old document or the new one, never a mix.
  */
 import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
@@ -146,6 +146,16 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 1
 export async function withSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
   await mkdir(dirname(stateFile), { recursive: true });
   return withLock(join(dirname(stateFile), 'switch'), fn, 30_000);
+}
+
+/**
+ * For a reader (status): fn under the switch lock, so the links and the state it reads belong to one
+ * moment. Where the state directory is missing or not writable by this user (a read-only status), fn runs
+ * without it: a reader never creates the directory or fails for want of the lock.
+ */
+export async function readUnderSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
+  const writable = await access(dirname(stateFile), constants.W_OK).then(() => true, () => false);
+  return writable ? withLock(join(dirname(stateFile), 'switch'), fn, 30_000) : fn();
 }
 
 /** Read-modify-write of the state file under the lock; returns what fn returns. */
