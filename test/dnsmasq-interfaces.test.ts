@@ -95,7 +95,8 @@ async function dnsmasqDirect(conf: string): Promise<{ stop: () => Promise<void>;
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (out += d));
   const exit = new Promise<void>((r) => child.once('close', () => r()));
-  while (!/started, version/.test(out)) {
+  // "DHCP, IP range" is logged once the DHCP socket is set up: a DISCOVER before it would go unanswered.
+  while (!/DHCP, IP range/.test(out)) {
     if (child.exitCode !== null) throw new Error(`dnsmasq did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -166,8 +167,11 @@ describe("node0's dnsmasq answers on the cluster interface only", () => {
       .join('\n');
     const d = await dnsmasqDirect(open);
     try {
-      await dhcpExchange(office, 'eth0', script, { tries: 2 });
-      expect(d.lines()).toMatch(new RegExp(`DHCPOFFER\\(${OTHER_BRIDGE}\\)`));
+      await dhcpExchange(office, 'eth0', script);
+      // dnsmasq logs as it answers; on a loaded machine give its stderr a moment to arrive.
+      const offered = new RegExp(`DHCPOFFER\\(${OTHER_BRIDGE}\\)`);
+      for (let i = 0; i < 30 && !offered.test(d.lines()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(d.lines()).toMatch(offered);
     } finally {
       await d.stop();
     }
@@ -194,21 +198,24 @@ describe('a foreign DHCP server on the cluster bridge (addresses, no boot file)'
     const seen: string[] = [];
     let arrived = 0;
     let convergeMs = 0;
+    let foreignSeen = 0;
     try {
       for (let i = 0; i < rounds; i++) {
         const r = await dhcpExchange(cluster, 'eth0', script, { pxe: true, tries: 2 });
         const ours = offersFrom(r, ADMIN);
         const theirs = offersFrom(r, FOREIGN);
-        // The foreign server answers too (else this case would test nothing)…
-        expect(theirs.length, r.log).toBeGreaterThan(0);
-        expect(theirs[0]).toMatchObject({ file: '', pxeOptions: false });
+        // The foreign server answers without a boot file (on a loaded machine its offer may come after the
+        // client already bound and the listener stopped: counted below, required in at least one round)…
+        if (theirs.length) foreignSeen++;
+        for (const t of theirs) expect(t).toMatchObject({ file: '', pxeOptions: false });
         // …and portacluster's answer, with what to boot, still arrives.
         if (mode === 'server') expect(ours[0], r.log).toMatchObject({ yiaddr: '192.168.10.11', siaddr: ADMIN, file: 'pxelinux.0' });
         else expect(ours[0], r.log).toMatchObject({ yiaddr: '0.0.0.0', vendor: 'PXEClient', pxeOptions: true });
         if (ours.length) arrived++;
         convergeMs = Math.max(convergeMs, r.firstReplyMs ?? 0);
-        seen.push(`udhcpc chose ${r.selected?.server ?? 'none'}; first reply from ${r.replies[0]?.server}`);
+        seen.push(`udhcpc chose ${r.selected?.server ?? 'none'}; first reply from ${r.replies[0]?.server}; foreign offer ${theirs.length ? 'seen' : 'not seen'}`);
       }
+      expect(foreignSeen, 'the foreign server never answered: this case tested nothing').toBeGreaterThan(0);
       // What a PXE client sees here, for the record (the test log and the campaign row).
       console.log(`foreign DHCP, ${mode} mode:\n  ${seen.join('\n  ')}`);
       await recordCampaignRow({ fault: `foreign DHCP server on the cluster bridge (dhcp.mode ${mode})`, tier: 'fast', injected: rounds, survived: arrived, dataLost: 0, convergeMs, note: seen.join('; ') });

@@ -106,8 +106,8 @@ export async function dhcpExchange(ns: string, iface: string, script: string, o:
   // -n: exit when no lease; -q: exit once bound; -f: foreground; -t/-T: `tries` DISCOVERs one second apart.
   const started = Date.now();
   const r = await run(['ip', 'netns', 'exec', ns, 'timeout', String(tries * 3 + 5), 'busybox', 'udhcpc', '-i', iface, '-n', '-q', '-f', '-t', String(tries), '-T', '1', '-A', '1', '-s', script, ...pxeArgs], { nothrow: true });
-  // Replies come within ms of a request: half a second after udhcpc ends, the wire has said everything.
-  await Promise.race([listenerDone, new Promise((r) => setTimeout(r, 500))]);
+  // Replies come within ms of a request: 1.5 s after udhcpc ends, the wire has said everything (also on a loaded machine).
+  await Promise.race([listenerDone, new Promise((r) => setTimeout(r, 1500))]);
   listener.kill('SIGTERM');
   await listenerDone;
   const log = r.stdout + r.stderr;
