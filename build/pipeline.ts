@@ -30,6 +30,7 @@ import { copyBootloaders, needs as bootloaderNeeds } from './stages/copy-bootloa
 import { checksumTree, type Manifest } from './stages/checksum-tree.ts';
 import { createStaging, discardStaging, publishDist } from './stages/publish-dist.ts';
 import { checkOutDir } from './stages/check-out-dir.ts';
+import { checkRootFits } from './stages/check-root-fits.ts';
 import { describeCache } from './lib/cache-dir.ts';
 import { addActivity, setActivity, sweepDeadPidDirs } from './lib/cleanup.ts';
 import { DNSMASQ_CONF, IMAGES_DIR, bootServerDnsmasqConf, bootServerNginxConf, bootServerPath, MANIFEST_FILE, NGINX_CONF, PXE_DIR, SERVED_SPEC, SUMS_FILE, SYSRCD_DIR, imagePath, pxePath } from './layout.ts';
@@ -170,6 +171,8 @@ export async function buildDist(plan: Plan, o: BuildOptions): Promise<BuildResul
             packFsImageCached(root.rootDir, { outDir: join(staging, IMAGES_DIR), cacheDir: join(o.cacheDir, 'images'), force: o.force, name: plan.image.name, label: plan.os.rootLabel, contentKey: image.sha256, sourceDateEpoch: o.sourceDateEpoch, zstdLevel: plan.image.zstdLevel, log }),
           )
         : undefined;
+    // Before anything is rendered: a root partition no node's disk can make big enough fails the build here.
+    if (fsImage) await step('check the image fits the root partition', () => checkRootFits(plan, fsImage.imageBytes));
     const boot = await step('extract kernel and initramfs from the image', () =>
       extractBootFiles(root.rootDir, { distro: plan.image.distro, outDir: join(staging, PXE_DIR), osName: plan.os.name }),
     );

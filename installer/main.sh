@@ -21,6 +21,9 @@ node_disk_target
 disk_name="$(select_disk 2>/run/portacluster/select-disk.err)" || die "no target disk: $(cat /run/portacluster/select-disk.err)"
 TARGET_DISK="${PC_DEVFS}/${disk_name}"
 log "target disk ${TARGET_DISK} ($(disk_size_bytes "${disk_name}") bytes)"
+# Both read only /sys: a write-protected disk or an image that cannot fit is refused before the first write.
+check_disk_writable "${disk_name}"
+check_image_fits "${disk_name}"
 release_disk "${TARGET_DISK}"
 
 phase partition

@@ -55,8 +55,8 @@ describe('system errors in words', () => {
     const state = join(ws.dir, 'nobody-state.json');
     const r = await cli(['reimage', 'node1', '--config', specFile, '--root', tree, '--state', state], { uid: 65534 });
     expect(r.code, r.stderr).toBe(1);
-    // The run is opened before the switch (its run file first): that is the first write refused.
-    expect(r.stderr.split('\n')[0]).toBe(`portacluster: permission denied on ${join(tree, 'runs')} (mkdir)`);
+    // The node moves under the switch lock beside the state file (lifecycle/state.ts): taking it is the first write refused.
+    expect(r.stderr.split('\n')[0]).toBe(`portacluster: permission denied on ${join(ws.dir, 'switch.lock')} (open)`);
     expect(r.stderr).toContain('hint: run as a user who owns it (or with sudo)');
     noStack(r.stderr);
     // PORTACLUSTER_DEBUG=1: the same message, then the stack for whoever debugs it.

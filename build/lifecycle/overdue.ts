@@ -12,7 +12,7 @@ import type { Plan, PlanNode } from '../plan/plan.ts';
 import { dueAt, deadlineMs, endRun } from './deadlines.ts';
 import { switchNodes, type SwitchOptions } from './links.ts';
 import { closeRun, readRunRecord } from './runs.ts';
-import { readState, transition, updateState } from './state.ts';
+import { readState, transition, updateState, withSwitchLock } from './state.ts';
 import type { WatchEvent } from './report.ts';
 import type { Target } from './target.ts';
 
@@ -50,7 +50,9 @@ export async function checkOverdue(c: Ctx): Promise<void> {
     const s = doc.nodes[name];
     if (!s || (s.state !== 'requested' && s.state !== 'installing') || now < dueAt(s, c.plan.phoneHome, c.timeoutMs)) continue;
     const node = c.plan.nodes.find((n) => n.name === name);
-    if (node) await c.serial(() => overdue(c, node));
+    // Under the switch lock (state.ts withSwitchLock): a reimage/normal between the re-check and the retry or
+    // parking would otherwise have its new run marked timed out, or its links switched to rescue.
+    if (node) await c.serial(() => withSwitchLock(c.stateFile, () => overdue(c, node)));
   }
 }
 

@@ -12,7 +12,7 @@
  * any instant the file is the old document or the new one, never a mix.
  */
 import { closeSync, constants, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
@@ -132,6 +132,30 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, waitMs = 1
   } finally {
     await unlink(lock).catch(() => {});
   }
+}
+
+/**
+ * Holds the tree's switch lock (`switch.lock` beside the state file) while fn runs. Everything that moves a
+ * node between runs holds it for the whole move: reimage/rescue/diskless (open the run, switch the links,
+ * mark the state), normal (switch, mark, end the run) and the watcher (count a report against the open
+ * run, record it, switch on done or a retry). Without it two commands interleave their steps (one link of
+ * a node on each profile; a state whose run is not the run the links were made for) and a report of a run
+ * superseded between its check and its switch flips the new run's links. A reader that holds it sees one
+ * consistent node. Taken before the state file's own lock, never inside it.
+ */
+export async function withSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(dirname(stateFile), { recursive: true });
+  return withLock(join(dirname(stateFile), 'switch'), fn, 30_000);
+}
+
+/**
+ * For a reader (status): fn under the switch lock, so the links and the state it reads belong to one
+ * moment. Where the state directory is missing or not writable by this user (a read-only status), fn runs
+ * without it: a reader never creates the directory or fails for want of the lock.
+ */
+export async function readUnderSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
+  const writable = await access(dirname(stateFile), constants.W_OK).then(() => true, () => false);
+  return writable ? withLock(join(dirname(stateFile), 'switch'), fn, 30_000) : fn();
 }
 
 /** Read-modify-write of the state file under the lock; returns what fn returns. */

@@ -27,7 +27,7 @@ import { readProfiles, switchNodes, type SwitchOptions, type SwitchResult } from
 import { checkOverdue, type WatchPlan, type WatchPower } from './overdue.ts';
 import { clientAddress, findNode, lastLines, parseReportUrl, readBody, type Report, type WatchEvent } from './report.ts';
 import { closeRun, matchNonce, readRunRecord } from './runs.ts';
-import { FINISHED, readState, storeLog, transition, updateState, type NodeState, type NodeStatus } from './state.ts';
+import { FINISHED, readState, storeLog, transition, updateState, withSwitchLock, type NodeState, type NodeStatus } from './state.ts';
 import { createStatusPage, type StatusPage } from './status-page.ts';
 import { headline, parseInventory, storeInventory } from './inventory.ts';
 import { parseMac } from '../spec/values.ts';
@@ -175,6 +175,12 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     if (r.kind === 'inventory') return onInventory(r, source, at);
     const node = findNode(plan.nodes, r);
     if (!node) return { event: emit({ at: at.toISOString(), source, node: null, mac: r.mac ?? null, phase: r.kind, state: 'unknown', detail: `no node ${r.host ?? ''} ${r.mac ?? ''} in the spec`.replace(/\s+/g, ' ') }), status: 404 };
+    // Checked, recorded and (on done) switched as one move: a reimage/normal in between would make this
+    // report count for a run that is no longer the node's, and its done switch the new run's links.
+    return withSwitchLock(o.stateFile, () => count(node, r, source, at));
+  }
+
+  async function count(node: PlanNode, r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number }> {
     const base = { at: at.toISOString(), source, node: node.name, mac: node.mac, ...(r.from ? { from: r.from } : {}) };
     const v = await verdict(node, r);
     if (!v.ok) {

@@ -89,6 +89,56 @@ select_disk() {
   printf '%s\n' "${found[0]}"
 }
 
+# check_disk_writable NAME: a write-protected disk (a switch, a read-only LUN, `blockdev --setro`) is refused
+# by name before anything tries to write to it (else sfdisk fails halfway with its own words).
+check_disk_writable() {
+  local ro
+  ro="$(cat -- "${PC_SYSFS}/block/$1/ro" 2>/dev/null || echo 0)"
+  if [ "${ro}" != 0 ]; then
+    die "the target disk ${PC_DEVFS}/$1 is read-only (write-protected: a switch, a read-only LUN or blockdev --setro): refused, nothing was written"
+  fi
+}
+
+# root_part_bytes NAME: the size the layout's root partition will have on disk NAME, as sfdisk makes it:
+# each partition starts on a 1 MiB boundary after the first MiB; a fixed size is rounded up to the KiB
+# sfdisk_script asks for; "rest" runs to the end of the disk, on GPT to the last 1 MiB boundary before
+# the backup table (33 sectors). Prints nothing and returns 1 when no partition is mounted at /.
+root_part_bytes() {
+  local i size root="" start=1048576 align=1048576 sectors
+  for i in "${!PC_PART_SIZES[@]}"; do
+    size="${PC_PART_SIZES[${i}]}"
+    if [ "${PC_PART_MOUNTS[${i}]}" = / ]; then
+      root="${size}"
+    elif [ "${size}" != rest ]; then
+      start=$((start + (size + align - 1) / align * align))
+    fi
+  done
+  [ -n "${root}" ] || return 1
+  if [ "${root}" != rest ]; then
+    printf '%s\n' "$(((root + 1023) / 1024 * 1024))"
+    return 0
+  fi
+  sectors=$(($(disk_size_bytes "$1") / 512))
+  if [ "${PC_DISK_TABLE}" = gpt ]; then
+    printf '%s\n' "$(((sectors - 33) / 2048 * 2048 * 512 - start))"
+  else
+    printf '%s\n' "$((sectors * 512 - start))"
+  fi
+}
+
+# check_image_fits NAME: an image larger than the root partition the layout makes on this disk is refused
+# before the disk is touched (the previous install stays whole), with both sizes. Image mode knows the
+# filesystem image's unpacked size (PC_FSIMAGE_BYTES); a tarball's unpacked size is not in the plan, so
+# tarball mode is checked only by tar running out of space.
+check_image_fits() {
+  local root
+  [ "${PC_INSTALL_MODE}" = image ] || return 0
+  root="$(root_part_bytes "$1")" || die "the layout has no partition mounted at /"
+  if [ "${root}" -lt "${PC_FSIMAGE_BYTES}" ]; then
+    die "the filesystem image needs ${PC_FSIMAGE_BYTES} bytes, but the root partition the layout makes on ${PC_DEVFS}/$1 ($(disk_size_bytes "$1") bytes) has ${root} bytes: refused, nothing was written"
+  fi
+}
+
 # part_dev DISK N: /dev/sda + 1 → /dev/sda1; /dev/nvme0n1 + 1 → /dev/nvme0n1p1 (names ending in a digit).
 part_dev() {
   case "$1" in

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { PXELINUX_DIR } from '../../layout.ts';
 import { readProfiles } from '../../lifecycle/links.ts';
-import { defaultStateFile, readState } from '../../lifecycle/state.ts';
+import { defaultStateFile, readState, readUnderSwitchLock } from '../../lifecycle/state.ts';
 import { followStatus } from '../../lifecycle/status-feed.ts';
 import { summarize, summaryLine, type StatusRow } from '../../lifecycle/status-rows.ts';
 import type { Target } from '../../lifecycle/target.ts';
@@ -43,9 +43,13 @@ export const command = defineCommand(
     const root = values.root ?? plan.admin.servedRoot;
     const target = { ...(values.ssh ? { host: values.ssh } : {}), ...(values['ssh-config'] ? { sshConfig: values['ssh-config'] } : {}) };
     const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
-    const profiles = await readProfiles(plan.nodes, { root, target });
-    if (values.watch) return watchStatus(plan, root, target, stateFile, !!values.json);
-    const doc = await readState(stateFile);
+    if (values.watch) {
+      await readProfiles(plan.nodes, { root, target });
+      return watchStatus(plan, root, target, stateFile, !!values.json);
+    }
+    // Links and state from one moment: a reimage or the watcher moving a node holds the same lock.
+    const read = async () => ({ profiles: await readProfiles(plan.nodes, { root, target }), doc: await readState(stateFile) });
+    const { profiles, doc } = target.host ? await read() : await readUnderSwitchLock(stateFile, read);
     // The machine as it last described itself (discovery, or its installer's start): kept per MAC.
     const inventories = new Map((await readInventories(stateFile)).map((i) => [i.mac, i]));
     const nodes = plan.nodes.map((n) => {

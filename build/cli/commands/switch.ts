@@ -5,7 +5,7 @@
  * reimage, rescue and diskless mark the nodes `requested` in the state file so `watch` expects their reports;
  * normal marks them done.
  */
-import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
+import { markSwitched, defaultStateFile, withSwitchLock } from '../../lifecycle/state.ts';
 import { resolveNodes, serverLinks, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
 import { runArgv, type Target } from '../../lifecycle/target.ts';
 import type { Plan, PlanNode } from '../../plan/plan.ts';
@@ -122,13 +122,19 @@ function makeCommand(action: Action): Command {
     const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
     const at = new Date();
     const opening = { stateFile, root, nodes, action: action as RunAction, profile, at };
-    const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
-    const started = performance.now();
-    const switched = await switchNodes(nodes, profile, { root, target, servers: serverLinks(plan, values['ssh-config']) });
-    const ms = performance.now() - started;
-    if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
-    // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
-    if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
+    const move = async () => {
+      const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
+      const started = performance.now();
+      const switched = await switchNodes(nodes, profile, { root, target, servers: serverLinks(plan, values['ssh-config']) });
+      const ms = performance.now() - started;
+      if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
+      // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
+      if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
+      return { runs, switched, ms };
+    };
+    // The run, the links and the state move together: a concurrent reimage/normal or a report the watcher
+    // is counting waits (state.ts withSwitchLock). With --ssh the state lives on node0, out of reach here.
+    const { runs, switched, ms } = values.ssh ? await move() : await withSwitchLock(stateFile, move);
 
     const reboots = values.reboot ? await rebootNodes(plan, nodes, target, !!values.ssh) : [];
     const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
