@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
 import { atomicWrite } from '../lib/atomic.ts';
+import { endRun } from './deadlines.ts';
 
 export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
 
@@ -52,7 +53,7 @@ export interface NodeState {
   /** Why a node was parked (powered off or linked to rescue) after its retries ran out. */
   parked?: string;
   /** The last few finished runs: result and seconds per phase, newest last. */
-  runs?: { run: string; result: NodeStatus; at: string; phases: Record<string, number> }[];
+  runs?: { run: string; result: NodeStatus; at: string; phases: Record<string, number>; detail?: string }[];
 }
 
 export interface StateDoc {
@@ -187,6 +188,17 @@ export async function markSwitched(
 ): Promise<void> {
   await updateState(file, (doc) => {
     for (const n of nodes) {
+      // A run still open is superseded: its end goes into the node's runs, with the phase it was in, so
+      // the state says what became of it (a power cut, a second reimage) instead of dropping it.
+      const prev = doc.nodes[n.name];
+      const open = prev?.run && (prev.state === 'requested' || prev.state === 'installing') ? { ...prev } : undefined;
+      if (open && open.run !== o.runs?.get(n.name)) {
+        const started = [...open.history].reverse().find((h) => h.phase === 'requested')?.at;
+        endRun(open, 'failed', at, started);
+        const entry = open.runs!.at(-1)!;
+        entry.detail = `superseded by ${action} in phase ${open.phase}`;
+        prev!.runs = open.runs;
+      }
       if (action === 'normal') {
         const { next } = transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);
         delete next.run;
