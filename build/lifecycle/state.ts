@@ -17,7 +17,6 @@ import { dirname, join, resolve } from 'node:path';
 import { StageError } from '../lib/errors.ts';
 import { pidAlive } from '../lib/process.ts';
 import { atomicWrite } from '../lib/atomic.ts';
-import { endRun } from './deadlines.ts';
 
 export type NodeStatus = 'requested' | 'installing' | 'done' | 'failed' | 'timed-out';
 
@@ -234,4 +233,28 @@ export async function storeLog(stateFile: string, node: string, body: Buffer, at
     closeSync(fd);
   }
   return file;
+}
+
+/** How many finished runs a node keeps in `runs`. */
+export const RUNS_KEPT = 5;
+
+/** Seconds spent in each phase since `since` (the run's start), summed over retries; the last entry ends at `end`. */
+export function phaseSeconds(history: readonly HistoryEntry[], since: string | undefined, end: Date): Record<string, number> {
+  const from = since ? Date.parse(since) : -Infinity;
+  const mine = history.filter((h) => Date.parse(h.at) >= from);
+  const out: Record<string, number> = {};
+  mine.forEach((h, i) => {
+    const until = i + 1 < mine.length ? Date.parse(mine[i + 1]!.at) : end.getTime();
+    if (i + 1 === mine.length && (h.state === 'done' || h.state === 'failed' || h.state === 'timed-out')) return;
+    out[h.phase] = Math.round(((out[h.phase] ?? 0) + (until - Date.parse(h.at)) / 1000) * 10) / 10;
+  });
+  return out;
+}
+
+/** Records the end of the node's run in `next` (which transition() just made): no deadline, one more `runs` entry. */
+export function endRun(next: NodeState, result: NodeStatus, at: Date, runStarted: string | undefined): void {
+  delete next.deadline;
+  if (!next.run) return;
+  const entry = { run: next.run, result, at: at.toISOString(), phases: phaseSeconds(next.history, runStarted, at) };
+  next.runs = [...(next.runs ?? []).filter((r) => r.run !== next.run), entry].slice(-RUNS_KEPT);
 }
