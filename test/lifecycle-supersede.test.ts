@@ -4,12 +4,16 @@
  * next serve of the same run dir stops (and only those).
  */
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pidAlive } from '../build/lib/process.ts';
 import { stopStaleServices } from '../build/lifecycle/stale-services.ts';
 import { markSwitched, readState, transition, updateState } from '../build/lifecycle/state.ts';
+import { readRunRecord } from '../build/lifecycle/runs.ts';
+import { PXELINUX_DIR, runPath } from '../build/layout.ts';
+import { run } from '../build/lib/run.ts';
+import { writeServedTree, writeSpec } from './helpers/served-tree.ts';
 import { workspace } from './helpers/workspace.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -73,4 +77,36 @@ describe('services a dead serve left running', () => {
     await writeFile(join(ws.dir, 'serve.pid'), `${serve}\n`);
     await expect(stopStaleServices(ws.dir, 'serve.pid', [])).rejects.toThrow(`another portacluster serve (pid ${serve}) runs on ${ws.dir}`);
   });
+});
+
+describe('reimage and normal racing on one node', () => {
+  it('after each concurrent pair the link, the state and the run record agree', async () => {
+    const ws = await workspace();
+    cleanups.push(ws.cleanup);
+    const { file, plan } = await writeSpec(ws.dir, { count: 1 });
+    const root = join(ws.dir, 'srv');
+    await writeServedTree(root, plan);
+    const stateFile = join(ws.dir, 'state', 'state.json');
+    const n = plan.nodes[0]!;
+    const cli = (action: string) => run(['node', '--import', 'tsx', join(import.meta.dirname, '..', 'build/cli/main.ts'), action, n.name, '--config', file, '--root', root, '--state', stateFile]);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all([cli('reimage'), cli('normal')]);
+      const [l, doc, rec, served] = await Promise.all([
+        readlink(join(root, PXELINUX_DIR, n.pxeFile)),
+        readFile(stateFile, 'utf8').then((t) => JSON.parse(t)),
+        readRunRecord(stateFile, n.name),
+        readFile(join(root, runPath(n.mac)), 'utf8'),
+      ]);
+      const s = doc.nodes[n.name];
+      if (l === plan.profiles.os) {
+        expect(s).toMatchObject({ state: 'done', phase: 'normal' });
+        expect(rec!.closed).toBeDefined();
+      } else {
+        expect(l).toBe(plan.profiles.installer);
+        expect(s).toMatchObject({ state: 'requested', run: rec!.run });
+        expect(rec!.closed, `round ${round + 1}: the open run's record was closed by the racing normal`).toBeUndefined();
+        expect(served).toContain(`run=${rec!.run}\n`);
+      }
+    }
+  }, 120_000);
 });

@@ -5,7 +5,9 @@
  * reimage, rescue and diskless mark the nodes `requested` in the state file so `watch` expects their reports;
  * normal marks them done.
  */
-import { markSwitched, defaultStateFile } from '../../lifecycle/state.ts';
+import { markSwitched, defaultStateFile, withLock } from '../../lifecycle/state.ts';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { resolveNodes, switchNodes, type SwitchResult } from '../../lifecycle/links.ts';
 import { runArgv, type Target } from '../../lifecycle/target.ts';
 import type { Plan, PlanNode } from '../../plan/plan.ts';
@@ -122,13 +124,20 @@ function makeCommand(action: Action): Command {
     const stateFile = values.state ?? defaultStateFile(root, plan.admin.servedRoot);
     const at = new Date();
     const opening = { stateFile, root, nodes, action: action as RunAction, profile, at };
-    const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
-    const started = performance.now();
-    const switched = await switchNodes(nodes, profile, { root, target });
-    const ms = performance.now() - started;
-    if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
-    // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
-    if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
+    const apply = async () => {
+      const runs = action === 'normal' ? undefined : values.ssh ? await openRunsRemote({ ...opening, target: { ...target, host: values.ssh } }) : await openRuns(opening);
+      const started = performance.now();
+      const switched = await switchNodes(nodes, profile, { root, target });
+      const ms = performance.now() - started;
+      if (!values.ssh) await markSwitched(stateFile, nodes, action, profile, at, { ...(runs ? { runs, deadline: new Date(at.getTime() + plan.phoneHome.deadlines.requested * 60_000) } : {}) });
+      // normal ends a run by hand: from now on its installer's reports count for nothing (its start is refused).
+      if (!values.ssh && action === 'normal') for (const n of nodes) await endOpenRun(stateFile, n.name, at);
+      return { runs, switched, ms };
+    };
+    // One switch at a time per state file: run record, link and state change together. Interleaved, a
+    // `normal` racing a `reimage` could close the run the reimage had just opened while its link and state
+    // stayed on the installer — a node that boots into an installer whose every report is refused.
+    const { runs, switched, ms } = values.ssh ? await apply() : await switchLocked(stateFile, apply);
 
     const reboots = values.reboot ? await rebootNodes(plan, nodes, target, !!values.ssh) : [];
     const line = (s: SwitchResult) => `${s.node.padEnd(12)} ${s.mac}  ${s.from ?? '(none)'} -> ${s.to}`;
@@ -149,3 +158,9 @@ export const reimage = makeCommand('reimage');
 export const rescue = makeCommand('rescue');
 export const diskless = makeCommand('diskless');
 export const normal = makeCommand('normal');
+
+/** Runs `fn` holding `<state>.switch.lock` (lifecycle/state.ts withLock): a minute for the other holder. */
+async function switchLocked<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(dirname(stateFile), { recursive: true });
+  return withLock(`${stateFile}.switch`, fn, 60_000);
+}
