@@ -554,7 +554,8 @@ describe('image mode: the filesystem image written onto the root partition', () 
 fail_install() { echo "FAIL $2" >> ${dir}/calls; exit 1; }
 PC_FSIMAGE_URL=${base}/${img.fileName}; PC_FSIMAGE_SHA256=${sha}; PC_FSIMAGE_SIZE=${img.size}; PC_FSIMAGE_BYTES=${img.imageBytes}
 PART_DEVS=(${dir}/esp.part ${dir}/root.part); PART_UUIDS=(ESP-UUID '')
-trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios; fstab_lines`;
+trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios; fstab_lines
+echo "LABEL=$(blkid -c /dev/null -s LABEL -o value -- ${dir}/root.part)"; label_root_complete`;
   const envFor = (dir: string) => ({ PC_TARGET: join(dir, 't'), PC_DOWNLOAD_DIR: join(dir, 'dl') });
 
   async function expectInstalled(dir: string, stdout: string, root: string) {
@@ -568,6 +569,8 @@ trap_errors; install_fs_image; echo "UUID=\${PART_UUIDS[1]}"; NODE_NAME=labbios;
     const info = (await exec('dumpe2fs', ['-h', root])).stdout;
     const blocks = Number(/^Block count:\s+(\d+)$/m.exec(info)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(info)?.[1]);
     expect(blocks).toBe((await stat(root)).size);
+    // Written and verified, but not yet complete: the label the OS boots by comes last (label_root_complete).
+    expect(stdout).toContain('LABEL=pc-installing\n');
     expect(info).toMatch(/^Filesystem volume name:\s+root$/m);
     expect((await exec('debugfs', ['-R', 'cat /etc/os-release', root])).stdout).toBe('ID=golden\n');
     expect(await readFile(join(dir, 'calls'), 'utf8')).toContain('REPORT download\nREPORT extract\n');

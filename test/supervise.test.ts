@@ -41,4 +41,19 @@ describe('startGroup', () => {
     expect(pidAlive(pid)).toBe(false);
     expect(events.at(-1)).toMatchObject({ event: 'stopped', code: 1 });
   });
+
+  it('a leader killed outright while its forked worker holds the pipes (nginx master SIGKILLed): the worker goes, the group stops', async () => {
+    const events: GroupEvent[] = [];
+    const a = childService('a', ['sh', '-c', 'echo ready; exec sleep 60'], { readyLine: /ready/, detail: 'a' });
+    // The worker inherits stdout and stderr, as nginx's workers do.
+    const master = childService('master', ['sh', '-c', 'sleep 60 & echo "ready $!"; wait'], { readyLine: /ready/, detail: 'master' });
+    const group = await startGroup([a, master], (e) => events.push(e));
+    const worker = Number((events.find((e) => e.event === 'line' && e.service === 'master') as { line: string }).line.split(' ')[1]);
+    process.kill(group.pidOf('master')!, 'SIGKILL');
+    const code = await Promise.race([group.done, sleep(8000).then(() => 'still running')]);
+    expect(code).toBe(1);
+    expect(events.find((e) => e.event === 'exit')).toMatchObject({ service: 'master', signal: 'SIGKILL' });
+    await sleep(100);
+    expect(pidAlive(worker)).toBe(false);
+  });
 });

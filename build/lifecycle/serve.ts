@@ -20,6 +20,7 @@ import type { Plan } from '../plan/plan.ts';
 import { renderDnsmasqConf } from '../render/dnsmasq.ts';
 import { renderNginxConf } from '../render/nginx.ts';
 import { childService, startGroup, type Group, type GroupEvent, type ServiceDef } from './supervise.ts';
+import { stopStaleServices } from './stale-services.ts';
 import { startWatcher, type WatchEvent, type WatchPower } from './watch.ts';
 
 /** Where serve keeps its runtime configs and pid files, and nginx's access log, unless told otherwise. */
@@ -181,6 +182,12 @@ export async function serve(o: ServeOptions): Promise<Served> {
   const iface = o.interface ?? o.plan.admin.interface;
   await checkInterface(iface, o.plan.admin.ip, o.plan.admin.prefix);
   const p = await prepareConfigs(o);
+  // A serve killed outright leaves its dnsmasq and nginx holding the ports: stop them, or nothing starts.
+  const stale = await stopStaleServices(o.runDir, SERVE_PID, [
+    { name: 'dnsmasq', pidFile: join(o.runDir, 'dnsmasq.pid'), config: p.dnsmasqConf },
+    { name: 'nginx', pidFile: join(o.runDir, 'nginx.pid'), config: p.nginxConf },
+  ]);
+  for (const s of stale) o.onEvent({ event: 'line', service: 'serve', stream: 'stderr', line: `stopped ${s}, left running by a serve of ${o.runDir} that died` });
   const base = `http://${o.plan.admin.ip}:80/`;
   const services: ServiceDef[] = [
     // The watcher first: nginx proxies reports to it from its first request on.

@@ -52,7 +52,7 @@ export interface NodeState {
   /** Why a node was parked (powered off or linked to rescue) after its retries ran out. */
   parked?: string;
   /** The last few finished runs: result and seconds per phase, newest last. */
-  runs?: { run: string; result: NodeStatus; at: string; phases: Record<string, number> }[];
+  runs?: { run: string; result: NodeStatus; at: string; phases: Record<string, number>; detail?: string }[];
 }
 
 export interface StateDoc {
@@ -211,6 +211,17 @@ export async function markSwitched(
 ): Promise<void> {
   await updateState(file, (doc) => {
     for (const n of nodes) {
+      // A run still open is superseded: its end goes into the node's runs, with the phase it was in, so
+      // the state says what became of it (a power cut, a second reimage) instead of dropping it.
+      const prev = doc.nodes[n.name];
+      const open = prev?.run && (prev.state === 'requested' || prev.state === 'installing') ? { ...prev } : undefined;
+      if (open && open.run !== o.runs?.get(n.name)) {
+        const started = [...open.history].reverse().find((h) => h.phase === 'requested')?.at;
+        endRun(open, 'failed', at, started);
+        const entry = open.runs!.at(-1)!;
+        entry.detail = `superseded by ${action} in phase ${open.phase}`;
+        prev!.runs = open.runs;
+      }
       if (action === 'normal') {
         const { next } = transition(doc, n, 'normal', 'done', at, `switched to ${profile} by hand`);
         delete next.run;
@@ -246,4 +257,28 @@ export async function storeLog(stateFile: string, node: string, body: Buffer, at
     closeSync(fd);
   }
   return file;
+}
+
+/** How many finished runs a node keeps in `runs`. */
+export const RUNS_KEPT = 5;
+
+/** Seconds spent in each phase since `since` (the run's start), summed over retries; the last entry ends at `end`. */
+export function phaseSeconds(history: readonly HistoryEntry[], since: string | undefined, end: Date): Record<string, number> {
+  const from = since ? Date.parse(since) : -Infinity;
+  const mine = history.filter((h) => Date.parse(h.at) >= from);
+  const out: Record<string, number> = {};
+  mine.forEach((h, i) => {
+    const until = i + 1 < mine.length ? Date.parse(mine[i + 1]!.at) : end.getTime();
+    if (i + 1 === mine.length && (h.state === 'done' || h.state === 'failed' || h.state === 'timed-out')) return;
+    out[h.phase] = Math.round(((out[h.phase] ?? 0) + (until - Date.parse(h.at)) / 1000) * 10) / 10;
+  });
+  return out;
+}
+
+/** Records the end of the node's run in `next` (which transition() just made): no deadline, one more `runs` entry. */
+export function endRun(next: NodeState, result: NodeStatus, at: Date, runStarted: string | undefined): void {
+  delete next.deadline;
+  if (!next.run) return;
+  const entry = { run: next.run, result, at: at.toISOString(), phases: phaseSeconds(next.history, runStarted, at) };
+  next.runs = [...(next.runs ?? []).filter((r) => r.run !== next.run), entry].slice(-RUNS_KEPT);
 }

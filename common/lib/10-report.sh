@@ -80,7 +80,9 @@ report_query() {
 report() {
   local phase="$1" answer code
   answer="$(mktemp)"
-  code="$(curl -sS --max-time 10 --retry 3 --retry-delay 1 -o "${answer}" -w '%{http_code}' \
+  # Retried for up to 2 minutes, refused connections too: node0 restarting (serve's services coming back,
+  # a deploy's reload) must not lose a phase, least of all `done`, which alone switches the node's link.
+  code="$(curl -sS --max-time 10 --retry 30 --retry-delay 2 --retry-max-time 120 --retry-connrefused -o "${answer}" -w '%{http_code}' \
     -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)")" || code=""
   case "${code}" in
     2??) ;;
@@ -110,7 +112,7 @@ report_progress() {
 # report_post PATH FILE: POST FILE's bytes to ${PC_PHONE_HOME_URL}/PATH. Never fails.
 report_post() {
   local path="$1" file="$2"
-  curl -fsS --max-time 30 --retry 3 --retry-delay 1 -o /dev/null \
+  curl -fsS --max-time 30 --retry 30 --retry-delay 2 --retry-max-time 120 --retry-connrefused -o /dev/null \
     -H 'Content-Type: text/plain' --data-binary "@${file}" \
     -- "${PC_PHONE_HOME_URL}/${path}" || warn "could not post ${path%%\?*} to ${PC_PHONE_HOME_URL}"
   return 0

@@ -5,6 +5,11 @@
 PC_DEVFS="${PC_DEVFS:-/dev}"
 PC_TARGET="${PC_TARGET:-/run/portacluster/target}"
 TARGET_DISK=""
+# The root filesystem's label while the install runs. The OS is found by its label (root=LABEL= on the
+# network-booted kernel line, `search --label` in grub.cfg): a root that is not finished carries this one,
+# so a node whose power failed mid-install never boots a half-written or half-configured root as if it
+# were good. label_root_complete gives it the plan's label as the install's last write, before `done`.
+PC_PARTIAL_LABEL=pc-installing
 PART_DEVS=()
 PART_UUIDS=()
 _PC_MOUNTED=()
@@ -264,6 +269,7 @@ make_filesystems() {
   for i in "${!PART_DEVS[@]}"; do
     dev="${PART_DEVS[${i}]}"
     label="${PC_PART_LABELS[${i}]}"
+    [ "${PC_PART_MOUNTS[${i}]}" != / ] || label="${PC_PARTIAL_LABEL}"
     # Image mode: the root filesystem arrives whole with the image (45-fsimage.sh), UUID and all.
     if [ "${PC_INSTALL_MODE}" = image ] && [ "${PC_PART_MOUNTS[${i}]}" = / ]; then
       PART_UUIDS+=("")
@@ -283,6 +289,25 @@ make_filesystems() {
       PART_UUIDS+=("")
     fi
   done
+}
+
+# label_root_complete: the completion marker. The root filesystem gets the label the OS boots by; until
+# this write nothing finds it (see PC_PARTIAL_LABEL). Run with the target unmounted (xfs needs that).
+label_root_complete() {
+  local i dev
+  for i in "${!PC_PART_MOUNTS[@]}"; do
+    [ "${PC_PART_MOUNTS[${i}]}" = / ] || continue
+    dev="${PART_DEVS[${i}]}"
+    case "${PC_PART_FS[${i}]}" in
+      ext4) run tune2fs -L "${PC_ROOT_LABEL}" -- "${dev}" >/dev/null ;;
+      xfs) run xfs_admin -L "${PC_ROOT_LABEL}" -- "${dev}" >/dev/null ;;
+      *) die "no way to label a ${PC_PART_FS[${i}]} root filesystem" ;;
+    esac
+    sync
+    log "root filesystem ${dev} labelled ${PC_ROOT_LABEL}: the install is complete"
+    return 0
+  done
+  die "the plan has no root partition to label"
 }
 
 # mount_order: indexes of mounted partitions, parents first (/ before /boot before /boot/efi).

@@ -22,9 +22,17 @@ dev_size_bytes() {
   if [ -b "$1" ]; then blockdev --getsize64 "$1"; else stat -c %s -- "$1"; fi
 }
 
-# write_dev DEV: stdin onto DEV from its first byte; notrunc keeps a regular file's size.
+# The image's first 64 KiB (boot block and primary superblock): held in RAM while the rest streams onto
+# the partition, written by finish_fs_image only once the digest matched. Until then the partition holds
+# no filesystem anything would find or mount, however much of the image the power cut left on it.
+PC_FSIMAGE_HEAD_BYTES=65536
+
+# write_dev DEV: stdin onto DEV, its head kept back (PC_FSIMAGE_HEAD_BYTES); notrunc keeps a regular file's size.
 write_dev() {
-  dd of="$1" bs=4M iflag=fullblock conv=notrunc,fsync status=none
+  local head="${PC_DOWNLOAD_DIR}/fsimage.head"
+  mkdir -p -- "${PC_DOWNLOAD_DIR}"
+  dd of="${head}" bs="${PC_FSIMAGE_HEAD_BYTES}" count=1 iflag=fullblock status=none
+  dd of="$1" bs=4M iflag=fullblock oflag=seek_bytes seek="${PC_FSIMAGE_HEAD_BYTES}" conv=notrunc,fsync status=none
 }
 
 # wipe_fs_image DEV: after a refused image nothing on the target may be mounted or booted: signatures
@@ -42,6 +50,10 @@ wipe_fs_image() {
 # finish_fs_image INDEX: the verified image on partition INDEX made this node's own.
 finish_fs_image() {
   local i="$1" dev="${PART_DEVS[$1]}" status=0
+  # The verified head, and at once the label of an unfinished root (label_root_complete ends that).
+  dd if="${PC_DOWNLOAD_DIR}/fsimage.head" of="${dev}" conv=notrunc,fsync status=none
+  rm -f -- "${PC_DOWNLOAD_DIR}/fsimage.head"
+  run tune2fs -L "${PC_PARTIAL_LABEL}" -- "${dev}" >/dev/null
   # Exit 1 means errors were corrected; 2 and above (reboot needed, uncorrected) are failures here.
   run e2fsck -f -y -- "${dev}" || status="$?"
   [ "${status}" -le 1 ] || die "e2fsck could not make the written image consistent on ${dev} (exit ${status})"

@@ -155,3 +155,4 @@ export const reimage = makeCommand('reimage');
 export const rescue = makeCommand('rescue');
 export const diskless = makeCommand('diskless');
 export const normal = makeCommand('normal');
+

@@ -125,6 +125,13 @@ export interface Lab extends BuiltDist {
   waitEvent(match: (e: WatcherEvent & { mac?: string | null }) => boolean, timeoutMs: number): Promise<WatcherEvent>;
   /** SIGHUP to serve, as deploy --activate sends it: resolves when serve reports the reload (rejects on failure). */
   reload(): Promise<void>;
+  /**
+   * node0 restarting mid-install: `kill-serve` SIGKILLs serve itself (the watcher with it; dnsmasq and
+   * nginx are left orphaned, as a crash leaves them), `kill-nginx` SIGKILLs nginx's master (serve's group
+   * then stops, as it does when a service ends). Either way serve is started again on the same state
+   * file, as systemd's Restart= would; resolves with the seconds node0 was not serving reports.
+   */
+  restartServe(how: 'kill-serve' | 'kill-nginx'): Promise<number>;
   /** The watcher's state file (what `status --json` reads). */
   stateFile: string;
   /** The node's boot link → profile, through the lifecycle's switchNodes (what `portacluster reimage/normal` use). */
@@ -151,23 +158,8 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   const serveLog: string[] = [];
   const tailLines = (lines: string[], n: number) => lines.slice(-n).join('\n');
   let serve: ChildProcess | undefined;
-  try {
-    // The lab's flaky image server (a fault injector, not a node0 service): breaks its first downloads.
-    const flaky = ns.spawn(['node', '--import', 'tsx', join(REPO, 'test/e2e/harness/lab-server.ts'), plan.admin.ip, String(FLAKY_PORT), dist, '2'], { stdout: 'pipe' });
-    const flakyUp = new Promise<void>((resolve, reject) => {
-      flaky.once('exit', (c) => reject(new Error(`the flaky server exited ${c}`)));
-      createInterface({ input: flaky.stdout! }).on('line', (line) => {
-        const e = JSON.parse(line) as { kind: string };
-        if (e.kind === 'listening') resolve();
-        if (e.kind === 'flaky') void writeFile(join(dir, 'flaky.log'), line + '\n', { flag: 'a' });
-      });
-    });
-    // node0's services as the product runs them: `portacluster serve` (dnsmasq, nginx, the watcher) from the
-    // generated configs, on the lab's bridge. Reports reach the watcher through nginx's proxy; the harness
-    // reads what happened from serve's event lines.
-    // `lab up` records its VMs here; the harness does the same, so the watcher's power finds them.
-    process.env.PORTACLUSTER_LAB_REGISTRY = join(dir, 'lab-registry');
-    await mkdir(process.env.PORTACLUSTER_LAB_REGISTRY, { recursive: true });
+  /** `portacluster serve` in the namespace; resolves when its three services are up (again, after a restart). */
+  async function startServe(): Promise<void> {
     serve = ns.spawn(
       ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
         '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json'],
@@ -201,6 +193,25 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
         for (const w of waiters) w();
       });
     });
+  }
+  try {
+    // The lab's flaky image server (a fault injector, not a node0 service): breaks its first downloads.
+    const flaky = ns.spawn(['node', '--import', 'tsx', join(REPO, 'test/e2e/harness/lab-server.ts'), plan.admin.ip, String(FLAKY_PORT), dist, '2'], { stdout: 'pipe' });
+    const flakyUp = new Promise<void>((resolve, reject) => {
+      flaky.once('exit', (c) => reject(new Error(`the flaky server exited ${c}`)));
+      createInterface({ input: flaky.stdout! }).on('line', (line) => {
+        const e = JSON.parse(line) as { kind: string };
+        if (e.kind === 'listening') resolve();
+        if (e.kind === 'flaky') void writeFile(join(dir, 'flaky.log'), line + '\n', { flag: 'a' });
+      });
+    });
+    // node0's services as the product runs them: `portacluster serve` (dnsmasq, nginx, the watcher) from the
+    // generated configs, on the lab's bridge. Reports reach the watcher through nginx's proxy; the harness
+    // reads what happened from serve's event lines.
+    // `lab up` records its VMs here; the harness does the same, so the watcher's power finds them.
+    process.env.PORTACLUSTER_LAB_REGISTRY = join(dir, 'lab-registry');
+    await mkdir(process.env.PORTACLUSTER_LAB_REGISTRY, { recursive: true });
+    await startServe();
     await flakyUp;
   } catch (e) {
     await ns.stop();
@@ -317,6 +328,16 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
         waiters.add(check);
         check();
       });
+    },
+    async restartServe(how) {
+      const t = Date.now();
+      const old = serve!;
+      const gone = new Promise((r) => (old.exitCode !== null || old.signalCode !== null ? r(null) : old.once('exit', r)));
+      if (how === 'kill-serve') old.kill('SIGKILL');
+      else process.kill(Number((await readFile(join(dir, 'run/nginx.pid'), 'utf8')).trim()), 'SIGKILL');
+      await gone;
+      await startServe();
+      return (Date.now() - t) / 1000;
     },
     reload() {
       const before = serveLog.length;
