@@ -135,6 +135,7 @@ describe('reimage and normal racing on one node while it reports', () => {
 
     // The installer: fetch the run file, report the phases and done with its nonce, again and again.
     const reports = { sent: 0, counted: 0, doneSent: 0 };
+    const nonces: string[] = [];
     const reporter = async () => {
       let finished = '';
       while (running) {
@@ -145,6 +146,7 @@ describe('reimage and normal racing on one node while it reports', () => {
           await new Promise((r) => setTimeout(r, 20));
           continue;
         }
+        if (!nonces.includes(nonce)) nonces.push(nonce);
         const q = `host=${node.name}&mac=${node.mac}&nonce=${nonce}`;
         for (const kind of ['start', 'disk', 'partition', 'progress', 'download', 'configure', 'done']) {
           const extra = kind === 'progress' ? '&bytes=500&total=1000&rate=100' : '';
@@ -213,6 +215,13 @@ describe('reimage and normal racing on one node while it reports', () => {
     const lastCommand = Date.now();
     running = false;
     await Promise.all(readers);
+    // A stale installer for certain, whatever the timing above: the first run's done, sent after the loops.
+    if (nonces.length > 1) {
+      const stale = await get(`${plan.phoneHome.path}/done?host=${node.name}&mac=${node.mac}&nonce=${nonces[0]}`);
+      reports.sent++;
+      if (stale.status === 200) reports.counted++;
+      if (stale.status !== 403) failures.push(`the first run's done after the loops: HTTP ${stale.status} ${stale.text} (a stale installer must get 403)`);
+    }
     // After the last command and the last report: at rest, consistent too.
     const final = await consistency();
     const convergeMs = Date.now() - lastCommand;
