@@ -120,3 +120,9 @@ inventory_json() {
   printf '"cpu":{"model":%s,"count":%s},"memoryBytes":%s,' "$(json_str "${cpu_model}")" "$(json_num "${cpus}")" "$([[ "${mem_kib}" =~ ^[0-9]+$ ]] && printf '%s' "$((mem_kib * 1024))" || printf 'null')"
   printf '"disks":%s,"nics":%s,"bmc":%s}\n' "$(inventory_disks)" "$(inventory_nics "${boot}")" "$(inventory_bmc)"
 }
+
+# report_inventory: the inventory to node0 (kept per node, so a swapped disk or NIC shows). Best effort.
+report_inventory() {
+  inventory_json "${NODE_MAC}" > /run/portacluster/inventory.json
+  report_post "inventory?$(report_query)" /run/portacluster/inventory.json
+}

@@ -89,6 +89,14 @@ select_disk() {
   printf '%s\n' "${found[0]}"
 }
 
+# choose_target_disk: TARGET_DISK from the selector, or the install stops here, having written nothing.
+choose_target_disk() {
+  local name err=/run/portacluster/select-disk.err
+  name="$(select_disk 2>"${err}")" || die "no target disk: $(cat -- "${err}")"
+  TARGET_DISK="${PC_DEVFS}/${name}"
+  log "target disk ${TARGET_DISK} ($(disk_size_bytes "${name}") bytes)"
+}
+
 # part_dev DISK N: /dev/sda + 1 → /dev/sda1; /dev/nvme0n1 + 1 → /dev/nvme0n1p1 (names ending in a digit).
 part_dev() {
   case "$1" in

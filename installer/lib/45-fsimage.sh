@@ -39,14 +39,20 @@ wipe_fs_image() {
   sync
 }
 
+# check_fs_image DEV: e2fsck; exit 1 means errors were corrected; 2 and above (reboot needed, uncorrected)
+# are failures here.
+check_fs_image() {
+  local status=0
+  run e2fsck -f -y -- "$1" || status="$?"
+  [ "${status}" -le 1 ] || die "e2fsck could not make the written image consistent on $1 (exit ${status})"
+}
+
 # finish_fs_image INDEX: the verified image on partition INDEX made this node's own.
 finish_fs_image() {
-  local i="$1" dev="${PART_DEVS[$1]}" status=0
-  # Exit 1 means errors were corrected; 2 and above (reboot needed, uncorrected) are failures here.
-  run e2fsck -f -y -- "${dev}" || status="$?"
-  [ "${status}" -le 1 ] || die "e2fsck could not make the written image consistent on ${dev} (exit ${status})"
-  run tune2fs -U random -- "${dev}"
-  run resize2fs -- "${dev}"
+  local i="$1" dev="${PART_DEVS[$1]}"
+  step check_fs_image "${dev}"
+  step_as tune2fs run tune2fs -U random -- "${dev}"
+  step_as resize2fs run resize2fs -- "${dev}"
   PART_UUIDS[i]="$(blkid -c /dev/null -s UUID -o value -- "${dev}")"
   [ -n "${PART_UUIDS[${i}]}" ] || die "no filesystem UUID on ${dev} after writing the image"
 }
@@ -61,8 +67,8 @@ install_fs_image() {
   fi
   log "filesystem image ${PC_FSIMAGE_URL} (${PC_FSIMAGE_SIZE} bytes, ${PC_FSIMAGE_BYTES} unpacked, sha256 ${PC_FSIMAGE_SHA256}) onto ${dev}"
   # dd overwrites from the first byte: a second write needs no preparation (REFRESH is `true`).
-  verified_write 'filesystem image' 'the root partition' "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" "${PC_FSIMAGE_SIZE}" \
+  step verified_write 'filesystem image' 'the root partition' "${PC_FSIMAGE_URL}" "${PC_FSIMAGE_SHA256}" "${PC_FSIMAGE_SIZE}" \
     wipe_fs_image true write_dev "${dev}"
-  finish_fs_image "${i}"
+  step finish_fs_image "${i}"
   log "filesystem image verified, written and grown: UUID ${PART_UUIDS[${i}]}"
 }
