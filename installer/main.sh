@@ -14,7 +14,8 @@ step identify_node
 step fetch_run
 phase start
 # What this machine is, as discovery reports it: node0 keeps it per node, so a swapped disk or NIC shows.
-step report_inventory
+# In the background: it reads only, and is joined before `done`.
+step report_inventory_start
 
 phase disk
 step node_disk_target
@@ -43,6 +44,7 @@ step configure_users
 step configure_ssh
 step configure_serial_console
 step install_bootloader
+step report_inventory_wait
 
 trap - EXIT
 finish_install
