@@ -52,6 +52,34 @@ const FLOOR_HEAD = `
 bench_t0="$(date +%s.%N)"
 power_action() { log "bench: power action held for the floor measurement"; }
 `;
+
+/**
+ * Levers tried in the bench before (or instead of) going into installer/lib (BENCH_LEVER=name): each
+ * redefines library functions after they are loaded; the breakdown shows what it changed.
+ */
+const LEVERS: Record<string, string> = {
+  // Grow the root online once mounted (the kernel's resize ioctl) instead of resize2fs before mounting.
+  'online-resize': `
+finish_fs_image() {
+  local i="$1" dev="\${PART_DEVS[$1]}"
+  step_as tune2fs run tune2fs -U random -- "\${dev}"
+  PART_UUIDS[i]="$(blkid -c /dev/null -s UUID -o value -- "\${dev}")"
+}
+eval "bench_mount_target() $(declare -f mount_target | tail -n +2)"
+mount_target() {
+  bench_mount_target
+  local i
+  i="$(root_part_index)"
+  step_as resize2fs_online run resize2fs -- "\${PART_DEVS[\${i}]}"
+}
+`,
+  // No progress reports while the image streams (what they cost: one curl every 5 s).
+  'no-progress': `
+PC_PROGRESS_SECONDS=0
+`,
+};
+const LEVER = process.env.BENCH_LEVER ?? '';
+if (LEVER && !(LEVER in LEVERS)) throw new Error(`unknown BENCH_LEVER ${LEVER}: choose from ${Object.keys(LEVERS).join(', ')}`);
 const FLOOR_TAIL = `
 bench_t1="$(date +%s.%N)"
 root_index=0
@@ -62,6 +90,14 @@ if [ "\${PC_INSTALL_MODE}" = image ]; then
   floor_t0="$(date +%s.%N)"
   curl -fsS -- "\${PC_FSIMAGE_URL}" | zstd -d -q -c | dd of="\${root_dev}" bs=4M conv=fsync status=none
   floor_t1="$(date +%s.%N)"
+  # The floor plus the digest (tee into sha256sum, as verified_write does): what hashing costs in this VM.
+  mkfifo /run/bench.fifo
+  hashed_t0="$(date +%s.%N)"
+  sha256sum < /run/bench.fifo > /run/bench.sha &
+  curl -fsS -- "\${PC_FSIMAGE_URL}" | tee /run/bench.fifo | zstd -d -q -c | dd of="\${root_dev}" bs=4M conv=fsync status=none
+  wait
+  hashed_t1="$(date +%s.%N)"
+  bench_hashed="&hashed=$(echo "\${hashed_t1} - \${hashed_t0}" | awk '{print $1 - $3}')"
 else
   mkdir -p -- "\${PC_TARGET}"
   mkfs.ext4 -q -F -- "\${root_dev}"
@@ -72,7 +108,7 @@ else
   floor_t1="$(date +%s.%N)"
   umount -- "\${PC_TARGET}"
 fi
-curl -fsS -o /dev/null -- "\${PC_PHONE_HOME_URL}/bench-floor?host=\${NODE_NAME}&installer=$(echo "\${bench_t1} - \${bench_t0}" | awk '{print $1 - $3}')&floor=$(echo "\${floor_t1} - \${floor_t0}" | awk '{print $1 - $3}')" || true
+curl -fsS -o /dev/null -- "\${PC_PHONE_HOME_URL}/bench-floor?host=\${NODE_NAME}&installer=$(echo "\${bench_t1} - \${bench_t0}" | awk '{print $1 - $3}')&floor=$(echo "\${floor_t1} - \${floor_t0}" | awk '{print $1 - $3}')\${bench_hashed:-}" || true
 poweroff
 `;
 
@@ -89,7 +125,7 @@ async function addFloorVariant(lab: Lab, mode: Mode): Promise<string> {
     specHash: plan.specHash,
     vars: installerVars(plan, lab.image, lab.fsImage),
     libraries: src.libraries,
-    main: { name: 'bench', text: FLOOR_HEAD + src.main.text + FLOOR_TAIL },
+    main: { name: 'bench', text: FLOOR_HEAD + (LEVERS[LEVER] ?? '') + src.main.text + FLOOR_TAIL },
   });
   await mkdir(join(lab.dist, name), { recursive: true });
   await writeFile(join(lab.dist, name, 'autorun'), text, { mode: 0o755 });
@@ -126,7 +162,8 @@ async function main(): Promise<void> {
     if (PARTS.includes('floor')) {
       for (const fw of FIRMWARES) {
         for (const mode of MODES) {
-          const node = fw === 'bios' ? 'labbios' : 'labuefi';
+          // A node per firmware and mode: waitReport answers with a node's first report of a kind.
+          const node = { bios: { image: 'labbios', tarball: 'labdrop' }, uefi: { image: 'labuefi', tarball: 'labipxeuefi' } }[fw][mode];
           await lab.switchTo(node, await addFloorVariant(lab, mode));
           const t0 = Date.now() - 1000;
           const vm = await lab.startNode(node, { disk: join(dir, `floor-${fw}-${mode}.qcow2`), freshDisk: true });
@@ -134,6 +171,7 @@ async function main(): Promise<void> {
           await vm.exited;
           const installer = Number(r.query.installer);
           const floor = Number(r.query.floor);
+          const hashed = r.query.hashed ? Number(r.query.hashed) : null;
           const b = breakdown(parseSteps(await uploadedLog(lab, node, t0)));
           const write = b.steps.find((x) => x.name === 'verified_write');
           const key = `${fw} ${mode}`;
@@ -141,6 +179,8 @@ async function main(): Promise<void> {
           out[`${key}: floor in the same VM (s)`] = floor.toFixed(1);
           out[`${key}: installer / floor`] = (installer / floor).toFixed(2);
           console.log(`\n${key}: installer ${installer.toFixed(1)} s, floor ${floor.toFixed(1)} s (curl | zstd -d | ${mode === 'image' ? 'dd' : 'tar -x'}); the stream step ${write ? `${write.seconds.toFixed(1)} s = ${(write.seconds / floor).toFixed(2)}× the floor` : 'not found'}; the rest ${write ? (installer - write.seconds).toFixed(1) : '?'} s`);
+          if (hashed !== null) console.log(`  the floor with the digest (curl | tee >(sha256sum) | zstd -d | dd): ${hashed.toFixed(1)} s = ${(hashed / floor).toFixed(2)}× the floor`);
+          if (LEVER) console.log(`  lever tried: ${LEVER}`);
           for (const line of formatBreakdown(b)) console.log(`  ${line}`);
           recordRatio({ figure: `installer vs its floor, ${mode} mode, ${fw.toUpperCase()}`, value: installer / floor, goal: { op: '<=', value: GOAL[mode] }, detail: `installer ${installer.toFixed(1)} s / floor ${floor.toFixed(1)} s in the same VM` });
         }
