@@ -51,16 +51,19 @@ trap 'echo "ERR at \${BASH_COMMAND}"; exit 7' ERR
 set -E
 step outer
 echo "picked=\${PICKED}"
+if step false; then echo "if-step: passed"; else echo "if-step: failed $?"; fi
 broken() { false; echo unreachable; }
 step broken
 echo after`);
     expect(r.code).toBe(7);
     expect(r.stdout).toContain('picked=disk0\n');
+    // In a condition (where set -e does not stop at the failure) the step returns its function's status.
+    expect(r.stdout).toContain('if-step: failed 1\n');
     expect(r.stdout).not.toContain('unreachable');
     expect(r.stdout).not.toContain('after');
     expect(r.stdout).not.toContain('step broken');
     const steps = parseSteps(r.stdout);
-    expect(steps.map((s) => [s.name, s.depth])).toEqual([['outer', 0], ['inner', 1]]);
+    expect(steps.map((s) => [s.name, s.depth])).toEqual([['outer', 0], ['inner', 1], ['false', 0]]);
     const [outer, inner] = steps as [(typeof steps)[0], (typeof steps)[0]];
     expect(inner.seconds).toBeGreaterThanOrEqual(0.28);
     expect(outer.seconds).toBeGreaterThanOrEqual(inner.seconds + 0.08);

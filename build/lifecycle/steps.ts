@@ -21,20 +21,25 @@ const STEP_LINE = /^(?:\d\d:\d\d:\d\d )?portacluster: step ([A-Za-z0-9_:.-]{1,64
 /** The steps of a log, in the order they started, each with its nesting depth. Other lines are skipped. */
 export function parseSteps(log: string): Step[] {
   const steps: Step[] = [];
+  // Log order breaks ties of the centisecond clock: a step is logged when it ends, so one logged after
+  // another ended after it and cannot be inside it.
+  const logged = new Map<Step, number>();
   for (const line of log.split('\n')) {
     const m = STEP_LINE.exec(line.trimEnd());
     if (!m) continue;
     const start = Number(m[2]);
     const end = Number(m[3]);
     if (end < start) throw new Error(`step ${m[1]} ends before it starts (${start} > ${end}): ${JSON.stringify(line)}`);
-    steps.push({ name: m[1]!, start, end, seconds: (end - start) / 100, depth: 0 });
+    const step = { name: m[1]!, start, end, seconds: (end - start) / 100, depth: 0 };
+    logged.set(step, steps.length);
+    steps.push(step);
   }
-  // A step is logged when it ends, so an inner one comes before its outer one: order by start, the longer
-  // first, then count the enclosing steps still open.
-  steps.sort((a, b) => a.start - b.start || b.end - a.end);
+  // An inner step is logged before its outer one: order by start, the outer (logged later) first, then
+  // count the enclosing steps still open.
+  steps.sort((a, b) => a.start - b.start || b.end - a.end || logged.get(b)! - logged.get(a)!);
   const open: Step[] = [];
   for (const s of steps) {
-    while (open.length && open.at(-1)!.end < s.end) open.pop();
+    while (open.length && !(s.end <= open.at(-1)!.end && logged.get(s)! < logged.get(open.at(-1)!)!)) open.pop();
     s.depth = open.length;
     open.push(s);
   }

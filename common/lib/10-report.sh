@@ -74,6 +74,11 @@ report_query() {
   printf 'host=%s&mac=%s&nonce=%s' "${NODE_NAME}" "${NODE_MAC}" "${PC_NONCE}"
 }
 
+# The first line of node0's answer to the last report it accepted (`done`: "ok: switched to OS" once the
+# node's link points at its OS).
+# shellcheck disable=SC2034 # read by installer/lib/90-finish.sh (other profiles do not use it)
+PC_REPORT_ANSWER=""
+
 # report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=&nonce=. A dead watcher never fails an install;
 # a refusal (409: no run was requested for this node, or its run already ended: a boot loop) stops it here,
 # before anything is written.
@@ -82,8 +87,9 @@ report() {
   answer="$(mktemp)"
   code="$(curl -sS --max-time 10 --retry 3 --retry-delay 1 -o "${answer}" -w '%{http_code}' \
     -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)")" || code=""
+  # shellcheck disable=SC2034 # read by installer/lib/90-finish.sh
   case "${code}" in
-    2??) ;;
+    2??) PC_REPORT_ANSWER=""; IFS= read -r PC_REPORT_ANSWER < "${answer}" || true ;;
     409) refused "${phase}" "$(head -c 500 -- "${answer}")" ;;
     *) warn "could not report ${phase} to ${PC_PHONE_HOME_URL}${code:+ (HTTP ${code}: $(head -c 200 -- "${answer}"))}" ;;
   esac
@@ -149,15 +155,18 @@ step() {
 }
 
 # step_as NAME FUNCTION [ARG…]: the same, logged as NAME (letters, digits and _:.- only).
+# Returns FUNCTION's status, so `if step …` tests the step (where set -e does not stop at the failure).
 step_as() {
-  local name="$1" t0 cs
+  local name="$1" t0 cs status
   shift
   uptime_cs
   t0="${_PC_UPTIME}"
   "$@"
+  status="$?"
   uptime_cs
   cs=$((_PC_UPTIME - t0))
   log "step ${name} ${t0} ${_PC_UPTIME} ($((cs / 100)).$((cs / 10 % 10))$((cs % 10)) s)"
+  return "${status}"
 }
 
 # on_cleanup FUNCTION: run by run_cleanups (the failure path, the EXIT trap, the end of an install), the
