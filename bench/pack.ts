@@ -15,6 +15,7 @@ import { capture, run } from '../build/lib/run.ts';
 import { packImage, packImageCached } from '../build/stages/pack-image.ts';
 import { ImageSpecSchema } from '../build/spec/schema.ts';
 import { packFsImage } from '../build/stages/pack-fsimage.ts';
+import { recordRatio } from './lib/ratios.ts';
 
 // The level a spec gets when it names none.
 const ZSTD_LEVEL: number = ImageSpecSchema.properties.zstdLevel.default;
@@ -112,6 +113,12 @@ async function main(): Promise<void> {
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+    recordRatio({
+      figure: 'golden tarball pack vs tar | zstd -T0 (throughput)',
+      value: median(plain) / median(ours),
+      goal: { op: '>=', value: 0.95 },
+      detail: `packImage ${median(ours).toFixed(2)} s / tar | zstd -T0 -${ZSTD_LEVEL} ${median(plain).toFixed(2)} s, ${mb(treeBytes)} MB tree, median of ${ROUNDS}`,
+    });
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

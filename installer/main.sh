@@ -1,52 +1,53 @@
 # The installer, in order. Every step is a function in common/lib/ or installer/lib/; any failure ends in
-# fail_install (reports `failed` with the phase and the log tail, uploads the log).
+# fail_install (reports `failed` with the phase and the log tail, uploads the log). `step` logs each one's
+# start and end (10-report.sh): the log node0 keeps says where the time went.
 mkdir -p /run/portacluster
 log_open
+step_boot
 trap_errors
 trap run_cleanups EXIT
 
 # Reports carry host= and mac=: find out who we are first (an unknown MAC is refused as phase start).
-identify_node
+step identify_node
 # Then this install's run: its nonce goes with every report. node0 refuses a start it did not request
 # (or a boot loop): report stops the installer there, before the disk is touched.
-fetch_run
+step fetch_run
 phase start
 # What this machine is, as discovery reports it: node0 keeps it per node, so a swapped disk or NIC shows.
-inventory_json "${NODE_MAC}" > /run/portacluster/inventory.json
-report_post "inventory?$(report_query)" /run/portacluster/inventory.json
+# In the background: it reads only, and is joined before `done`.
+step report_inventory_start
 
 phase disk
-node_disk_target
+step node_disk_target
 # select_disk only reads /sys and /dev/disk: a refusal here has written nothing.
-disk_name="$(select_disk 2>/run/portacluster/select-disk.err)" || die "no target disk: $(cat /run/portacluster/select-disk.err)"
-TARGET_DISK="${PC_DEVFS}/${disk_name}"
-log "target disk ${TARGET_DISK} ($(disk_size_bytes "${disk_name}") bytes)"
+step choose_target_disk
 # Both read only /sys: a write-protected disk or an image that cannot fit is refused before the first write.
-check_disk_writable "${disk_name}"
-check_image_fits "${disk_name}"
-release_disk "${TARGET_DISK}"
+step check_disk_writable "${TARGET_DISK_NAME}"
+step check_image_fits "${TARGET_DISK_NAME}"
+step release_disk "${TARGET_DISK}"
 
 phase partition
-wipe_disk "${TARGET_DISK}"
-partition_disk "${TARGET_DISK}"
-make_filesystems
+step wipe_disk "${TARGET_DISK}"
+step partition_disk "${TARGET_DISK}"
+step make_filesystems
 if [ "${PC_INSTALL_MODE}" = image ]; then
   # Written, checked, given its own UUID and grown before anything mounts it.
-  install_fs_image
-  mount_target
+  step install_fs_image
+  step mount_target
 else
-  mount_target
-  install_image
+  step mount_target
+  step install_image
 fi
 
 phase configure
-configure_fstab
-configure_identity
-configure_network
-configure_users
-configure_ssh
-configure_serial_console
-install_bootloader
+step configure_fstab
+step configure_identity
+step configure_network
+step configure_users
+step configure_ssh
+step configure_serial_console
+step install_bootloader
+step report_inventory_wait
 
 trap - EXIT
 finish_install

@@ -93,6 +93,8 @@ describe('watch over HTTP', () => {
     const ms = performance.now() - t0;
     // The answer comes after the switch: the installer may reboot the moment it sees 200.
     expect(done.status).toBe(200);
+    // The words the installer waits for before it kexecs into the OS (phoneHome.afterInstall kexec).
+    expect(await done.text()).toBe('ok: switched to arch-linux\n');
     expect(await pxe('node1')).toBe('arch-linux');
     expect(await readlink(join(root, IPXE_DIR, ipxeNodeFile(plan.nodes[0]!.mac)))).toBe('arch-linux.ipxe');
     console.log(`done report → link switched → HTTP 200: ${ms.toFixed(1)} ms`);

@@ -2,7 +2,8 @@
  * The watcher ends every install: it receives the installers' phone-home reports (over HTTP, proxied by
  * nginx, or from nginx's access log), keeps each node's state in the state file, and switches a node to
  * its OS profile when its installer reports `done` — before answering, so by the time the installer sees
- * 200 and reboots, the node's link already points at the OS. `failed` leaves the links alone.
+ * 200 and reboots, the node's link already points at the OS (the answer then says `ok: switched to OS`).
+ * `failed` leaves the links alone.
  *
  * A report counts only for the node's open run, with that run's nonce, and — where the node has a fixed
  * IP — from that IP (lifecycle/runs.ts says what this protects against and what not). Anything else is an
@@ -260,7 +261,10 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         .then(async (body) => {
           if (body.length) parsed.body = body;
           const { event, status } = await serial(() => handle(parsed, 'http'));
-          reply(status, status === 200 ? 'ok' : `${status === 409 ? 'refused' : 'not counted'}: ${event.detail ?? event.state}`);
+          // `done` answered `switched to OS` only once the link points at the OS: the installer kexecs into
+          // its OS (phoneHome.afterInstall kexec) only on that answer, so the next real reboot boots the OS.
+          const ok = event.phase === 'done' && event.switched && !event.error ? `ok: switched to ${event.switched.to}` : 'ok';
+          reply(status, status === 200 ? ok : `${status === 409 ? 'refused' : 'not counted'}: ${event.detail ?? event.state}`);
         })
         .catch((e: Error) => reply(500, e.message));
     });

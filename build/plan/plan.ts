@@ -156,7 +156,7 @@ export interface Plan {
   phoneHome: {
     path: string;
     url: string;
-    afterInstall: 'poweroff' | 'reboot';
+    afterInstall: 'poweroff' | 'reboot' | 'kexec';
     watcherPort: number;
     timeoutMinutes: number;
     /** Every watched phase's deadline in minutes: the spec's, else timeoutMinutes. */

@@ -125,6 +125,8 @@ const profiles: Rule = (s, out) => {
     });
   if (s.boot.discover && s.installerEnv.type !== 'builtin')
     out.push({ path: 'boot.discover', message: 'needs installerEnv.type "builtin"', hint: "discovery runs the built-in environment's inventory script; SystemRescue has none" });
+  if (s.phoneHome.afterInstall === 'kexec' && s.installerEnv.type !== 'builtin')
+    out.push({ path: 'phoneHome.afterInstall', message: 'kexec needs installerEnv.type "builtin"', hint: "the built-in environment carries kexec-tools; with SystemRescue use 'reboot'" });
   check('boot.default', s.boot.default);
   s.nodes.forEach((n, i) => check(`nodes[${i}].profile`, n.profile));
 };

@@ -324,7 +324,11 @@ const deadline = (description: string) => T.Optional(T.Number({ description, min
 export const PhoneHomeSpec = T.Object(
   {
     path: str('absPath', 'URL path on node0 the installer reports to.', { default: '/portacluster/report' }),
-    afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot')], { default: 'reboot' }),
+    afterInstall: T.Union([T.Literal('poweroff'), T.Literal('reboot'), T.Literal('kexec')], {
+      description:
+        "What the installer does once node0 answered `done`: `reboot` (firmware, PXE, then the OS), `poweroff`, or `kexec`: start the installed OS's kernel at once (no firmware POST, no second PXE round; the built-in environment only). kexec happens only when node0's answer says it switched the node's link to the OS, so the next real reboot boots the OS the normal way; otherwise the node reboots.",
+      default: 'reboot',
+    }),
     watcherPort: T.Integer({ description: 'Loopback port of `portacluster watch`; nginx proxies phoneHome.path to it.', default: 8077, minimum: 1, maximum: 65535 }),
     timeoutMinutes: T.Integer({ description: 'Deadline of every install phase phoneHome.deadlines does not name: a node still in that phase this long after it began missed its deadline.', default: 30, minimum: 1 }),
     deadlines: T.Optional(

@@ -74,6 +74,11 @@ report_query() {
   printf 'host=%s&mac=%s&nonce=%s' "${NODE_NAME}" "${NODE_MAC}" "${PC_NONCE}"
 }
 
+# The first line of node0's answer to the last report it accepted (`done`: "ok: switched to OS" once the
+# node's link points at its OS).
+# shellcheck disable=SC2034 # read by installer/lib/90-finish.sh (other profiles do not use it)
+PC_REPORT_ANSWER=""
+
 # report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=&nonce=. A dead watcher never fails an install;
 # a refusal (409: no run was requested for this node, or its run already ended: a boot loop) stops it here,
 # before anything is written.
@@ -84,8 +89,9 @@ report() {
   # a deploy's reload) must not lose a phase, least of all `done`, which alone switches the node's link.
   code="$(curl -sS --max-time 10 --retry 30 --retry-delay 2 --retry-max-time 120 --retry-connrefused -o "${answer}" -w '%{http_code}' \
     -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)")" || code=""
+  # shellcheck disable=SC2034 # read by installer/lib/90-finish.sh
   case "${code}" in
-    2??) ;;
+    2??) PC_REPORT_ANSWER=""; IFS= read -r PC_REPORT_ANSWER < "${answer}" || true ;;
     409) refused "${phase}" "$(head -c 500 -- "${answer}")" ;;
     *) warn "could not report ${phase} to ${PC_PHONE_HOME_URL}${code:+ (HTTP ${code}: $(head -c 200 -- "${answer}"))}" ;;
   esac
@@ -118,11 +124,51 @@ report_post() {
   return 0
 }
 
-# phase NAME: marks the start of a phase, for the log, the failure report and node0.
+# phase NAME: marks the start of a phase, for the log, the failure report and node0. Its report is timed
+# like a step (a phone-home round trip is time the install spends not moving bytes).
 phase() {
   PC_PHASE="$1"
   log "phase ${PC_PHASE}"
-  report "${PC_PHASE}"
+  step_as "report:${PC_PHASE}" report "${PC_PHASE}"
+}
+
+# Where the install's time goes: every step's start and end in centiseconds since boot, from /proc/uptime
+# (monotonic; read with builtins, so timing a step adds no process). The line goes to the log, which node0
+# keeps (the `log` upload after `done`, and the `failed` path's); build/lifecycle/steps.ts parses it and
+# bench/loop.ts prints the breakdown beside the floor. Steps may nest (a step inside another's function).
+_PC_UPTIME=0
+uptime_cs() {
+  local up
+  read -r up _ < "${PC_PROCFS:-/proc}/uptime"
+  up="${up/./}"
+  _PC_UPTIME=$((10#${up}))
+}
+
+# step_boot: the time from the kernel's start to this script (the installer environment's boot), as a step.
+step_boot() {
+  uptime_cs
+  log "step boot 0 ${_PC_UPTIME} ($((_PC_UPTIME / 100)).$((_PC_UPTIME / 10 % 10))$((_PC_UPTIME % 10)) s)"
+}
+
+# step FUNCTION [ARG…]: runs FUNCTION in this shell (its variables stay set) and logs
+# `step FUNCTION START END (SECONDS s)`. A failure inside ends in fail_install as before, untimed.
+step() {
+  step_as "$1" "$@"
+}
+
+# step_as NAME FUNCTION [ARG…]: the same, logged as NAME (letters, digits and _:.- only).
+# Returns FUNCTION's status, so `if step …` tests the step (where set -e does not stop at the failure).
+step_as() {
+  local name="$1" t0 cs status
+  shift
+  uptime_cs
+  t0="${_PC_UPTIME}"
+  "$@"
+  status="$?"
+  uptime_cs
+  cs=$((_PC_UPTIME - t0))
+  log "step ${name} ${t0} ${_PC_UPTIME} ($((cs / 100)).$((cs / 10 % 10))$((cs % 10)) s)"
+  return "${status}"
 }
 
 # on_cleanup FUNCTION: run by run_cleanups (the failure path, the EXIT trap, the end of an install), the

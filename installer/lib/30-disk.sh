@@ -144,6 +144,15 @@ check_image_fits() {
   fi
 }
 
+# choose_target_disk: TARGET_DISK (and its name under /sys/block, TARGET_DISK_NAME) from the selector, or the install stops here, having written nothing.
+choose_target_disk() {
+  local name err=/run/portacluster/select-disk.err
+  name="$(select_disk 2>"${err}")" || die "no target disk: $(cat -- "${err}")"
+  TARGET_DISK_NAME="${name}"
+  TARGET_DISK="${PC_DEVFS}/${name}"
+  log "target disk ${TARGET_DISK} ($(disk_size_bytes "${name}") bytes)"
+}
+
 # part_dev DISK N: /dev/sda + 1 → /dev/sda1; /dev/nvme0n1 + 1 → /dev/nvme0n1p1 (names ending in a digit).
 part_dev() {
   case "$1" in

@@ -17,7 +17,7 @@ refresh_filesystems() {
 
 install_image() {
   log "image ${PC_IMAGE_URL} (${PC_IMAGE_SIZE} bytes, sha256 ${PC_IMAGE_SHA256})"
-  verified_write 'golden image' 'the target filesystems' "${PC_IMAGE_URL}" "${PC_IMAGE_SHA256}" "${PC_IMAGE_SIZE}" \
+  step verified_write 'golden image' 'the target filesystems' "${PC_IMAGE_URL}" "${PC_IMAGE_SHA256}" "${PC_IMAGE_SIZE}" \
     wipe_filesystems refresh_filesystems tar_extract
   log "image verified and extracted"
 }
