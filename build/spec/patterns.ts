@@ -8,6 +8,7 @@
  * None of these admits a newline, a quote, a backslash, a space or a leading "-": a spec value can never
  * end a config line, split a command-line word or start an option.
  */
+import { Type as T, type StringOptions } from '@sinclair/typebox';
 
 export interface StringPattern {
   re: RegExp;
@@ -78,4 +79,13 @@ export type PatternName = keyof typeof PATTERNS;
 export function matches(name: PatternName, value: string): boolean {
   const pat = PATTERNS[name];
   return value.length <= pat.maxLength && pat.re.test(value);
+}
+
+/**
+ * A string of one of the forms above, for the schema. `errorLabel` and `hint` are annotations ajv ignores
+ * (strict: false); validate.ts reads them to word a mismatch like the rules do.
+ */
+export function str(form: PatternName, description: string, options: StringOptions = {}) {
+  const pat = PATTERNS[form];
+  return T.String({ ...options, description: `${description} Must be ${pat.label}: ${pat.hint}.`, pattern: pat.re.source, maxLength: pat.maxLength, errorLabel: pat.label, hint: pat.hint });
 }
