@@ -4,9 +4,12 @@
  * inventory to the watcher and powers off with both disks byte-for-byte as they were (never written: no
  * allocated cluster in either qcow2). `portacluster enroll` adds it to the lab's JSON spec with a disk
  * selector by its first disk's serial; after a rebuild and serve's reload, `reimage` and a power-on install
- * it onto exactly that disk, and the other stays untouched.
+ * it onto exactly that disk, and the other stays untouched. The lab's spec has phoneHome.afterInstall
+ * 'kexec', so the same boot also proves that: after `done` and the watcher's switch, the installer starts
+ * the installed kernel directly; the VM runs with -no-reboot, so the OS reaching `login:` in the same qemu
+ * process means no firmware reboot and no second PXE round.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +29,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pc-discover-'));
   const built = await buildLabDist(dir, (raw) => {
     raw.boot.discover = true;
+    raw.phoneHome = { ...raw.phoneHome, afterInstall: 'kexec' };
   });
   lab = await startLab(built);
 }, 30 * MIN);
@@ -89,8 +93,22 @@ describe('discover and enrol (QEMU)', () => {
     await lab.reload();
     await lab.cli(['reimage', NAME]);
     const vm2 = await lab.startMachine({ name: 'newmachine-2', mac: MAC, firmware: 'bios', disk: a, diskSerial: 'DISCA', extraArgs: disks });
-    await lab.waitSwitched(NAME, 10 * MIN);
-    expect(await vm2.exited).toBe(0);
+    let exited = false;
+    void vm2.exited.then(() => (exited = true));
+    const switched = await lab.waitSwitched(NAME, 10 * MIN);
+    expect(switched.switched!.to).toBe(lab.plan.os.name);
+    const doneAt = (Date.now() - vm2.started) / 1000;
+    // kexec: the installed OS at login: in the same qemu process (-no-reboot: a firmware reboot ends it).
+    const loginAt = await vm2.waitSerial(new RegExp(`^${NAME} login:`, 'm'), 10 * MIN);
+    expect(exited).toBe(false);
+    const serial = await readFile(vm2.serialLog, 'utf8');
+    expect(serial).toMatch(/portacluster: step kexec_load \d+ \d+/);
+    expect(serial).toContain(`installed ${lab.plan.os.name} on ${NAME}; kexec`);
+    // Two kernels in one qemu process: the installer environment's, then the installed OS's, booted by label.
+    expect(serial.match(/Linux version \d/g) ?? []).toHaveLength(2);
+    expect(serial).toMatch(/Command line: root=LABEL=root rw console=tty0 console=ttyS0,115200/);
+    console.log(`kexec: done at ${doneAt.toFixed(1)} s after power-on, installed OS at login: ${loginAt.toFixed(1)} s`);
+    await vm2.quit();
     expect(await dataExtents(a)).toBeGreaterThan(100 * 1024 ** 2);
     expect(await dataExtents(b)).toBe(0);
     const status = JSON.parse(await lab.cli(['status', '--json'])).nodes.find((n: any) => n.name === NAME);
