@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPXE_DIR, ipxeNodeFile, NGINX_CONF, PXELINUX_DIR, pxePath, SERVED_SPEC, SUMS_FILE, autorunPath } from '../build/layout.ts';
 import { run } from '../build/lib/run.ts';
 import { deploy, releaseId } from '../build/lifecycle/deploy.ts';
-import { switchNodes } from '../build/lifecycle/links.ts';
+import { serverLinks, switchNodes } from '../build/lifecycle/links.ts';
 import { planCluster, type Plan } from '../build/plan/plan.ts';
 import { validateSpec } from '../build/spec/validate.ts';
 import { baseSpec, withServers } from './fixtures/specs.ts';
@@ -86,7 +86,8 @@ describe('deploy with boot servers', () => {
   }, 60_000);
 
   it("keeps a node's switched link on its server across a deploy", async () => {
-    await switchNodes(plan.nodes.filter((n) => n.mac === NODE3), 'arch-linux', { root: join(disk('rack1-boot'), 'public') });
+    // As reimage/normal switch it: on its server (over ssh, where it boots), then node0's copy.
+    await switchNodes(plan.nodes.filter((n) => n.mac === NODE3), 'arch-linux', { root: join(root, 'public'), servers: serverLinks(plan, sshConfig) });
     const r = await deploy({ from: dist.v2!, dest: join(root, 'public'), sshConfig });
     expect(r.servers.every((b) => b.error === null)).toBe(true);
     expect(r.servers[0]!.keptLinks).toContain('pxe/pxelinux.cfg/01-c0-3f-d5-60-e5-a3 -> arch-linux');
