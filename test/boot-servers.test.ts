@@ -186,8 +186,10 @@ describe("a boot server's own tree (its boot configs and scripts name it, not no
     expect(installer).toContain("PC_RUNS_URL='http://10.100.1.1/runs'");
     // Its own nodes only: the installer identifies the machine among them.
     expect(installer).toMatch(/PC_NODE_MACS=\(\s*'c0:3f:d5:60:e5:a3'\s*\)/);
+    // The DHCP server the environment takes a lease from is the rack's own (server mode).
+    expect(rack1.files[pxelinuxPath('installer')]!.text).toContain('pc_dhcp_server=10.100.1.1');
     // The same profile, node0's and a server's, differs by the address alone.
-    const strip = (t: string) => t.replace(/http:\/\/[0-9.]+/g, 'BASE');
+    const strip = (t: string) => t.replace(/http:\/\/[0-9.]+/g, 'BASE').replace(/pc_dhcp_server=[0-9.]+/g, 'pc_dhcp_server=ADDR');
     expect(strip(rack1.files[pxelinuxPath('installer')]!.text)).toBe(strip(node0.files[pxelinuxPath('installer')]!.text));
   });
 

@@ -45,6 +45,7 @@ export function bootProfiles(plan: Plan, env: InstallerEnvArtifact): Record<stri
       profile,
       ...(profile === 'rescue' && env.kind === 'sysrcd-modern' ? { sysrescuecfgUrl: urlFor(plan.admin.httpBase, SYSRESCUE_YAML) } : {}),
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
+      ...(plan.dhcp.mode === 'server' ? { dhcpServer: plan.admin.ip } : {}),
     }),
   });
   return {

@@ -23,6 +23,7 @@ export function disklessProfile(plan: Plan, env: InstallerEnvArtifact): PxeProfi
       keymap: null,
       profile: 'diskless',
       ...(plan.os.serialConsole ? { serialConsole: plan.os.serialConsole } : {}),
+      ...(plan.dhcp.mode === 'server' ? { dhcpServer: plan.admin.ip } : {}),
     },
   );
   // The same OS runs as when installed: its kernel arguments apply (validated as single words by the rules).

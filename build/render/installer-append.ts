@@ -21,6 +21,12 @@ export interface InstallerBootOptions {
   sysrescuecfgUrl?: string;
   /** e.g. "ttyS0,115200". */
   serialConsole?: string;
+  /**
+   * Server DHCP mode: the address whose leases the built-in environment takes (node0, or the node's boot
+   * server). Another DHCP server on the segment (a home router plugged in) can answer first; without this
+   * the node would take its address, and node0 would refuse every report from it.
+   */
+  dhcpServer?: string;
 }
 
 export interface InstallerBootEntry {
@@ -72,7 +78,7 @@ export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOp
       break;
     }
     case 'builtin':
-      args = [...autorun];
+      args = [...autorun, ...(o.dhcpServer !== undefined ? [`pc_dhcp_server=${word('dhcpServer', o.dhcpServer)}`] : [])];
       // BOOTIF= names the boot NIC; the built-in init does its own DHCP.
       sysappend = 2;
       break;
