@@ -106,12 +106,6 @@ export function childService(name: string, argv: string[], o: ChildServiceOption
         });
       });
       const pid = child.pid ?? null;
-      // The leader gone (nginx's master SIGKILLed) while its group lives on: its workers hold our pipes, so
-      // 'close' would never come and the group would go on with a service it no longer has (the orphaned
-      // workers still serving, unsupervised). What it left in its group goes with it.
-      child.once('exit', () => {
-        if (pid !== null) killGroup(pid, 'SIGKILL');
-      });
       const stop = async () => {
         if (pid === null) return;
         killGroup(pid, o.stopSignal ?? 'SIGTERM');
