@@ -155,7 +155,7 @@ export async function withSwitchLock<T>(stateFile: string, fn: () => Promise<T>)
  */
 export async function readUnderSwitchLock<T>(stateFile: string, fn: () => Promise<T>): Promise<T> {
   const writable = await access(dirname(stateFile), constants.W_OK).then(() => true, () => false);
-  return writable ? withLock(join(dirname(stateFile), 'switch'), fn, 30_000) : fn();
+  return writable ? withSwitchLock(stateFile, fn) : fn();
 }
 
 /** Read-modify-write of the state file under the lock; returns what fn returns. */
