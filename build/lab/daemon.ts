@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
-import { pidAlive } from '../lib/process.ts';
+import { pidAlive, terminate } from '../lib/process.ts';
 import { tail } from '../lib/errors.ts';
 import { nsExec } from './netns.ts';
 
@@ -35,12 +35,5 @@ export async function waitReady(what: string, pid: number, log: string, ready: (
 
 /** SIGTERM, then SIGKILL after 3 s: the lab's stand-ins hold no state worth a longer wait. */
 export async function stopDaemon(pid: number): Promise<void> {
-  if (!pidAlive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 30 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  await terminate(pid, 3000);
 }

@@ -14,7 +14,10 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SERVED_SPEC, PXE_DIR } from '../layout.ts';
 import { StageError, UsageError } from '../lib/errors.ts';
-import { pidAlive } from '../lib/process.ts';
+import { pidAlive, terminate } from '../lib/process.ts';
+
+/** How long lab down waits for serve, a BMC stand-in or the router to go after SIGTERM, before SIGKILL. */
+const STOP_GRACE_MS = 10_000;
 import type { Plan, PlanNode } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
 import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
@@ -139,12 +142,12 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
       }
     }
   } catch (e) {
-    for (const vm of started.vms) if (vm.bmc) await stopPid(vm.bmc.pid);
+    for (const vm of started.vms) if (vm.bmc) await terminate(vm.bmc.pid, STOP_GRACE_MS);
     for (const vm of started.vms) await vmQuit(vm);
-    if (started.serve) await stopPid(started.serve);
-    if (started.ra) await stopPid(started.ra);
+    if (started.serve) await terminate(started.serve, STOP_GRACE_MS);
+    if (started.ra) await terminate(started.ra, STOP_GRACE_MS);
     if (started.router) {
-      await stopPid(started.router.pid);
+      await terminate(started.router.pid, STOP_GRACE_MS);
       await deleteRouterNetwork(started.router.netns);
     }
     await deleteLabNetwork(ns);
@@ -167,29 +170,20 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
   return record;
 }
 
-async function stopPid(pid: number, ms = 10_000): Promise<boolean> {
-  if (!pidAlive(pid)) return false;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + ms;
-  while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-  return true;
-}
-
 /** Stops the VMs, node0's services and the namespace, by the PIDs the registry recorded. Disks stay unless wipe. */
 export async function labDown(cluster: string, o: { wipe: boolean; log(line: string): void }): Promise<LabRecord> {
   const lab = await readLab(cluster);
   if (!lab) throw new UsageError(`no lab is up for cluster ${cluster} (no ${registryFile(cluster)})`);
   for (const vm of lab.vms) {
-    if (vm.bmc && (await stopPid(vm.bmc.pid))) o.log(`${vm.name}: ${vm.bmc.kind} BMC stand-in (pid ${vm.bmc.pid}) stopped`);
+    if (vm.bmc && (await terminate(vm.bmc.pid, STOP_GRACE_MS))) o.log(`${vm.name}: ${vm.bmc.kind} BMC stand-in (pid ${vm.bmc.pid}) stopped`);
     await vmQuit(vm);
     o.log(`${vm.name}: qemu (pid ${vm.pid}) stopped`);
   }
   // serve stops dnsmasq, nginx and the watcher itself on SIGTERM.
-  if (await stopPid(lab.serve.pid)) o.log(`node0: portacluster serve (pid ${lab.serve.pid}) stopped`);
-  await stopPid(lab.raPid);
+  if (await terminate(lab.serve.pid, STOP_GRACE_MS)) o.log(`node0: portacluster serve (pid ${lab.serve.pid}) stopped`);
+  await terminate(lab.raPid, STOP_GRACE_MS);
   if (lab.router) {
-    await stopPid(lab.router.pid);
+    await terminate(lab.router.pid, STOP_GRACE_MS);
     await deleteRouterNetwork(lab.router.netns);
     o.log(`router: the lab's stand-in (pid ${lab.router.pid}) stopped, namespace ${lab.router.netns} removed`);
   }

@@ -12,6 +12,25 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * SIGTERM, up to `graceMs` for the process to go, then SIGKILL. Resolves false when it was not running.
+ * A process that ends between the checks is not an error.
+ */
+export async function terminate(pid: number, graceMs: number): Promise<boolean> {
+  if (!pidAlive(pid)) return false;
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(pid, s);
+    } catch {
+      // gone meanwhile
+    }
+  };
+  signal('SIGTERM');
+  for (const until = Date.now() + graceMs; Date.now() < until && pidAlive(pid); ) await new Promise((r) => setTimeout(r, 100));
+  if (pidAlive(pid)) signal('SIGKILL');
+  return true;
+}
+
 function isZombie(pid: number): boolean {
   try {
     // /proc/<pid>/stat: "pid (comm) S …"; comm may hold spaces and parentheses, the state follows the last ')'.

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StageError } from '../lib/errors.ts';
-import { pidAlive } from '../lib/process.ts';
+import { pidAlive, terminate } from '../lib/process.ts';
 
 const STOP_GRACE_MS = 5000;
 
@@ -20,19 +20,6 @@ async function pidFrom(file: string): Promise<number | null> {
 
 async function cmdline(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
-}
-
-async function stop(pid: number): Promise<void> {
-  const signal = (s: NodeJS.Signals) => {
-    try {
-      process.kill(pid, s);
-    } catch {
-      // gone meanwhile
-    }
-  };
-  signal('SIGTERM');
-  for (const until = Date.now() + STOP_GRACE_MS; Date.now() < until && pidAlive(pid); ) await new Promise((r) => setTimeout(r, 100));
-  if (pidAlive(pid)) signal('SIGKILL');
 }
 
 /**
@@ -47,7 +34,7 @@ export async function stopStaleServices(runDir: string, servePidFile: string, se
   for (const s of services) {
     const pid = await pidFrom(s.pidFile);
     if (!pid || !pidAlive(pid) || !(await cmdline(pid)).includes(s.config)) continue;
-    await stop(pid);
+    await terminate(pid, STOP_GRACE_MS);
     stopped.push(`${s.name} ${pid}`);
   }
   return stopped;
