@@ -20,7 +20,7 @@ import { pidAlive, terminate } from '../lib/process.ts';
 const STOP_GRACE_MS = 10_000;
 import type { Plan, PlanNode } from '../plan/plan.ts';
 import { addTap, createLabNetwork, deleteLabNetwork, netnsExists, nsExec, RA_RESPONDER } from './netns.ts';
-import { deleteRouterNetwork, startLabRouter, type LabRouter } from './router.ts';
+import { startLabRouter, stopLabRouter, type LabRouter } from './router.ts';
 import { startLabVm, vmQuit, type LabBmc, type LabVm } from './vm.ts';
 import { ipmiStandIn } from './ipmi-bmc.ts';
 import { pduStandIn, redfishStandIn } from './bmc-stand-ins.ts';
@@ -146,10 +146,7 @@ export async function labUp(o: LabUpOptions): Promise<LabRecord> {
     for (const vm of started.vms) await vmQuit(vm);
     if (started.serve) await terminate(started.serve, STOP_GRACE_MS);
     if (started.ra) await terminate(started.ra, STOP_GRACE_MS);
-    if (started.router) {
-      await terminate(started.router.pid, STOP_GRACE_MS);
-      await deleteRouterNetwork(started.router.netns);
-    }
+    if (started.router) await stopLabRouter(started.router, STOP_GRACE_MS);
     await deleteLabNetwork(ns);
     throw e;
   }
@@ -183,8 +180,7 @@ export async function labDown(cluster: string, o: { wipe: boolean; log(line: str
   if (await terminate(lab.serve.pid, STOP_GRACE_MS)) o.log(`node0: portacluster serve (pid ${lab.serve.pid}) stopped`);
   await terminate(lab.raPid, STOP_GRACE_MS);
   if (lab.router) {
-    await terminate(lab.router.pid, STOP_GRACE_MS);
-    await deleteRouterNetwork(lab.router.netns);
+    await stopLabRouter(lab.router, STOP_GRACE_MS);
     o.log(`router: the lab's stand-in (pid ${lab.router.pid}) stopped, namespace ${lab.router.netns} removed`);
   }
   await deleteLabNetwork(lab.netns);

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { terminate } from '../lib/process.ts';
 import { run } from '../lib/run.ts';
 import type { Plan } from '../plan/plan.ts';
 import { formatIpv4, parseIpv4, subnetOf } from '../spec/values.ts';
@@ -61,6 +62,12 @@ export async function startLabRouter(o: { plan: Plan; labNetns: string; bridge: 
   }
 }
 
-export async function deleteRouterNetwork(netns: string): Promise<void> {
+async function deleteRouterNetwork(netns: string): Promise<void> {
   await run(['ip', 'netns', 'del', netns], { nothrow: true });
+}
+
+/** The router stopped (SIGTERM, then SIGKILL after `graceMs`) and its namespace removed; one already gone is fine. */
+export async function stopLabRouter(router: Pick<LabRouter, 'pid' | 'netns'>, graceMs: number): Promise<void> {
+  await terminate(router.pid, graceMs);
+  await deleteRouterNetwork(router.netns);
 }

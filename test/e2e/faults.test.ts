@@ -17,7 +17,7 @@ import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PXELINUX_DIR, runPath } from '../../build/layout.ts';
-import { deleteRouterNetwork, startLabRouter, type LabRouter } from '../../build/lab/router.ts';
+import { startLabRouter, stopLabRouter, type LabRouter } from '../../build/lab/router.ts';
 import { readRunRecord } from '../../build/lifecycle/runs.ts';
 import type { StateDoc } from '../../build/lifecycle/state.ts';
 import { monitorCommand } from '../../build/power/qemu-monitor.ts';
@@ -126,14 +126,7 @@ describe.sequential('fault campaign (QEMU lab, a foreign DHCP server on the brid
   }, 30 * MIN);
 
   afterAll(async () => {
-    if (router) {
-      try {
-        process.kill(router.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await deleteRouterNetwork(router.netns);
-    }
+    if (router) await stopLabRouter(router, 0);
     await lab?.stop();
     if (dir && !process.env.PORTACLUSTER_E2E_KEEP) await rm(dir, { recursive: true, force: true });
   });

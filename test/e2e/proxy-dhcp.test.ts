@@ -12,7 +12,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } fro
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteRouterNetwork, startLabRouter, type LabRouter } from '../../build/lab/router.ts';
+import { startLabRouter, stopLabRouter, type LabRouter } from '../../build/lab/router.ts';
 import { planCluster, type Plan } from '../../build/plan/plan.ts';
 import { renderIpxeTree } from '../../build/render/ipxe.ts';
 import { renderPxelinuxTree, type PxeProfile } from '../../build/render/pxelinux.ts';
@@ -241,14 +241,8 @@ describe.sequential('proxy DHCP beside a router, and UEFI HTTP boot, node0 by po
   afterAll(async () => {
     for (const vm of vms) await vm.quit().catch(() => {});
     await stopServe().catch(() => {});
-    if (router) {
-      try {
-        process.kill(router.pid, 'SIGTERM');
-      } catch {
-        // already gone (the server-mode case stops it)
-      }
-      await deleteRouterNetwork(router.netns);
-    }
+    // Already gone when the server-mode case stopped it: stopLabRouter takes that in its stride.
+    if (router) await stopLabRouter(router, 5000);
     await ns?.stop();
     console.log(`figures:\n  ${figures.join('\n  ')}`);
     if (dir && !process.env.PORTACLUSTER_E2E_KEEP) await rm(dir, { recursive: true, force: true });
