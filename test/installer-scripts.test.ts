@@ -168,6 +168,9 @@ describe('the data prologue reads back exactly in bash', () => {
   });
 });
 
+/** This machine's boot id as the installer sends it (seq=BOOT.N): 32 hex digits. */
+const bootId = async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).replace(/[^0-9a-f]/g, '');
+
 describe('node identification', () => {
   it('finds the node by BOOTIF and reports with its name', async () => {
     const dir = await tmp();
@@ -176,7 +179,7 @@ describe('node identification', () => {
     const r = await runLibs(hostilePlan(), `${FAKE_CURL}identify_node; echo "$NODE_INDEX $NODE_NAME $NODE_MAC $NODE_FIRMWARE"; report start`, env);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('1 node2 c0:3f:d5:60:cd:8b uefi\n');
-    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe('CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=\n');
+    expect(await readFile(join(dir, 'calls'), 'utf8')).toBe(`CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=&seq=${await bootId()}.1\n`);
   });
 
   it('falls back to the NICs without BOOTIF, and refuses an unknown machine with a failed report', async () => {
@@ -230,8 +233,9 @@ curl() {
     expect(r.stdout).toContain('RUN=20261126-101010-abcd\n');
     expect((await readFile(join(dir, 'calls'), 'utf8')).split('\n').filter(Boolean)).toEqual([
       'CURL http://192.168.10.10/runs/c0-3f-d5-60-cd-8b',
-      'CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
-      'CURL http://192.168.10.10/portacluster/report/disk?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef',
+      // Numbered within the boot (the kernel's boot id): node0 answers a retry of a counted report without counting it again.
+      `CURL http://192.168.10.10/portacluster/report/start?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef&seq=${await bootId()}.1`,
+      `CURL http://192.168.10.10/portacluster/report/disk?host=node2&mac=c0:3f:d5:60:cd:8b&nonce=0123456789abcdef0123456789abcdef&seq=${await bootId()}.2`,
     ]);
     const log = await readFile(join(dir, 'log'), 'utf8');
     expect(log).toContain('run 20261126-101010-abcd');

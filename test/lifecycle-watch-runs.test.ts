@@ -176,6 +176,43 @@ describe('reports only the node itself can make (behind the generated nginx)', (
   });
 });
 
+describe('a retried report (node0 restarted before it could answer)', () => {
+  it('is answered as the first was and counted once, across a watcher restart; a new boot\'s start is still a boot loop', async () => {
+    const base = await startNginx();
+    const listen = { host: '127.0.0.1', port: plan.phoneHome.watcherPort };
+    const first = await watcher({ listen });
+    const nonce = (await request(['node1'])).get('node1')!;
+    const boot = 'a1'.repeat(16);
+    const report = (kind: string, seq: string) => get(`${base}${plan.phoneHome.path}/${kind}?${q('node1', nonce)}&seq=${seq}`, { from: '127.0.0.1' });
+    const phases = ['start', 'disk', 'partition', 'download', 'extract', 'configure'];
+    for (const [i, kind] of phases.entries()) expect((await report(kind, `${boot}.${i + 1}`)).status, kind).toBe(200);
+    const counted = () => readState(stateFile).then((d) => d.nodes.node1!.history.map((h) => h.phase));
+    const before = await counted();
+
+    // node0 restarts after counting `configure` and before answering: the installer sends it again.
+    await first.w.close();
+    const { events } = await watcher({ listen });
+    expect(await report('configure', `${boot}.6`)).toEqual({ status: 200, text: 'ok\n' });
+    expect(events.at(-1)).toMatchObject({ node: 'node1', phase: 'configure', state: 'ignored', detail: expect.stringMatching(/^ignored configure: a retry of report 6 of run \S+, already counted$/) });
+    expect(await counted()).toEqual(before);
+
+    // `done` counted, then retried: the same answer (the installer kexecs on it), one switch, one run ended.
+    expect(await report('done', `${boot}.7`)).toEqual({ status: 200, text: 'ok: switched to arch-linux\n' });
+    expect(await report('done', `${boot}.7`)).toEqual({ status: 200, text: 'ok: switched to arch-linux\n' });
+    expect(events.filter((e) => e.switched).length).toBe(1);
+    const after = (await readState(stateFile)).nodes.node1!;
+    expect(after.history.map((h) => h.phase).filter((p) => p === 'done')).toHaveLength(1);
+    expect(after).toMatchObject({ state: 'done', phase: 'done' });
+
+    // The same number from another boot is no retry: the installer booted again with the ended run (a boot loop).
+    const loop = await report('start', `${'b2'.repeat(16)}.1`);
+    expect(loop.status).toBe(409);
+    expect(loop.text).toMatch(/^refused: boot loop: /);
+    // A number that is not BOOT.N is refused as a malformed report.
+    expect((await report('configure', '6')).status).toBe(400);
+  });
+});
+
 describe('progress', () => {
   it('progress reports update the state, at most once per flush interval, and a phase report carries the latest', async () => {
     const nonce = (await request(['node3'])).get('node3')!;

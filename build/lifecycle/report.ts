@@ -24,6 +24,12 @@ export interface Report {
   phase?: string;
   /** The run's nonce, as the node fetched it from its run file (lifecycle/runs.ts). */
   nonce?: string;
+  /**
+   * A phase report's number within the installer's boot (`seq=BOOT.N`: the kernel's boot id, then 1, 2, …):
+   * a retry of one already counted carries the same number and is answered, not counted again (runs.ts
+   * RunRecord.seq). A new boot has a new id, so its `start` is never taken for a retry.
+   */
+  seq?: ReportSeq;
   /** For `progress`: bytes of the image so far, its size, and the rate over the last interval. */
   progress?: { bytes: number; total: number; rateBps: number };
   /** The address the report came from (the node's, as nginx saw it). */
@@ -33,7 +39,13 @@ export interface Report {
 
 const COUNT = /^\d{1,15}$/;
 
-/** `<path>/<kind>?host=&mac=&phase=&nonce=` → Report, or an error message. */
+export interface ReportSeq {
+  boot: string;
+  n: number;
+}
+const SEQ = /^([0-9a-f]{32})\.([1-9]\d{0,5})$/;
+
+/** `<path>/<kind>?host=&mac=&phase=&nonce=&seq=` → Report, or an error message. */
 export function parseReportUrl(url: string, basePath: string): Report | string {
   const u = new URL(url, 'http://watcher');
   const prefix = basePath.replace(/\/+$/, '') + '/';
@@ -47,6 +59,12 @@ export function parseReportUrl(url: string, basePath: string): Report | string {
     if (v) r[k] = v;
   }
   if (!r.host && !r.mac) return 'a report needs host= or mac=';
+  const seq = get('seq');
+  if (seq !== undefined) {
+    const m = SEQ.exec(seq);
+    if (!m) return 'seq= is BOOT.N: a 32-hex-digit boot id and a report number from 1 to 999999';
+    r.seq = { boot: m[1]!, n: Number(m[2]) };
+  }
   if (kind === 'progress') {
     const [bytes, total, rate] = ['bytes', 'total', 'rate'].map((k) => get(k) ?? '');
     if (!COUNT.test(bytes!) || !COUNT.test(total!) || !COUNT.test(rate!)) return 'a progress report needs bytes=, total= and rate= (integers)';

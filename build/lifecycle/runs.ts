@@ -30,6 +30,7 @@ import { shq } from '../render/shell.ts';
 import { sshCommand, type Target } from './target.ts';
 import { assertServedTree } from './links.ts';
 import { markSwitched, type NodeStatus } from './state.ts';
+import type { ReportSeq } from './report.ts';
 
 export type RunAction = 'reimage' | 'rescue' | 'diskless';
 
@@ -44,6 +45,12 @@ export interface RunRecord {
   closed?: { at: string; result: NodeStatus };
   /** The last few earlier runs, so a stale installer's report is named as such in the log. */
   old: { run: string; nonce: string }[];
+  /**
+   * The number (seq=) of the last phase report counted for this run. The installer numbers its reports and
+   * retries one until it is answered: a report counted by a node0 that died before it could answer comes
+   * again with the same number, and is answered without being counted twice.
+   */
+  seq?: ReportSeq;
 }
 
 const OLD_KEPT = 5;
@@ -138,6 +145,22 @@ export async function closeRun(stateFile: string, node: string, run: string, res
   const rec = await readRunRecord(stateFile, node);
   if (!rec || rec.run !== run || rec.closed) return;
   await writeRecord(stateFile, { ...rec, closed: { at: at.toISOString(), result } });
+}
+
+/**
+ * Records that report `seq` of `run` was counted (after its state change, and for `done` after the switch:
+ * a crash before this line leaves the retry to be counted again, which changes nothing twice that matters;
+ * a crash after it, to be answered as the retry it is). A no-op when `run` is no longer the node's.
+ */
+export async function noteCounted(stateFile: string, node: string, run: string, seq: ReportSeq): Promise<void> {
+  const rec = await readRunRecord(stateFile, node);
+  if (!rec || rec.run !== run || isRetry(rec, seq)) return;
+  await writeRecord(stateFile, { ...rec, seq });
+}
+
+/** Was report `seq` of this boot counted already (a retry)? */
+export function isRetry(rec: RunRecord, seq: ReportSeq): boolean {
+  return !!rec.seq && rec.seq.boot === seq.boot && seq.n <= rec.seq.n;
 }
 
 /** Ends whatever run the node has open (`normal` switched it by hand): recorded as failed, i.e. not finished. */

@@ -11,6 +11,8 @@
  * not count is refused (409): the installer stops before it touches the disk. A `start` with the nonce of
  * a run that already ended `done` is a boot loop (the link did not switch, or the firmware ignored it):
  * the node is marked failed and the installer refused, so a node is never reinstalled twice silently.
+ * Installers number their phase reports (seq=BOOT.N): a retry of one already counted (node0 restarted before
+ * it answered) is answered as the first was, 200, and not counted again.
  *
  * Deadlines (overdue.ts): a node that stays in a phase past its deadline is power-cycled into the
  * installer again, then parked; in the phases the image streams through, progress that moves pushes the
@@ -27,7 +29,7 @@ import { deadlineMs, endRun, STREAMING } from './deadlines.ts';
 import { readProfiles, switchNodes, type SwitchOptions, type SwitchResult } from './links.ts';
 import { checkOverdue, type WatchPlan, type WatchPower } from './overdue.ts';
 import { clientAddress, findNode, lastLines, parseReportUrl, readBody, type Report, type WatchEvent } from './report.ts';
-import { closeRun, matchNonce, readRunRecord } from './runs.ts';
+import { closeRun, isRetry, matchNonce, noteCounted, readRunRecord } from './runs.ts';
 import { FINISHED, readState, storeLog, transition, updateState, withSwitchLock, type NodeState, type NodeStatus } from './state.ts';
 import { createStatusPage, type StatusPage } from './status-page.ts';
 import { headline, parseInventory, storeInventory } from './inventory.ts';
@@ -72,7 +74,9 @@ export interface Watcher {
   close(): Promise<void>;
 }
 
-type Verdict = { ok: true; run: string; closed: boolean } | { ok: false; reason: string; bootLoop?: { run: string; at: string } };
+type Verdict =
+  | { ok: true; run: string; closed: boolean }
+  | { ok: false; reason: string; bootLoop?: { run: string; at: string }; retry?: { answer: string } };
 
 export async function startWatcher(o: WatchOptions): Promise<Watcher> {
   const { plan } = o;
@@ -105,6 +109,11 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     if (node.ip && r.from !== node.ip) return { ok: false, reason: `sent from ${r.from ?? 'an unknown address'}, not from ${node.name}'s address ${node.ip}` };
     const rec = await readRunRecord(o.stateFile, node.name);
     const m = matchNonce(rec, r.nonce);
+    // A retry of a phase report this run already counted: node0 restarted before it could answer.
+    if ((m.kind === 'current' || m.kind === 'closed') && r.seq && isRetry(rec!, r.seq)) {
+      const answer = m.kind === 'closed' && m.closed.result === 'done' && r.kind === 'done' ? `ok: switched to ${plan.profiles.os}` : 'ok';
+      return { ok: false, reason: `a retry of report ${r.seq.n} of run ${m.run}, already counted`, retry: { answer } };
+    }
     switch (m.kind) {
       case 'current':
         return { ok: true, run: m.run, closed: false };
@@ -161,7 +170,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
    * so there is no run and no nonce to check). It only feeds `discovered`, `enroll` and status: it switches no
    * link and changes no node's state, so a forged one can mislead an enrolment, which a person reviews.
    */
-  async function onInventory(r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number }> {
+  async function onInventory(r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number; answer?: string }> {
     const base = { at: at.toISOString(), source, node: findNode(plan.nodes, r)?.name ?? null, mac: r.mac ?? null, phase: 'inventory', ...(r.from ? { from: r.from } : {}) };
     const inv = parseInventory(r.body);
     const mac = r.mac ? parseMac(r.mac) : null;
@@ -171,7 +180,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     return { event: emit({ ...base, mac, state: 'inventory', detail: `${h.model}; ${h.cpus}; ${h.memory}; disks ${h.disks}; ${h.firmware} (${file})` }), status: 200 };
   }
 
-  async function handle(r: Report, source: WatchEvent['source']): Promise<{ event: WatchEvent; status: number }> {
+  async function handle(r: Report, source: WatchEvent['source']): Promise<{ event: WatchEvent; status: number; answer?: string }> {
     const at = new Date();
     if (r.kind === 'inventory') return onInventory(r, source, at);
     const node = findNode(plan.nodes, r);
@@ -181,11 +190,13 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     return withSwitchLock(o.stateFile, () => count(node, r, source, at));
   }
 
-  async function count(node: PlanNode, r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number }> {
+  async function count(node: PlanNode, r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number; answer?: string }> {
     const base = { at: at.toISOString(), source, node: node.name, mac: node.mac, ...(r.from ? { from: r.from } : {}) };
     const v = await verdict(node, r);
     if (!v.ok) {
       if (v.bootLoop) return { event: await bootLoop(node, v.bootLoop, base, at), status: 409 };
+      // Answered as the first was, so the installer goes on (and after `done`, kexecs as it would have).
+      if (v.retry) return { event: emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` }), status: 200, answer: v.retry.answer };
       // A start that does not count is refused: the installer stops before it touches the disk.
       return { event: emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` }), status: r.kind === 'start' ? 409 : 403 };
     }
@@ -225,6 +236,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
         await updateState(o.stateFile, (doc) => endRun(transition(doc, node, phase, 'failed', new Date(), event.error).next, 'failed', new Date(), rec?.started));
       }
     }
+    if (r.seq) await noteCounted(o.stateFile, node.name, v.run, r.seq);
     if (FINISHED.has(event.state as NodeStatus)) {
       await closeRun(o.stateFile, node.name, v.run, event.state as NodeStatus, at);
       progress.delete(node.name);
@@ -260,10 +272,10 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
       readBody(req)
         .then(async (body) => {
           if (body.length) parsed.body = body;
-          const { event, status } = await serial(() => handle(parsed, 'http'));
+          const { event, status, answer } = await serial(() => handle(parsed, 'http'));
           // `done` answered `switched to OS` only once the link points at the OS: the installer kexecs into
           // its OS (phoneHome.afterInstall kexec) only on that answer, so the next real reboot boots the OS.
-          const ok = event.phase === 'done' && event.switched && !event.error ? `ok: switched to ${event.switched.to}` : 'ok';
+          const ok = answer ?? (event.phase === 'done' && event.switched && !event.error ? `ok: switched to ${event.switched.to}` : 'ok');
           reply(status, status === 200 ? ok : `${status === 409 ? 'refused' : 'not counted'}: ${event.detail ?? event.state}`);
         })
         .catch((e: Error) => reply(500, e.message));

@@ -79,16 +79,29 @@ report_query() {
 # shellcheck disable=SC2034 # read by installer/lib/90-finish.sh (other profiles do not use it)
 PC_REPORT_ANSWER=""
 
-# report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=&nonce=. A dead watcher never fails an install;
+# Each phase report's number in this boot, sent as seq=BOOT.N (BOOT: the kernel's boot id): a retry of a
+# report node0 counted but could not answer (it restarted in between) carries the same number, and node0
+# answers it without counting it again. The boot id keeps a new boot's `start` (a boot loop) from passing
+# for a retry of the last boot's. report runs in the script's own shell (phase), never in a subshell, so
+# the count is the script's one.
+PC_REPORT_SEQ=0
+PC_BOOT_ID=""
+
+# report PHASE: GET ${PC_PHONE_HOME_URL}/PHASE?host=&mac=&nonce=&seq=BOOT.N. A dead watcher never fails an install;
 # a refusal (409: no run was requested for this node, or its run already ended: a boot loop) stops it here,
 # before anything is written.
 report() {
   local phase="$1" answer code
   answer="$(mktemp)"
+  PC_REPORT_SEQ=$((PC_REPORT_SEQ + 1))
+  if [ -z "${PC_BOOT_ID}" ]; then
+    PC_BOOT_ID="$(tr -dc '0-9a-f' < "${PC_PROCFS:-/proc}/sys/kernel/random/boot_id" 2>/dev/null)" || true
+    [[ "${PC_BOOT_ID}" =~ ^[0-9a-f]{32}$ ]] || PC_BOOT_ID="$(od -An -N16 -tx1 /dev/urandom | tr -dc '0-9a-f')"
+  fi
   # Retried for up to 2 minutes, refused connections too: node0 restarting (serve's services coming back,
   # a deploy's reload) must not lose a phase, least of all `done`, which alone switches the node's link.
   code="$(curl -sS --max-time 10 --retry 30 --retry-delay 2 --retry-max-time 120 --retry-connrefused -o "${answer}" -w '%{http_code}' \
-    -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)")" || code=""
+    -- "${PC_PHONE_HOME_URL}/${phase}?$(report_query)&seq=${PC_BOOT_ID}.${PC_REPORT_SEQ}")" || code=""
   # shellcheck disable=SC2034 # read by installer/lib/90-finish.sh
   case "${code}" in
     2??) PC_REPORT_ANSWER=""; IFS= read -r PC_REPORT_ANSWER < "${answer}" || true ;;
