@@ -7,23 +7,27 @@
  *     where it was, and a plain `reimage --reboot` is the retry; the last retry converges;
  *   - node B (labdrop): its NIC link drops for 20 s mid-download, then node0 restarts twice while it
  *     installs (serve SIGKILLed, then nginx SIGKILLed: serve stops, and is started again on the same state
- *     file); its next install runs while two shells race `reimage` and `normal` on it, and a last `reimage`
+ *     file); a new release is deployed (`deploy --activate`) while its link is down, so the stream that
+ *     node0's restart breaks resumes from the new release, which names another image: the old one is there
+ *     only because deploy carries it over for the nodes still installing from it; its next install (from
+ *     the new release, with the new image) runs while two shells race `reimage` and `normal` on it, and a last `reimage`
  *     supersedes that install: its stale reports must not finish the new run, whose power is cut at
  *     configure; the plain retry of that converges.
  * Every counted run must show each phase once (no report lost, none counted twice). The campaign table
  * (harness/campaign.ts) is printed and written to a file for docs/figures.md.
  */
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PXELINUX_DIR, runPath } from '../../build/layout.ts';
+import { IMAGES_DIR, MANIFEST_FILE, PXELINUX_DIR, runPath } from '../../build/layout.ts';
 import { startLabRouter, stopLabRouter, type LabRouter } from '../../build/lab/router.ts';
 import { readRunRecord } from '../../build/lifecycle/runs.ts';
 import type { StateDoc } from '../../build/lifecycle/state.ts';
 import { monitorCommand } from '../../build/power/qemu-monitor.ts';
 import { Campaign } from './harness/campaign.ts';
 import { inspectDisk } from './harness/disk-inspect.ts';
-import { buildLabDist, REPO, startLab, type Lab, type WatcherEvent } from './harness/lab.ts';
+import { run } from '../../build/lib/run.ts';
+import { buildLabDist, buildNextRelease, REPO, startLab, type Lab, type WatcherEvent } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
 
 const MIN = 60_000;
@@ -33,6 +37,8 @@ const RESETTABLE = ['-action', 'reboot=reset'];
 let lab: Lab;
 let dir: string;
 let router: LabRouter | undefined;
+/** The next release (dist/ of the lab spec with its image renamed), deployed while node B downloads. */
+let nextRelease: string;
 const campaign = new Campaign();
 const t0 = Date.now();
 const progress = (msg: string) => process.stderr.write(`[faults +${((Date.now() - t0) / 1000).toFixed(0)} s] ${msg}\n`);
@@ -119,7 +125,12 @@ describe.sequential('fault campaign (QEMU lab, a foreign DHCP server on the brid
     dir = await mkdtemp('/var/tmp/pc-faults-');
     // A 20 s link drop must fit in the image phases' deadline (the lab spec's 0.5 min keeps its stall case short).
     const built = await buildLabDist(dir, (raw) => (raw.phoneHome.deadlines = { download: 1.5, extract: 1.5 }));
-    lab = await startLab(built);
+    // node0 serves a deployed tree, as a real one does (a symlink to a release), so that a new release can
+    // be deployed mid-install. The next one renames the image: the old name is gone from its build.
+    const served = join(dir, 'srv');
+    await deployCli(built.dist, served);
+    nextRelease = await buildNextRelease(built, 'dist-next', (raw) => (raw.image.name = `${raw.image.name}-next`));
+    lab = await startLab({ ...built, dist: served });
     // Somebody's home router on the cluster switch: addresses from a pool, no boot file, for the whole campaign.
     router = await startLabRouter({ plan: lab.plan, labNetns: lab.ns.name, bridge: lab.ns.bridge, dir });
     progress(`lab up; foreign DHCP server at ${router.ip} offering ${router.pool.first}–${router.pool.last}`);
@@ -158,6 +169,30 @@ describe.sequential('fault campaign (QEMU lab, a foreign DHCP server on the brid
     }
   }, 20 * MIN);
 });
+
+interface Deployed {
+  release: string;
+  previous: string | null;
+  carried: string[];
+  keptLinks: string[];
+  activation: { etc: string; services: string; message: string } | null;
+}
+
+/**
+ * `portacluster deploy <dest> --from <from> --json` (deploy takes no spec: the tree carries its own), run
+ * as on node0: in the lab's namespace, where --activate's `nginx -t` can bind the admin address.
+ */
+async function deployCli(from: string, dest: string, extra: string[] = [], netns?: string): Promise<Deployed> {
+  const argv = ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'deploy', dest, '--from', from, '--json', ...extra];
+  const r = await run(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { cwd: REPO });
+  return JSON.parse(r.stdout) as Deployed;
+}
+
+/** node0's access log lines from byte `from` on: `ip`, request path and status of each. */
+async function accessSince(from: number): Promise<{ ip: string; path: string; status: number }[]> {
+  const text = (await readFile(join(dir, 'log', 'access.log'))).subarray(from).toString('utf8');
+  return [...text.matchAll(/^(\S+) .*?"(?:GET|HEAD) (\S+) [^"]*" (\d{3}) /gm)].map((m) => ({ ip: m[1]!, path: m[2]!, status: Number(m[3]) }));
+}
 
 /** Node A: power cut at each phase; after each, the disk boots nothing, the state is truthful, `reimage --reboot` retries. */
 type CutKind = 'partition' | 'stream' | 'configure' | 'before-done';
@@ -271,7 +306,21 @@ async function nodeB(vms: Vm[]): Promise<void> {
   await monitorCommand(vm1.monitor, 'set_link n0 off');
   const down = Date.now();
   progress(`${name}: link down at ${moving.progress!.bytes} bytes`);
-  await sleep(20_000);
+  // Meanwhile the admin deploys a new release, and serve reloads onto it (--activate). The stream the
+  // restarts below break is resumed by name: from the new release, which has the old image only because
+  // deploy carried it over.
+  const oldImage = lab.fsImage!.fileName;
+  const newImage = (JSON.parse(await readFile(join(nextRelease, MANIFEST_FILE), 'utf8')) as { artifacts: { fsImage: { file: string } } }).artifacts.fsImage.file.replace(/^.*\//, '');
+  expect(newImage).not.toBe(oldImage);
+  const logFrom = (await stat(join(dir, 'log', 'access.log'))).size;
+  const deployed = await deployCli(nextRelease, lab.dist, ['--activate', '--run-dir', join(dir, 'run')], lab.ns.name);
+  const deployedAt = Date.now();
+  expect(deployed.carried).toContain(oldImage);
+  expect(basename(await readlink(lab.dist))).toBe(basename(deployed.release));
+  // --activate found serve on the tree (and reloads it when etc/ changed): node0 serves the new release.
+  expect(deployed.activation?.services).toBe('serve');
+  progress(`${name}: release ${deployed.release} deployed in ${((deployedAt - down) / 1000).toFixed(1)} s while the link was down; carried ${deployed.carried.join(', ')}; ${deployed.activation?.message}`);
+  await sleep(Math.max(0, 20_000 - (deployedAt - down)));
   await monitorCommand(vm1.monitor, 'set_link n0 on');
   const up = Date.now();
   const beforeDrop = lab.watcherEvents.filter((e) => e.node === name && e.state === 'progress').at(-1)!.progress!.bytes;
@@ -300,6 +349,11 @@ async function nodeB(vms: Vm[]): Promise<void> {
   await Promise.race([vm1.exited, sleep(2 * MIN)]);
   await vm1.quit();
   await expectInstalledDisk(name, disk);
+  // The broken stream was resumed from the new release (206, the old name), and nothing it asked for was missing.
+  const afterDeploy = (await accessSince(logFrom)).filter((l) => l.ip === lab.node(name).ip);
+  expect(afterDeploy.filter((l) => l.path === `/${IMAGES_DIR}/${oldImage}`).map((l) => l.status)).toContain(206);
+  expect(afterDeploy.filter((l) => l.status >= 400)).toEqual([]);
+  campaign.record('deploy --activate of a new release while a node downloads the old image', { survived: true, lost: lost1, convergeSeconds: (Date.parse(done1.at) - deployedAt) / 1000 });
 
   // The next install runs while two shells race reimage and normal on the node.
   await lab.switchTo(name, lab.plan.profiles.installer);
@@ -334,6 +388,9 @@ async function nodeB(vms: Vm[]): Promise<void> {
   // The retry of the superseded install: its power is cut at configure (node A has the other phases, so
   // the two VMs boot about as often), and the plain retry of that converges.
   const final = await powerCuts(vms, name, ['configure'], false);
+  // Installs started after the deploy take the new release's image.
+  const later = (await accessSince(logFrom)).filter((l) => l.ip === lab.node(name).ip && l.path.startsWith(`/${IMAGES_DIR}/`));
+  expect(later.filter((l) => l.path === `/${IMAGES_DIR}/${newImage}` && l.status === 200).length).toBeGreaterThan(0);
   campaign.record('reimage while the same node installs (stale reports)', { survived: true, lost: final.lost, convergeSeconds: (final.doneAt - raceAt) / 1000 });
   expect(bad).toEqual([]);
 }

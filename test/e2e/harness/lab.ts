@@ -72,16 +72,35 @@ export async function buildLabDist(dir: string, edit?: (raw: Record<string, any>
   await writeFile(specFile, JSON.stringify(raw, null, 2));
   const dist = join(dir, 'dist');
   const t0 = Date.now();
-  await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'build', '--config', specFile, '--out', dist, '--cache', E2E_CACHE], {
-    cwd: REPO,
-    echo: true,
-    env: { ...process.env, SOURCE_DATE_EPOCH: '1704067200' },
-  });
+  await buildWithCli(specFile, dist);
   const plan = planCluster((await loadSpec(specFile)).spec);
   const manifest = JSON.parse(await readFile(join(dist, MANIFEST_FILE), 'utf8'));
   const img = manifest.artifacts.image as { file: string; sha256: string; size: number };
   const fs = manifest.artifacts.fsImage as { file: string; sha256: string; size: number; imageBytes: number } | undefined;
   return { dir, dist, plan, keys, image: { fileName: img.file.replace(/^images\//, ''), sha256: img.sha256, size: img.size }, ...(fs ? { fsImage: { fileName: fs.file.replace(/^images\//, ''), sha256: fs.sha256, size: fs.size, imageBytes: fs.imageBytes } } : {}), buildSeconds: (Date.now() - t0) / 1000 };
+}
+
+/** `portacluster build` of a lab spec file into `out`, with the lab's cache and a fixed epoch (reproducible images). */
+async function buildWithCli(specFile: string, out: string): Promise<void> {
+  await run(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'build', '--config', specFile, '--out', out, '--cache', E2E_CACHE], {
+    cwd: REPO,
+    echo: true,
+    env: { ...process.env, SOURCE_DATE_EPOCH: '1704067200' },
+  });
+}
+
+/**
+ * A next release of a built lab: its spec (lab.json, the same keys) changed by `edit`, built into
+ * `<dir>/<name>` beside dist/. The lab keeps its spec file: what changes is the tree a deploy publishes.
+ */
+export async function buildNextRelease(built: BuiltDist, name: string, edit: (raw: Record<string, any>) => void): Promise<string> {
+  const raw = JSON.parse(await readFile(join(built.dir, 'lab.json'), 'utf8')) as Record<string, any>;
+  edit(raw);
+  const specFile = join(built.dir, `${name}.json`);
+  await writeFile(specFile, JSON.stringify(raw, null, 2));
+  const out = join(built.dir, name);
+  await buildWithCli(specFile, out);
+  return out;
 }
 
 /** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
