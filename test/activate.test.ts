@@ -2,7 +2,7 @@
  * deploy --activate for real: releases with real generated configs deployed to a local dir. A release
  * whose etc/nginx.conf nginx -t rejects is refused before the switch; with a `portacluster serve`
  * running in a network namespace for that dir, a changed release makes serve reload (nginx re-reads its
- * config, dnsmasq and the watcher restart) without the group stopping, and a spec serve's own renderer
+ * config, dnsmasq restarts when its config changed, the watcher restarts) without the group stopping, and a spec serve's own renderer
  * cannot run is refused with the old release left live.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -146,13 +146,22 @@ describe('deploy --activate', () => {
       // `ip netns exec` execs serve in place: the pid deploy finds is the one we started.
       expect(await readFile(join(runDir, 'serve.pid'), 'utf8')).toBe(`${child.pid}\n`);
 
-      // v3: a new phone-home path (nginx's proxy and the watcher must both change) and a new file.
-      const v3 = await release('v3', { edit: (s) => ((s.phoneHome = { path: '/pc3/report' }), (s.dhcp.leaseTime = '2h')), extra: { 'installer/new-in-v3': 'fresh\n' } });
+      // v2b: a new phone-home path, v2's lease time (nginx's proxy and the watcher change, dnsmasq's config does not):
+      // dnsmasq keeps running, so a TFTP transfer in flight is not dropped.
+      const v2b = await release('v2b', { edit: (s) => ((s.phoneHome = { path: '/pc3/report' }), (s.dhcp.leaseTime = '2h')) });
+      const kept = await deployCli([dest(), '--from', v2b, '--activate', '--run-dir', runDir, '--json']);
+      expect(kept.exitCode, kept.stderr).toBe(0);
+      expect(await waitFor((e) => e.event === 'reload')).toMatchObject({ ok: true, message: expect.stringMatching(/dnsmasq kept \(its config is the same\), the watcher restarted$/) });
+      expect(events.filter((e) => e.event === 'up' && e.service === 'dnsmasq')).toHaveLength(1);
+      events.splice(0, events.length, ...events.filter((e) => e.event !== 'reload'));
+
+      // v3: the same path, a new lease time (dnsmasq's config changes) and a new file.
+      const v3 = await release('v3', { edit: (s) => ((s.phoneHome = { path: '/pc3/report' }), (s.dhcp.leaseTime = '4h')), extra: { 'installer/new-in-v3': 'fresh\n' } });
       const r = await deployCli([dest(), '--from', v3, '--activate', '--run-dir', runDir, '--json']);
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect(r.exitCode).toBe(0);
       expect(JSON.parse(r.stdout).activation).toMatchObject({ etc: 'changed', services: 'serve' });
-      expect(await waitFor((e) => e.event === 'reload')).toMatchObject({ ok: true, message: expect.stringMatching(/nginx re-read its config/) });
+      expect(await waitFor((e) => e.event === 'reload')).toMatchObject({ ok: true, message: expect.stringMatching(/nginx re-read its config \(SIGHUP\), dnsmasq restarted, the watcher restarted$/) });
       expect((await run(ns.exec(['curl', '-fsS', `http://${ADMIN}/installer/new-in-v3`]))).stdout).toBe('fresh\n');
       // The reloaded watcher answers on the new path: node1 has no requested run, so its start is refused (409).
       expect((await run(ns.exec(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `http://${ADMIN}/pc3/report/start?host=node1&mac=c0:3f:d5:60:e5:a1`]))).stdout).toBe('409');

@@ -10,7 +10,7 @@
  * with a system dnsmasq or nginx.
  */
 import { serverLinks } from './links.ts';
-import { mkdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { PXE_DIR } from '../layout.ts';
 import { atomicWrite } from '../lib/atomic.ts';
@@ -215,16 +215,21 @@ export async function serve(o: ServeOptions): Promise<Served> {
       await checkTree(next.root);
       // Candidates first: until the tools accept them, the running services and their files stay as they are.
       await writeChecked(next, p, '.new', `the running services keep their previous config`);
+      // Directives only: the header comment names the spec's hash, which changes with any field.
+      const directives = (t: string | null) => t?.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+      const dnsmasqSame = directives(await readFile(p.dnsmasqConf, 'utf8').catch(() => null)) === directives(await readFile(p.dnsmasqConf + '.new', 'utf8'));
       await rename(p.dnsmasqConf + '.new', p.dnsmasqConf);
       await rename(p.nginxConf + '.new', p.nginxConf);
       current = next;
       // nginx's master re-reads its config on SIGHUP and replaces its workers gracefully; dnsmasq rereads
-      // only its hosts files on SIGHUP, so it is restarted; the watcher restarts with the new spec.
+      // only its hosts files on SIGHUP, so it is restarted, but only when its config changed: a restart
+      // drops the TFTP transfers in flight, and pxelinux does not retry a broken one (a node booting during
+      // the deploy would wait at "Boot failed" for its deadline). The watcher restarts with the new spec.
       const nginx = group.pidOf('nginx');
       if (nginx) process.kill(nginx, 'SIGHUP');
-      await group.restart('dnsmasq', dnsmasqService(next, p, iface));
+      if (!dnsmasqSame) await group.restart('dnsmasq', dnsmasqService(next, p, iface));
       await group.restart('watcher', watcherService(next));
-      result = { ok: true, message: `reloaded from ${release}: nginx re-read its config (SIGHUP), dnsmasq and the watcher restarted` };
+      result = { ok: true, message: `reloaded from ${release}: nginx re-read its config (SIGHUP), ${dnsmasqSame ? 'dnsmasq kept (its config is the same)' : 'dnsmasq restarted'}, the watcher restarted` };
     } catch (e) {
       result = { ok: false, message: `reload from ${release} failed: ${(e as Error).message}` };
     }
