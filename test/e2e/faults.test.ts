@@ -7,9 +7,10 @@
  *     where it was, and a plain `reimage --reboot` is the retry; the last retry converges;
  *   - node B (labdrop): its NIC link drops for 20 s mid-download, then node0 restarts twice while it
  *     installs (serve SIGKILLed, then nginx SIGKILLed: serve stops, and is started again on the same state
- *     file); a new release is deployed (`deploy --activate`) while its link is down, so the stream that
- *     node0's restart breaks resumes from the new release, which names another image: the old one is there
- *     only because deploy carries it over for the nodes still installing from it; its next install (from
+ *     file); before that, a new release is deployed (`deploy --activate`) while its link is down, and
+ *     once the link is back nginx's workers are SIGKILLed mid-stream: the resumed request resolves through
+ *     the new release, which names another image, so the old one is there only because deploy carries it
+ *     over for the nodes still installing from it; its next install (from
  *     the new release, with the new image) runs while two shells race `reimage` and `normal` on it, and a last `reimage`
  *     supersedes that install: its stale reports must not finish the new run, whose power is cut at
  *     configure; the plain retry of that converges.
@@ -326,6 +327,14 @@ async function nodeB(vms: Vm[]): Promise<void> {
   const beforeDrop = lab.watcherEvents.filter((e) => e.node === name && e.state === 'progress').at(-1)!.progress!.bytes;
   await eventAfter(0, (e) => e.node === name && e.state === 'progress' && (e.progress?.bytes ?? 0) > beforeDrop, 3 * MIN);
   progress(`${name}: link up after ${((up - down) / 1000).toFixed(0)} s; the download moves again`);
+  // The stream still reads the old release's file it opened before the deploy. Break it now: nginx's
+  // workers SIGKILLed (the master starts new ones; dnsmasq and node A's boot are untouched, and a killed
+  // worker logs nothing), so the installer's resumed request is the old image's only line in the log, and
+  // it resolves through the new release, where only deploy's carry-over put that name.
+  const master = (await readFile(join(dir, 'run', 'nginx.pid'), 'utf8')).trim();
+  const workers = (await run(['pgrep', '-P', master])).stdout.trim().split('\n').map(Number);
+  for (const w of workers) process.kill(w, 'SIGKILL');
+  progress(`${name}: nginx's ${workers.length} worker(s) SIGKILLed mid-stream, after the deploy`);
 
   // node0 restarts while both nodes install: the watcher (in serve) killed outright, then nginx. Node A
   // must be past its boot loader: pxelinux gives up on a TFTP transfer that node0's restart broke and
@@ -349,11 +358,14 @@ async function nodeB(vms: Vm[]): Promise<void> {
   await Promise.race([vm1.exited, sleep(2 * MIN)]);
   await vm1.quit();
   await expectInstalledDisk(name, disk);
-  // The broken stream was resumed from the new release (206, the old name), and nothing it asked for was missing.
+  // The broken stream was fetched again by its old name from the new release, and nothing it asked for was missing.
   const afterDeploy = (await accessSince(logFrom)).filter((l) => l.ip === lab.node(name).ip);
-  expect(afterDeploy.filter((l) => l.path === `/${IMAGES_DIR}/${oldImage}`).map((l) => l.status)).toContain(206);
-  expect(afterDeploy.filter((l) => l.status >= 400)).toEqual([]);
-  campaign.record('deploy --activate of a new release while a node downloads the old image', { survived: true, lost: lost1, convergeSeconds: (Date.parse(done1.at) - deployedAt) / 1000 });
+  const resumed = afterDeploy.filter((l) => l.path === `/${IMAGES_DIR}/${oldImage}`).map((l) => l.status);
+  expect(resumed.length).toBeGreaterThan(0);
+  expect(resumed.every((st) => st === 200 || st === 206), resumed.join(' ')).toBe(true);
+  // (Reports are not files: a progress report sent while serve restarted may get 502, and is best effort.)
+  expect(afterDeploy.filter((l) => l.status >= 400 && !l.path.startsWith(lab.plan.phoneHome.path))).toEqual([]);
+  campaign.record('deploy --activate of a new release while a node downloads the old image (stream then broken)', { survived: true, lost: lost1, convergeSeconds: (Date.parse(done1.at) - deployedAt) / 1000 });
 
   // The next install runs while two shells race reimage and normal on the node.
   await lab.switchTo(name, lab.plan.profiles.installer);
