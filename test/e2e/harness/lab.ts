@@ -157,7 +157,8 @@ export interface Lab extends BuiltDist {
   switchTo(name: string, profile: string): Promise<void>;
   /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
   addInstallerVariant(name: string, plan: Plan, image: ImageRef, fsImage?: FsImageRef): Promise<void>;
-  ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
+  /** ssh from node0's namespace, or from `via` (a rack's, whose nodes node0 does not reach). */
+  ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number, via?: Netns): Promise<string>;
   diagnose(vms: Vm[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -166,8 +167,19 @@ async function tailFile(file: string, lines: number): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '(none)')).split('\n').slice(-lines).join('\n');
 }
 
-export async function startLab(built: BuiltDist): Promise<Lab> {
+/** How node0 runs when the test deploys its tree first (the racks lab): what serve serves and how it reaches the boot servers. */
+export interface LabOptions {
+  /** The served tree (default dist/ as built). */
+  root?: string;
+  /** serve --ssh-config: how the watcher reaches the boot servers. */
+  sshConfig?: string;
+  /** Runs in node0's namespace before serve starts (e.g. sshds for the boot servers, then deploy). */
+  beforeServe?: (ns: Netns) => Promise<void>;
+}
+
+export async function startLab(built: BuiltDist, o: LabOptions = {}): Promise<Lab> {
   const { dir, dist, plan } = built;
+  const root = o.root ?? dist;
   const ns = await createNetns(`pc-e2e-${process.pid}`, `${plan.admin.ip}/${plan.admin.prefix}`);
   const reports: Report[] = [];
   const waiters = new Set<() => void>();
@@ -180,8 +192,8 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   /** `portacluster serve` in the namespace; resolves when its three services are up (again, after a restart). */
   async function startServe(): Promise<void> {
     serve = ns.spawn(
-      ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
-        '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json'],
+      ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', root, '--state', join(dir, 'watch-state.json'),
+        '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json', ...(o.sshConfig ? ['--ssh-config', o.sshConfig] : [])],
       { stdout: 'pipe' },
     );
     let serveErr = '';
@@ -230,6 +242,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     // `lab up` records its VMs here; the harness does the same, so the watcher's power finds them.
     process.env.PORTACLUSTER_LAB_REGISTRY = join(dir, 'lab-registry');
     await mkdir(process.env.PORTACLUSTER_LAB_REGISTRY, { recursive: true });
+    await o.beforeServe?.(ns);
     await startServe();
     await flakyUp;
   } catch (e) {
@@ -389,9 +402,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       const ipxe = await stat(join(dist, ipxePath(ipxeProfileFile('installer')))).catch(() => null);
       if (ipxe) await writeFile(join(dist, ipxePath(ipxeProfileFile(name))), swap(await readFile(join(dist, ipxePath(ipxeProfileFile('installer'))), 'utf8')));
     },
-    async ssh(keyFile, user, ip, command, timeoutMs) {
+    async ssh(keyFile, user, ip, command, timeoutMs, via = ns) {
       const deadline = Date.now() + timeoutMs;
-      const argv = ns.exec([
+      const argv = via.exec([
         'ssh', '-i', keyFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
         '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `${user}@${ip}`, command,
       ]);
