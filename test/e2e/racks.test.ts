@@ -192,7 +192,15 @@ describe.sequential('two racks behind two boot servers (QEMU)', () => {
       // Nothing else of the node's boot crossed the backbone: kernels, initramfs and scripts came from its server's copy.
       expect(fromRack.filter((a) => !a.path.startsWith(lb.plan.phoneHome.path) && !a.path.startsWith('/runs/') && !a.path.startsWith(`/${IMAGES_DIR}/`))).toEqual([]);
       const bytes = fromRack.reduce((s, a) => s + a.bytes, 0);
-      figures.push(`node0 served ${r.server}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${fromRack.length} requests (image ${(lb.fsImage!.size / 2 ** 20).toFixed(1)} MiB)`);
+      // And on the wire: what node0 sent down this server's backbone link is that one copy (plus headers,
+      // the run file and the report answers), which the server's cache now holds.
+      const rack = racks.find((x) => x.server.name === r.server)!;
+      const wire = await rack.backboneBytes();
+      expect(wire).toBeGreaterThan(lb.fsImage!.size);
+      expect(wire).toBeLessThan(lb.fsImage!.size * 1.05);
+      expect(await rack.cachedBytes()).toBeGreaterThan(lb.fsImage!.size);
+      expect(await rack.cachedBytes()).toBeLessThan(lb.fsImage!.size + 2 ** 20);
+      figures.push(`node0 served ${r.server}: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${fromRack.length} requests (image ${(lb.fsImage!.size / 2 ** 20).toFixed(1)} MiB), ${(wire / 2 ** 20).toFixed(1)} MiB on its backbone link`);
     }
     for (const [i, r] of racks.entries()) {
       const own = await accessLog(r.accessLog);

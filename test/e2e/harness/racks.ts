@@ -7,7 +7,7 @@
  * its tree) as generated. The runtime paths those configs name (/run, /var/log/nginx, /var/lib/nginx,
  * /var/cache) are the rack's own directories in the same mount namespace, so the files run unchanged.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { DNSMASQ_CONF, NGINX_CONF } from '../../../build/layout.ts';
@@ -46,6 +46,10 @@ export interface Rack extends RackDisk {
   accessLog: string;
   /** The tail of its dnsmasq's log, for a diagnosis. */
   dnsmasqLog(): string;
+  /** Bytes node0's side of the backbone link sent this server so far (the veth's counter). */
+  backboneBytes(): Promise<number>;
+  /** Bytes of files in the server's image cache (its proxy_cache_path). */
+  cachedBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -95,6 +99,16 @@ export async function startRack(dir: string, d: RackDisk, servedRoot: string, no
       ns,
       accessLog: join(rt.log, 'access.log'),
       dnsmasqLog: () => dnsmasqTail,
+      async backboneBytes() {
+        const out = await run(['ip', '-n', node0.name, '-j', '-s', 'link', 'show', 'dev', peer]);
+        return (JSON.parse(out.stdout) as { stats64: { tx: { bytes: number } } }[])[0]!.stats64.tx.bytes;
+      },
+      async cachedBytes() {
+        const files = await readdir(rt.cache, { recursive: true, withFileTypes: true });
+        let total = 0;
+        for (const f of files) if (f.isFile()) total += (await stat(join(f.parentPath, f.name))).size;
+        return total;
+      },
       async stop() {
         await ns.stop();
         await d.sshd.stop();
