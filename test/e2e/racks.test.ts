@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGES_DIR, PXELINUX_DIR } from '../../build/layout.ts';
 import { run } from '../../build/lib/run.ts';
 import type { PlanNode } from '../../build/plan/plan.ts';
-import { REPO, buildLabDist, startLab, type BuiltDist, type Lab } from './harness/lab.ts';
+import { REPO, buildLabDist, deployCli, startLab, type BuiltDist, type Lab } from './harness/lab.ts';
 import { startRack, startRackSshd, writeRacksSshConfig, type Rack, type RackDisk } from './harness/racks.ts';
 import { createDisk, startVm, type Vm } from './harness/vm.ts';
 
@@ -37,12 +37,9 @@ const vms: Vm[] = [];
 const figures: string[] = [];
 
 /** The CLI as an admin runs it on node0: in node0's namespace, on the deployed tree, with the servers' ssh config. */
-async function cli(args: string[], o: { root?: boolean; state?: boolean } = {}): Promise<string> {
-  const argv = [
-    'node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args, '--config', join(dir, 'lab.json'), '--ssh-config', sshConfig,
-    ...(o.root === false ? [] : ['--root', servedRoot]), ...(o.state === false ? [] : ['--state', join(dir, 'watch-state.json')]),
-  ];
-  return (await run(lab ? lab.ns.exec(argv) : argv, { cwd: REPO })).stdout;
+async function cli(args: string[]): Promise<string> {
+  const argv = ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), ...args, '--config', join(dir, 'lab.json'), '--ssh-config', sshConfig, '--root', servedRoot, '--state', join(dir, 'watch-state.json')];
+  return (await run(lab!.ns.exec(argv), { cwd: REPO })).stdout;
 }
 
 interface Access {
@@ -79,17 +76,16 @@ describe.sequential('two racks behind two boot servers (QEMU)', () => {
     });
     figures.push(`dist build (cached): ${built.buildSeconds.toFixed(1)} s`);
     progress('dist built');
-    lab = await startLab(built, {
-      root: servedRoot,
+    // node0 serves the tree deploy publishes (as in faults.test.ts), deployed from its namespace, where the
+    // servers' sshds listen.
+    lab = await startLab({ ...built, dist: servedRoot }, {
       sshConfig: join(dir, 'racks.ssh_config'),
-      // node0 serves the tree deploy publishes; deploy reaches the servers' sshds from node0's namespace.
       async beforeServe(ns) {
         for (const b of built.plan.bootServers) disks.push(await startRackSshd(dir, b, servedRoot, ns.name));
         sshConfig = await writeRacksSshConfig(join(dir, 'racks.ssh_config'), disks);
         const t = Date.now();
-        const out = await run(ns.exec(['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'deploy', servedRoot, '--from', built.dist, '--ssh-config', sshConfig, '--parallel', '2', '--json']), { cwd: REPO });
-        const r = JSON.parse(out.stdout) as { release: string; servers: { name: string; release: string | null; error: string | null }[] };
-        expect(r.servers.map((s) => [s.name, s.error])).toEqual(RACKS.map((x) => [x.server, null]));
+        const r = await deployCli(built.dist, servedRoot, ['--ssh-config', sshConfig, '--parallel', '2'], ns.name);
+        expect(r.servers?.map((s) => [s.name, s.error])).toEqual(RACKS.map((x) => [x.server, null]));
         figures.push(`deploy --parallel 2 (node0 + 2 servers): ${((Date.now() - t) / 1000).toFixed(1)} s`);
         progress('deployed to node0 and both servers');
       },

@@ -103,6 +103,26 @@ export async function buildNextRelease(built: BuiltDist, name: string, edit: (ra
   return out;
 }
 
+/** What `deploy --json` prints (lifecycle/deploy.ts, deploy-servers.ts); `servers` with boot servers in the tree's spec. */
+export interface Deployed {
+  release: string;
+  previous: string | null;
+  carried: string[];
+  keptLinks: string[];
+  activation: { etc: string; services: string; message: string } | null;
+  servers?: { name: string; dest: string; release: string | null; error: string | null }[];
+}
+
+/**
+ * `portacluster deploy <dest> --from <from> --json` (deploy takes no spec: the tree carries its own), run
+ * as on node0: in the lab's namespace, where --activate's `nginx -t` can bind the admin address.
+ */
+export async function deployCli(from: string, dest: string, extra: string[] = [], netns?: string): Promise<Deployed> {
+  const argv = ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'deploy', dest, '--from', from, '--json', ...extra];
+  const r = await run(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { cwd: REPO });
+  return JSON.parse(r.stdout) as Deployed;
+}
+
 /** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
 export interface WatcherEvent {
   at: string;
@@ -167,10 +187,8 @@ async function tailFile(file: string, lines: number): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '(none)')).split('\n').slice(-lines).join('\n');
 }
 
-/** How node0 runs when the test deploys its tree first (the racks lab): what serve serves and how it reaches the boot servers. */
+/** node0 with boot servers (the racks lab): how serve's watcher reaches them, and what runs before serve (their sshds, deploy). */
 export interface LabOptions {
-  /** The served tree (default dist/ as built). */
-  root?: string;
   /** serve --ssh-config: how the watcher reaches the boot servers. */
   sshConfig?: string;
   /** Runs in node0's namespace before serve starts (e.g. sshds for the boot servers, then deploy). */
@@ -179,7 +197,6 @@ export interface LabOptions {
 
 export async function startLab(built: BuiltDist, o: LabOptions = {}): Promise<Lab> {
   const { dir, dist, plan } = built;
-  const root = o.root ?? dist;
   const ns = await createNetns(`pc-e2e-${process.pid}`, `${plan.admin.ip}/${plan.admin.prefix}`);
   const reports: Report[] = [];
   const waiters = new Set<() => void>();
@@ -192,7 +209,7 @@ export async function startLab(built: BuiltDist, o: LabOptions = {}): Promise<La
   /** `portacluster serve` in the namespace; resolves when its three services are up (again, after a restart). */
   async function startServe(): Promise<void> {
     serve = ns.spawn(
-      ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', root, '--state', join(dir, 'watch-state.json'),
+      ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
         '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json', ...(o.sshConfig ? ['--ssh-config', o.sshConfig] : [])],
       { stdout: 'pipe' },
     );
