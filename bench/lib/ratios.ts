@@ -40,7 +40,7 @@ export function parseRatios(text: string): Ratio[] {
 }
 
 /**
- * Every goal of the speed issue (issue 15) and where it is measured: a goal no benchmark recorded in this
+ * Every goal of the speed issue (issue 15) and of the scale-out issue (17), and where each is measured: a goal no benchmark recorded in this
  * run is listed as not measured, never silently left out.
  */
 export const GOALS: ReadonlyArray<{ figure: string; by: string }> = [
@@ -52,6 +52,9 @@ export const GOALS: ReadonlyArray<{ figure: string; by: string }> = [
   { figure: 'whole loop, iPXE + image vs pxelinux + tarball, UEFI', by: 'loop' },
   { figure: 'golden tarball pack vs tar | zstd -T0 (throughput)', by: 'pack' },
   { figure: 'download() vs curl | tee file | sha256sum (throughput)', by: 'download' },
+  // Issue 17: image delivery through boot servers (bench/scale.ts).
+  { figure: 'boot servers: node0 egress ÷ (servers × image)', by: 'scale' },
+  { figure: "boot servers: time ÷ their rack links' line-rate floor", by: 'scale' },
   // Not ratios to a floor yet: an absolute time and size, and a whole first build (docs/figures.md).
   { figure: 'installer environment: qemu start → autorun ≤ 9 s, ≤ 25 MiB (absolute; installer-env prints the time)', by: '-' },
   { figure: 'first build ≤ 1.3× the golden mmdebstrap of the same run (a fresh machine; not a benchmark here)', by: '-' },

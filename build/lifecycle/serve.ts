@@ -46,6 +46,8 @@ export interface ServeOptions {
   timeoutMs?: number;
   /** The watcher's power for retries and parking (the CLI wires it; lifecycle does not know drivers). */
   power?: WatchPower;
+  /** ssh -F file the watcher reaches the boot servers with (their nodes' links are switched there). */
+  sshConfig?: string;
   /** Reads the spec again (from the now-live tree) for a reload; without it a reload re-renders the same plan. */
   reloadPlan?: () => Promise<Plan>;
   onEvent(e: ServeEvent): void;
@@ -158,8 +160,9 @@ function watcherService(o: ServeOptions): ServiceDef {
         listen,
         ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
         ...(o.power ? { power: o.power } : {}),
-        // Nodes behind boot servers: their links are switched there too, with node0's own ssh setup.
-        servers: serverLinks(o.plan),
+        // Nodes behind boot servers: their links are switched there too, with node0's own ssh setup
+        // unless serve was given an ssh config (as watch and reimage take one).
+        servers: serverLinks(o.plan, o.sshConfig),
         onEvent: (report) => o.onEvent({ event: 'report', report }),
       });
       // The watcher lives in this process: it ends only when the group stops it.

@@ -34,7 +34,7 @@ grub_cfg() {
 install_bootloader() {
   local kernel initrd efi_dir=""
   if [ "${PC_BOOT_FROM}" != disk ]; then
-    log "boot loader: none (${NODE_NAME} boots from node0)"
+    log "boot loader: none (${NODE_NAME} boots its kernel from the network, ${PC_HTTP_BASE})"
     return 0
   fi
   read -r kernel initrd < <(newest_kernel) || die "the image has no /boot/vmlinuz-*: cannot boot from disk"

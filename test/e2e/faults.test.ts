@@ -28,7 +28,7 @@ import { monitorCommand } from '../../build/power/qemu-monitor.ts';
 import { Campaign } from './harness/campaign.ts';
 import { inspectDisk } from './harness/disk-inspect.ts';
 import { run } from '../../build/lib/run.ts';
-import { buildLabDist, buildNextRelease, REPO, startLab, type Lab, type WatcherEvent } from './harness/lab.ts';
+import { buildLabDist, buildNextRelease, deployCli, REPO, startLab, type Lab, type WatcherEvent } from './harness/lab.ts';
 import type { Vm } from './harness/vm.ts';
 
 const MIN = 60_000;
@@ -171,23 +171,6 @@ describe.sequential('fault campaign (QEMU lab, a foreign DHCP server on the brid
   }, 20 * MIN);
 });
 
-interface Deployed {
-  release: string;
-  previous: string | null;
-  carried: string[];
-  keptLinks: string[];
-  activation: { etc: string; services: string; message: string } | null;
-}
-
-/**
- * `portacluster deploy <dest> --from <from> --json` (deploy takes no spec: the tree carries its own), run
- * as on node0: in the lab's namespace, where --activate's `nginx -t` can bind the admin address.
- */
-async function deployCli(from: string, dest: string, extra: string[] = [], netns?: string): Promise<Deployed> {
-  const argv = ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'deploy', dest, '--from', from, '--json', ...extra];
-  const r = await run(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { cwd: REPO });
-  return JSON.parse(r.stdout) as Deployed;
-}
 
 /** node0's access log lines from byte `from` on: `ip`, request path and status of each. */
 async function accessSince(from: number): Promise<{ ip: string; path: string; status: number }[]> {

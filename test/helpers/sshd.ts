@@ -8,6 +8,7 @@ import { createServer, connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../build/lib/run.ts';
+import { inMountNs } from './mount-ns.ts';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -90,8 +91,8 @@ export async function startSshd(dir: string, o: { alias?: string; bindOver?: { s
     [`Host ${o.alias ?? 'node0'}`, '  HostName 127.0.0.1', `  Port ${port}`, `  User ${userInfo().username}`, `  IdentityFile ${userKey}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${known}`, '  StrictHostKeyChecking yes', '  LogLevel ERROR', ''].join('\n'),
   );
   const sshd = ['/usr/sbin/sshd', '-D', '-e', '-f', cfg];
-  // unshare execs sh, which execs sshd: the child's pid stays sshd's, so stop() ends it.
-  const inNs = o.bindOver ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'src=$1; dst=$2; shift 2; mount --bind -- "$src" "$dst" && exec "$@"', 'sh', o.bindOver.src, o.bindOver.dst, ...sshd] : sshd;
+  // The child's pid stays sshd's (mount-ns.ts), so stop() ends it.
+  const inNs = o.bindOver ? inMountNs([o.bindOver], sshd) : sshd;
   // `ip netns exec` execs in place too.
   const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, ...inNs] : inNs;
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });

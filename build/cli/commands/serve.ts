@@ -13,7 +13,7 @@ import { defineCommand } from '../command.ts';
 import { eventLine } from '../format.ts';
 import { loadPlan } from '../load-plan.ts';
 import { watchPower } from '../node-power.ts';
-import { CONFIG, JSON_OUT, ROOT, STATE } from '../options.ts';
+import { CONFIG, JSON_OUT, ROOT, SSH_CONFIG, STATE } from '../options.ts';
 
 function textLine(e: ServeEvent): string {
   switch (e.event) {
@@ -55,6 +55,7 @@ export const command = defineCommand(
       'no-upstream-dns': { type: 'boolean', description: 'no upstream DNS and no /etc/hosts for dnsmasq (an isolated network such as the lab)' },
       'log-dhcp': { type: 'boolean', description: "dnsmasq logs every DHCP exchange in full (client arch, vendor class, the boot answer): for a node that gets no boot answer" },
       timeout: { type: 'string', arg: 'SECONDS', description: 'one deadline for every phase: a node still in a phase this long missed it (default phoneHome.deadlines, else timeoutMinutes)' },
+      'ssh-config': { ...SSH_CONFIG, description: "ssh config file (ssh -F) for the watcher to reach the boot servers, where their nodes' links are switched" },
       json: { ...JSON_OUT, description: 'one JSON event per line (up, line, exit, report, reload, stopping, stopped)' },
     },
     examples: ['portacluster serve --root /srv/public', 'portacluster serve --root dist --interface br0 --run-dir /tmp/pc-run --log-dir /tmp/pc-log --json'],
@@ -89,6 +90,7 @@ export const command = defineCommand(
       ...(timeoutS !== undefined ? { timeoutMs: timeoutS * 1000 } : {}),
       // The watcher's retries and parking (node-power.ts: the lab's VMs, else the legacy reboot command).
       power: watchPower(plan),
+      ...(values['ssh-config'] ? { sshConfig: resolve(values['ssh-config']) } : {}),
       // SIGHUP (deploy --activate) reads the spec again from the tree that is live by then.
       reloadPlan: () => loadPlan(values.config, values.root),
       onEvent: print,

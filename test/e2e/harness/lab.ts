@@ -103,6 +103,26 @@ export async function buildNextRelease(built: BuiltDist, name: string, edit: (ra
   return out;
 }
 
+/** What `deploy --json` prints (lifecycle/deploy.ts, deploy-servers.ts); `servers` with boot servers in the tree's spec. */
+export interface Deployed {
+  release: string;
+  previous: string | null;
+  carried: string[];
+  keptLinks: string[];
+  activation: { etc: string; services: string; message: string } | null;
+  servers?: { name: string; dest: string; release: string | null; error: string | null }[];
+}
+
+/**
+ * `portacluster deploy <dest> --from <from> --json` (deploy takes no spec: the tree carries its own), run
+ * as on node0: in the lab's namespace, where --activate's `nginx -t` can bind the admin address.
+ */
+export async function deployCli(from: string, dest: string, extra: string[] = [], netns?: string): Promise<Deployed> {
+  const argv = ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'deploy', dest, '--from', from, '--json', ...extra];
+  const r = await run(netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv, { cwd: REPO });
+  return JSON.parse(r.stdout) as Deployed;
+}
+
 /** An event line of `portacluster watch --json` (build/lifecycle/watch.ts WatchEvent). */
 export interface WatcherEvent {
   at: string;
@@ -157,7 +177,8 @@ export interface Lab extends BuiltDist {
   switchTo(name: string, profile: string): Promise<void>;
   /** An installer variant served as its own profile: pxelinux.cfg/<name> whose ar_source is /<name>/. */
   addInstallerVariant(name: string, plan: Plan, image: ImageRef, fsImage?: FsImageRef): Promise<void>;
-  ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number): Promise<string>;
+  /** ssh from node0's namespace, or from `via` (a rack's, whose nodes node0 does not reach). */
+  ssh(keyFile: string, user: string, ip: string, command: string, timeoutMs: number, via?: Netns): Promise<string>;
   diagnose(vms: Vm[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -166,7 +187,15 @@ async function tailFile(file: string, lines: number): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '(none)')).split('\n').slice(-lines).join('\n');
 }
 
-export async function startLab(built: BuiltDist): Promise<Lab> {
+/** node0 with boot servers (the racks lab): how serve's watcher reaches them, and what runs before serve (their sshds, deploy). */
+export interface LabOptions {
+  /** serve --ssh-config: how the watcher reaches the boot servers. */
+  sshConfig?: string;
+  /** Runs in node0's namespace before serve starts (e.g. sshds for the boot servers, then deploy). */
+  beforeServe?: (ns: Netns) => Promise<void>;
+}
+
+export async function startLab(built: BuiltDist, o: LabOptions = {}): Promise<Lab> {
   const { dir, dist, plan } = built;
   const ns = await createNetns(`pc-e2e-${process.pid}`, `${plan.admin.ip}/${plan.admin.prefix}`);
   const reports: Report[] = [];
@@ -181,7 +210,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
   async function startServe(): Promise<void> {
     serve = ns.spawn(
       ['node', '--import', 'tsx', join(REPO, 'build/cli/main.ts'), 'serve', '--config', join(dir, 'lab.json'), '--root', dist, '--state', join(dir, 'watch-state.json'),
-        '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json'],
+        '--run-dir', join(dir, 'run'), '--log-dir', join(dir, 'log'), '--interface', ns.bridge, '--no-upstream-dns', '--json', ...(o.sshConfig ? ['--ssh-config', o.sshConfig] : [])],
       { stdout: 'pipe' },
     );
     let serveErr = '';
@@ -230,6 +259,7 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
     // `lab up` records its VMs here; the harness does the same, so the watcher's power finds them.
     process.env.PORTACLUSTER_LAB_REGISTRY = join(dir, 'lab-registry');
     await mkdir(process.env.PORTACLUSTER_LAB_REGISTRY, { recursive: true });
+    await o.beforeServe?.(ns);
     await startServe();
     await flakyUp;
   } catch (e) {
@@ -389,9 +419,9 @@ export async function startLab(built: BuiltDist): Promise<Lab> {
       const ipxe = await stat(join(dist, ipxePath(ipxeProfileFile('installer')))).catch(() => null);
       if (ipxe) await writeFile(join(dist, ipxePath(ipxeProfileFile(name))), swap(await readFile(join(dist, ipxePath(ipxeProfileFile('installer'))), 'utf8')));
     },
-    async ssh(keyFile, user, ip, command, timeoutMs) {
+    async ssh(keyFile, user, ip, command, timeoutMs, via = ns) {
       const deadline = Date.now() + timeoutMs;
-      const argv = ns.exec([
+      const argv = via.exec([
         'ssh', '-i', keyFile, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
         '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', `${user}@${ip}`, command,
       ]);
