@@ -124,6 +124,23 @@ describe('deploy --activate', () => {
     expect(r.stdout).toMatch(/portacluster serve --root .*srv\/public/);
   }, 60_000);
 
+  it("tells a release whose dnsmasq.conf changed only in its header (the spec's hash) from one whose directives changed", async () => {
+    // The live release is v2 (lease time 2h): systemd's units then reload without restarting dnsmasq.
+    // precheckRelease in the namespace, where nginx -t can bind the admin address, as deploy runs it on node0.
+    const verdict = async (inc: string) => {
+      const code = `const { precheckRelease } = await import(${JSON.stringify(join(REPO, 'build/lifecycle/activate.ts'))}); console.log(await precheckRelease({ target: {}, dest: ${JSON.stringify(dest())}, runDir: ${JSON.stringify(join(ws.dir, 'run-none'))} }, ${JSON.stringify(inc)}, null));`;
+      const r = await run(ns.exec([process.execPath, '--import', 'tsx', '--input-type=module', '-e', code]), { cwd: REPO, nothrow: true });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const header = await release('v2-header', { edit: (s) => ((s.phoneHome = { path: '/pcx/report' }), (s.dhcp.leaseTime = '2h')) });
+    const lease = await release('v2-lease', { edit: (s) => (s.dhcp.leaseTime = '5h') });
+    expect(await readFile(join(header, 'etc/dnsmasq.conf'), 'utf8')).not.toBe(await readFile(join(dest(), 'etc/dnsmasq.conf'), 'utf8'));
+    expect(await verdict(header)).toBe('changed-not-dnsmasq');
+    expect(await verdict(lease)).toBe('changed');
+    expect(await verdict(join(dirname(dest()), await readlink(dest())))).toBe('same');
+  });
+
   it('makes a running serve reload without the group stopping, and refuses a spec serve cannot run', async () => {
     const runDir = join(ws.dir, 'run');
     const argv = ns.exec([process.execPath, join(REPO, 'bin/portacluster.js'), 'serve', '--root', dest(), '--state', join(ws.dir, 'state/state.json'), '--run-dir', runDir, '--log-dir', join(ws.dir, 'log'), '--interface', ns.bridge, '--json']);

@@ -32,6 +32,14 @@ import { checkScript, treeConfigChecks } from './node0-checks.ts';
 import { prepareConfigs, RELOAD_RESULT, SERVE_INFO, SERVE_PID, type ServeInfo } from './serve.ts';
 import { runScript, type Target } from './target.ts';
 
+/**
+ * The new release's etc/ against the live one's: the same, changed, or changed with dnsmasq's directives
+ * the same (its header comment names the spec's hash). dnsmasq rereads only its hosts files on SIGHUP, so
+ * a change means a restart, and a restart drops the TFTP transfers in flight: pxelinux does not retry a
+ * broken one, and a node booting during the deploy would wait for its deadline. So it restarts only then.
+ */
+export type EtcVerdict = 'same' | 'changed' | 'changed-not-dnsmasq';
+
 export interface Activation {
   etc: 'changed' | 'same';
   services: 'systemd' | 'serve' | 'none';
@@ -56,6 +64,7 @@ function precheckScript(dest: string, inc: string): string {
     `d=${shq(dest)}; inc=${shq(inc)}`,
     'if [ -d "$d/etc" ] && diff -r -q -- "$d/etc" "$inc/etc" >/dev/null 2>&1; then printf "etc\\tsame\\n"; exit 0; fi',
     'printf "etc\\tchanged\\n"',
+    'a=$(grep -v "^#" -- "$d/etc/dnsmasq.conf" 2>/dev/null) && b=$(grep -v "^#" -- "$inc/etc/dnsmasq.conf" 2>/dev/null) && [ "$a" = "$b" ] && printf "dnsmasq\\tsame\\n"',
     // A shared node0 runs the distro nginx with a conf.d snippet: the tree's whole nginx.conf is not used.
     `if [ -f ${shq(MANIFEST_PATH)} ] && [ ! -f ${shq(`/${UNIT_DIR}/${NGINX_UNIT}`)} ]; then`,
     checkScript(treeConfigChecks(inc, 'shared')),
@@ -107,7 +116,7 @@ function switchScript(dest: string, release: string): string {
 }
 
 /** Before the switch: the real tools on the new release's configs; a refusal removes it and throws. */
-export async function precheckRelease(c: ActivateContext, inc: string, previous: string | null): Promise<'changed' | 'same'> {
+export async function precheckRelease(c: ActivateContext, inc: string, previous: string | null): Promise<EtcVerdict> {
   const refuse = async (what: string): Promise<never> => {
     await runScript(c.target, `rm -rf -- ${shq(inc)}`, { nothrow: true });
     throw new StageError('deploy', `--activate: ${what}\n  nothing was switched${previous ? `: ${previous} stays live` : ''}`);
@@ -118,9 +127,9 @@ export async function precheckRelease(c: ActivateContext, inc: string, previous:
     return refuse(`${tool} refuses the new release's ${file ? basename(file) : 'config'} on ${where(c)}:\n${r.stderr.trim().replace(/^/gm, '    ')}`);
   }
   if (r.exitCode !== 0) return refuse(`checking the new release on ${where(c)} failed (exit ${r.exitCode}):\n${r.stderr.trim()}`);
-  const etc = r.stdout.includes('etc\tsame') ? 'same' : 'changed';
+  const etc: EtcVerdict = r.stdout.includes('etc\tsame') ? 'same' : r.stdout.includes('dnsmasq\tsame') ? 'changed-not-dnsmasq' : 'changed';
   // A serve running here: its own configs, rendered from the new spec as serve will render them on SIGHUP.
-  if (etc === 'changed' && !c.target.host && existsSync(join(c.runDir, SERVE_INFO))) {
+  if (etc !== 'same' && !c.target.host && existsSync(join(c.runDir, SERVE_INFO))) {
     const info = JSON.parse(await readFile(join(c.runDir, SERVE_INFO), 'utf8')) as ServeInfo;
     if (info.root === c.dest) {
       const tmp = await mkdtemp(join(tmpdir(), 'pc-activate-'));
@@ -138,12 +147,13 @@ export async function precheckRelease(c: ActivateContext, inc: string, previous:
 }
 
 /** After the switch: reload whatever runs node0's services; on failure switch back and throw. */
-export async function activate(c: ActivateContext, etc: 'changed' | 'same', previous: string | null): Promise<Activation> {
+export async function activate(c: ActivateContext, verdict: EtcVerdict, previous: string | null): Promise<Activation> {
+  const etc = verdict === 'same' ? 'same' : 'changed';
   const found = (await runScript(c.target, findScript(c))).stdout.trim().split('\t');
   const [kind, value = ''] = found as [string, string?];
   if (kind === 'systemd') {
     // The watcher restarts on every release: its writable link directories were bound at its start.
-    const units = etc === 'changed' ? value.split(' ') : [WATCH_UNIT];
+    const units = verdict === 'same' ? [WATCH_UNIT] : value.split(' ').filter((u) => verdict === 'changed' || u !== DNSMASQ_UNIT);
     const r = await runScript(c.target, `systemctl reload-or-restart -- ${units.map(shq).join(' ')}`, { nothrow: true });
     if (r.exitCode !== 0) return rollBack(c, previous, `systemctl reload-or-restart ${units.join(' ')} failed on ${where(c)}:\n${r.stderr.trim().replace(/^/gm, '    ')}`, units);
     return { etc, services: 'systemd', message: `reloaded ${units.join(', ')} on ${where(c)}` };

@@ -20,7 +20,7 @@ import { StageError, UsageError } from '../lib/errors.ts';
 import { run } from '../lib/run.ts';
 import { shq } from '../render/shell.ts';
 import { IMAGES_DIR, MANIFEST_FILE, NODE_LINK_GLOBS, RUNS_DIR, SUMS_FILE } from '../layout.ts';
-import { activate, precheckRelease, type Activation } from './activate.ts';
+import { activate, precheckRelease, type Activation, type EtcVerdict } from './activate.ts';
 import { deployedServers, fanOut, type ServerDeploy } from './deploy-servers.ts';
 import { parseDest, runScript, sshCommand, type Target } from './target.ts';
 
@@ -206,7 +206,7 @@ interface Staged {
   probe: Probe;
   checked: number;
   /** --activate's verdict on the new release's etc/ (node0 only). */
-  etc: 'same' | 'changed';
+  etc: EtcVerdict;
 }
 
 interface Destination {
