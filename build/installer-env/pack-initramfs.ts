@@ -4,12 +4,14 @@
 import { run } from '../lib/run.ts';
 
 /**
- * zstd -T0 on 2 cores, the environment's root (171 MiB): -3 → 54 MiB in 1.4 s, -9 → 48 MiB in 7 s,
- * -12 → 48 MiB in 11 s, -19 → 42 MiB in 60–170 s (lz4 -l -9: 69 MiB). Built once and cached, loaded by
- * every node on every install; the kernel's zstd unpacks every level at the same speed, so the smallest
- * wins the boot (bench/installer-env.ts --packs measures it; docs/figures.md has the figures).
+ * Chosen by the boot, not the size (bench/installer-env.ts --packs, 2026-11-27, the 171 MiB root, zstd
+ * -T0 on 2 shared cores): -19 → 42.0 MiB in 60–160 s, -9 → 47.9 MiB in 2.8 s, -3 → 54.0 MiB in 1.1 s;
+ * qemu start → autorun 14.1 / 14.0 / 13.8 s direct and 21.7 / 22.0 / 20.4 s over iPXE + HTTP, all inside
+ * the noise: the kernel unpacks every level at about the same speed, and 6–12 MiB more on the wire is
+ * 0.05–0.1 s at 1 Gb/s. -19 cost the first build up to 160 s on its critical path (bench/first-build.ts);
+ * -9 keeps most of -19's size for a slow link at 2–5 % of its time.
  */
-export const ZSTD_LEVEL = 19;
+export const ZSTD_LEVEL = 9;
 
 /** The compressor packInitramfs pipes the cpio through (stdin → stdout). */
 export const INITRAMFS_COMPRESSOR: readonly string[] = ['zstd', '-q', `-${ZSTD_LEVEL}`, '-T0'];
