@@ -25,7 +25,7 @@ type Mode = 'direct' | 'http' | 'tftp';
 const args = process.argv.slice(2);
 const runsAt = args.indexOf('--runs');
 const runs = runsAt >= 0 ? Number(args[runsAt + 1]) || 1 : 1;
-const modes = (args.find((a) => a.startsWith('--modes='))?.slice(8).split(',') ?? ['direct', 'http', 'tftp']) as Mode[];
+const modes = (args.find((a) => a.startsWith('--modes='))?.slice(8).split(',').filter(Boolean) ?? ['direct', 'http', 'tftp']) as Mode[];
 const packs = args.find((a) => a.startsWith('--packs='))?.slice(8).split(',') ?? [];
 
 /** The goals for the environment. */
