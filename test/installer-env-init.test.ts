@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { run } from '../build/lib/run.ts';
 import { closure, isKept, parseModulesDep } from '../build/installer-env/prune-modules.ts';
 import { installerRootArgv } from '../build/installer-env/bootstrap.ts';
 import { BUILTIN_DIR, BUILTIN_FILES } from '../build/installer-env/shrink-root.ts';
+import { serveFiles } from './helpers/qemu-boot.ts';
 
 describe('built-in installer environment scripts', () => {
   for (const name of Object.keys(BUILTIN_FILES)) {
@@ -92,6 +93,34 @@ describe.runIf(process.getuid?.() === 0)("init: switching to a diskless root (so
       expect(await hook(dir, { request: `${newroot}\n`, switchRoot: false })).toBe('portacluster-env: not switching root: no switch_root command here\nreturned 1\nstill here\n');
     } finally {
       await run(['umount', newroot], { nothrow: true });
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('init: fetching the autoruns (sourced, against a real HTTP server and the real curl)', () => {
+  it('fetches every name in one curl, in order, skips the absent ones and refuses one without a shebang', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pc-init-fetch-'));
+    const server = await serveFiles({
+      '/installer/autorun': '#!/bin/sh\necho first\n',
+      '/installer/autorun0': 'no shebang\n',
+      '/installer/autorun7': '#!/bin/sh\necho seventh\n',
+    });
+    try {
+      const src = `http://127.0.0.1:${server.port}/installer/`;
+      // A leftover from an earlier round must not count as fetched.
+      await writeFile(join(dir, 'autorun3'), '#!/bin/sh\necho stale\n');
+      const r = await run(['bash', '-c', `source ${join(BUILTIN_DIR, 'init')}\nAUTORUN_TMP=${dir}\nfetch_autoruns "$1"`, 'fetch', src], { nothrow: true });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe('autorun\nautorun7\n');
+      expect(r.stderr).toBe(
+        `portacluster-env: fetched ${src}autorun\nportacluster-env: autorun autorun0 refused: it does not start with a shebang (#!)\nportacluster-env: fetched ${src}autorun7\n`,
+      );
+      const asked = server.requests.map((q) => `${q.path} ${q.status}`);
+      expect(asked).toEqual(['', ...'0123456789ABCDEF'].map((s) => `/installer/autorun${s} ${['', '0', '7'].includes(s) ? 200 : 404}`));
+      expect((await readdir(dir)).sort()).toEqual(['autorun', 'autorun0.refused', 'autorun7']);
+    } finally {
+      await server.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -2,9 +2,13 @@
 import { argvValue } from '../lib/escape.ts';
 import { run } from '../lib/run.ts';
 
-/** What a node's installer, rescue or discover session needs; grub for BIOS and UEFI targets (~25 MB unpacked). */
+/**
+ * What a node's installer, rescue or discover session needs; grub for BIOS and UEFI targets. No btrfs-progs
+ * (4.2 MB): no spec filesystem is btrfs, and wipefs clears its signatures without it (bench/env-sizes.ts
+ * prints what each package costs).
+ */
 export const INSTALLER_ENV_PACKAGES: readonly string[] = [
-  'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs', 'btrfs-progs',
+  'bash', 'util-linux', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'xfsprogs',
   'mdadm', 'lvm2', 'curl', 'ca-certificates', 'zstd', 'tar', 'gzip', 'iproute2', 'busybox', 'kmod',
   'udev', 'openssh-server', 'linux-image-amd64', 'procps', 'acl', 'attr', 'grub-pc-bin',
   'grub-efi-amd64-bin', 'grub2-common', 'efibootmgr', 'pciutils', 'less', 'rsync',

@@ -1,13 +1,22 @@
 /**
- * Packs a root tree as a reproducible zstd-compressed newc cpio: the same tree gives the same bytes.
+ * Packs a root tree as a reproducible compressed newc cpio: the same tree gives the same bytes.
  */
 import { run } from '../lib/run.ts';
 
-/** zstd -T0 on 2 cores, this root: -3 → 74 MiB in 2 s, -12 → 61 MiB in 13 s, -19 → 53 MiB in ~80 s. Built once
- * and cached, downloaded by every node on every install: the smallest wins. */
-export const ZSTD_LEVEL = 19;
+/**
+ * Chosen by the boot, not the size (bench/installer-env.ts --packs, 2026-11-27, the 171 MiB root, zstd
+ * -T0 on 2 shared cores): -19 → 42.0 MiB in 60–160 s, -9 → 47.9 MiB in 2.8 s, -3 → 54.0 MiB in 1.1 s;
+ * qemu start → autorun 14.1 / 14.0 / 13.8 s direct and 21.7 / 22.0 / 20.4 s over iPXE + HTTP, all inside
+ * the noise: the kernel unpacks every level at about the same speed, and 6–12 MiB more on the wire is
+ * 0.05–0.1 s at 1 Gb/s. -19 cost the first build up to 160 s on its critical path (bench/first-build.ts);
+ * -9 keeps most of -19's size for a slow link at 2–5 % of its time.
+ */
+export const ZSTD_LEVEL = 9;
 
-// Arguments reach the script as $1..$3, never spliced into its text.
+/** The compressor packInitramfs pipes the cpio through (stdin → stdout). */
+export const INITRAMFS_COMPRESSOR: readonly string[] = ['zstd', '-q', `-${ZSTD_LEVEL}`, '-T0'];
+
+// Arguments reach the script as $1..$3 and the compressor's argv as the rest, never spliced into its text.
 const PACK_SCRIPT = `
 set -euo pipefail
 cd -- "$1"
@@ -16,9 +25,10 @@ find . -exec touch --no-dereference --date="@$3" -- {} +
 # LC_ALL=C sort: entry order independent of the host's locale. --reproducible: inode and device numbers
 # renumbered instead of copied from the build filesystem. newc keeps the numeric uid/gid of each file.
 find . -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --reproducible --quiet \\
-  | zstd -q -${ZSTD_LEVEL} -T0 -o "$2"
+  | "\${@:4}" > "$2"
 `;
 
-export async function packInitramfs(root: string, out: string, sourceDateEpoch: number): Promise<void> {
-  await run(['bash', '-c', PACK_SCRIPT, 'pack-initramfs', root, out, String(sourceDateEpoch)]);
+/** `compressor`: another argv for benchmarks comparing packings (the kernel must know its format). */
+export async function packInitramfs(root: string, out: string, sourceDateEpoch: number, compressor: readonly string[] = INITRAMFS_COMPRESSOR): Promise<void> {
+  await run(['bash', '-c', PACK_SCRIPT, 'pack-initramfs', root, out, String(sourceDateEpoch), ...compressor]);
 }

@@ -14,7 +14,7 @@ export const KEPT_MODULES: readonly string[] = [
   'drivers/net/ethernet/intel', 'drivers/net/ethernet/realtek', 'drivers/net/ethernet/broadcom',
   'drivers/net/ethernet/mellanox/mlx4', 'drivers/net/ethernet/mellanox/mlx5', 'drivers/net/ethernet/amazon',
   'drivers/net/ethernet/aquantia', 'drivers/net/ethernet/emulex',
-  'drivers/net/ethernet/marvell', 'drivers/net/ethernet/atheros', 'drivers/net/ethernet/amd',
+  'drivers/net/ethernet/marvell', 'drivers/net/ethernet/amd',
   'drivers/net/phy', 'drivers/net/mdio', 'drivers/net/mii', 'drivers/net/usb',
   // Storage.
   'drivers/block/virtio_blk', 'drivers/block/loop', 'drivers/block/nbd',
@@ -27,7 +27,7 @@ export const KEPT_MODULES: readonly string[] = [
   // Virtio transport, entropy, firmware access.
   'drivers/virtio', 'drivers/char/hw_random', 'drivers/hv', 'drivers/firmware/efi',
   // Filesystems the installer makes or reads.
-  'fs/ext4', 'fs/jbd2', 'fs/mbcache', 'fs/xfs', 'fs/fat', 'fs/btrfs', 'fs/isofs', 'fs/squashfs',
+  'fs/ext4', 'fs/jbd2', 'fs/mbcache', 'fs/xfs', 'fs/fat', 'fs/isofs', 'fs/squashfs',
   'fs/overlayfs', 'fs/efivarfs', 'fs/nls/nls_cp437', 'fs/nls/nls_iso8859-1', 'fs/nls/nls_utf8',
   // vfat's default iocharset in Debian's kernel (CONFIG_FAT_DEFAULT_IOCHARSET): without it no ESP mounts.
   'fs/nls/nls_ascii',
@@ -37,8 +37,15 @@ export const KEPT_MODULES: readonly string[] = [
   'net/packet',
 ];
 
-/** Never kept, even below a kept directory: self-tests and what only clusters of hosts use. */
-export const EXCLUDED_MODULES: readonly string[] = ['drivers/md/bcache', 'drivers/md/md-cluster', 'crypto/tcrypt'];
+/**
+ * Never kept, even below a kept directory: self-tests, what only clusters of hosts use, and NVMe over
+ * fabrics (the target side, and the RDMA host that alone pulls in the InfiniBand core, 1.6 MB): a node
+ * installs onto its own disks.
+ */
+export const EXCLUDED_MODULES: readonly string[] = [
+  'drivers/md/bcache', 'drivers/md/md-cluster', 'crypto/tcrypt',
+  'drivers/nvme/target', 'drivers/nvme/host/nvme-rdma', 'drivers/nvme/host/nvme-fc', 'drivers/infiniband',
+];
 const MODULE_RE = /\.ko(\.xz|\.zst|\.gz)?$/;
 
 /** `kernel/a/b/name.ko` → true when a kept prefix matches it. */

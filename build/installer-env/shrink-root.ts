@@ -22,8 +22,9 @@ const DROPPED: readonly string[] = [
   'usr/share/bug', 'usr/share/bash-completion', 'usr/share/zsh', 'usr/share/common-licenses',
   'var/cache/apt', 'var/cache/debconf/templates.dat-old', 'var/cache/debconf/config.dat-old',
   'var/lib/dpkg/status-old', 'var/lib/dpkg/available-old', 'var/lib/dpkg/diversions-old',
-  // Hardware names for display only; interface naming and disk links do not use it.
-  'usr/lib/udev/hwdb.bin', 'etc/udev/hwdb.bin',
+  // Hardware names for display only; interface naming and disk links do not use it. hwdb.d is its source
+  // text (8.6 MB), read only by `udevadm hwdb --update`.
+  'usr/lib/udev/hwdb.bin', 'etc/udev/hwdb.bin', 'usr/lib/udev/hwdb.d',
   // xfsprogs pulls in Python (xfs_scrub_all) and ICU (xfs_scrub): ~90 MB for two tools an installer
   // never runs. mkfs.xfs and xfs_repair link neither. usrmerge likewise pulls in full Perl.
   'usr/lib/python3', 'usr/lib/python3.11', 'usr/bin/python3', 'usr/bin/python3.11',
@@ -37,6 +38,16 @@ const DROPPED: readonly string[] = [
   // GRUB's image/font/debug tools: grub-install, grub-mkimage, grub-probe and grub-mkconfig stay.
   ...['file', 'fstest', 'glue-efi', 'kbdcomp', 'menulst2cfg', 'mkfont', 'mklayout', 'mknetdir',
     'mkrescue', 'mkstandalone', 'mount', 'render-label', 'syslinux2cfg'].map((t) => `usr/bin/grub-${t}`),
+  // Debian's prebuilt EFI images for its own installer and netboot (15 MB): grub-install builds the image
+  // it writes from the *.mod files. The font only serves a graphical menu; our grub.cfg is text, and
+  // grub-install skips a font it cannot find.
+  'usr/lib/grub/x86_64-efi/monolithic', 'usr/share/grub/unicode.pf2',
+  // Nothing installs packages into a RAM root (no lists either), and nothing here runs Perl (dpkg's and
+  // debconf's maintainer scripts only): apt 3.8 MB, Perl 6.9 MB.
+  'usr/lib/apt', 'usr/bin/perl', 'usr/bin/perl5.36.0', 'usr/lib/x86_64-linux-gnu/perl-base',
+  // ssh's client side that sshd never runs; ssh-keygen (host keys) and scp/sftp (copying to and from a
+  // rescue session) stay.
+  'usr/bin/ssh-keyscan', 'usr/bin/ssh-add', 'usr/bin/ssh-agent', 'usr/lib/openssh/ssh-keysign',
   // Never present when bootstrapped right; removed so scripts can rely on "no systemctl → no systemd".
   'usr/bin/systemctl', 'bin/systemctl',
   'etc/machine-id',
@@ -52,7 +63,9 @@ export async function shrinkRoot(root: string): Promise<void> {
   for (const p of DROPPED) await rm(join(root, p), { recursive: true, force: true });
   await removeMatching(join(root, 'var/lib/apt/lists'), (n) => n !== 'partial' && n !== 'lock');
   await removeMatching(join(root, 'var/log'), () => true);
-  await removeMatching(join(root, 'usr/lib/x86_64-linux-gnu'), (n) => n.startsWith('libicu') || n.startsWith('libperl.so'));
+  // libfreetype: grub-mkfont's only (dropped above).
+  await removeMatching(join(root, 'usr/lib/x86_64-linux-gnu'), (n) => /^lib(icu|perl\.so|apt-|freetype)/.test(n));
+  await removeMatching(join(root, 'usr/bin'), (n) => /^apt(-|$)/.test(n));
   await removeMatching(join(root, 'var/lib/dpkg/info'), (n) => n.endsWith('.md5sums'));
   await removeMatching(join(root, 'etc/ssh'), (n) => n.startsWith('ssh_host_'));
   await mkdir(join(root, 'boot'));

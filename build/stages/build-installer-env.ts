@@ -46,6 +46,8 @@ export interface InstallerEnvMeta {
   rootBytes: number;
   modulesKept: number;
   buildSeconds: number;
+  /** The compression alone (absent in entries built before it was recorded). */
+  packSeconds?: number;
 }
 
 // Everything that decides the bytes of the result; this file only orchestrates and is left out, so a
@@ -113,15 +115,18 @@ async function buildInto(entry: string, o: BuildInstallerEnvOptions): Promise<vo
       return r;
     });
     const rootBytes = await duBytes(root);
+    const packStarted = Date.now();
     await o.log.step(`pack installer initramfs (zstd -${ZSTD_LEVEL})`, () =>
       packInitramfs(root, join(entry, INITRAMFS_FILE), o.sourceDateEpoch),
     );
+    const packSeconds = Math.round((Date.now() - packStarted) / 100) / 10;
     const meta: InstallerEnvMeta = {
       kernelVersion: kver,
       initramfsBytes: (await stat(join(entry, INITRAMFS_FILE))).size,
       rootBytes,
       modulesKept: kept,
       buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+      packSeconds,
     };
     await writeFile(join(entry, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   } finally {
