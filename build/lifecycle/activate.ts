@@ -17,7 +17,7 @@
  * reload after the switch, and until then they serve the new tree with the old (compatible, checked)
  * configs; images the old release's installers still fetch were carried into the new one by deploy.
  */
-import { SERVED_SPEC } from '../layout.ts';
+import { DNSMASQ_CONF, SERVED_SPEC } from '../layout.ts';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -64,7 +64,8 @@ function precheckScript(dest: string, inc: string): string {
     `d=${shq(dest)}; inc=${shq(inc)}`,
     'if [ -d "$d/etc" ] && diff -r -q -- "$d/etc" "$inc/etc" >/dev/null 2>&1; then printf "etc\\tsame\\n"; exit 0; fi',
     'printf "etc\\tchanged\\n"',
-    'a=$(grep -v "^#" -- "$d/etc/dnsmasq.conf" 2>/dev/null) && b=$(grep -v "^#" -- "$inc/etc/dnsmasq.conf" 2>/dev/null) && [ "$a" = "$b" ] && printf "dnsmasq\\tsame\\n"',
+    `conf=${shq(DNSMASQ_CONF)}`,
+    'a=$(grep -v "^#" -- "$d/$conf" 2>/dev/null) && b=$(grep -v "^#" -- "$inc/$conf" 2>/dev/null) && [ "$a" = "$b" ] && printf "dnsmasq\\tsame\\n"',
     // A shared node0 runs the distro nginx with a conf.d snippet: the tree's whole nginx.conf is not used.
     `if [ -f ${shq(MANIFEST_PATH)} ] && [ ! -f ${shq(`/${UNIT_DIR}/${NGINX_UNIT}`)} ]; then`,
     checkScript(treeConfigChecks(inc, 'shared')),
