@@ -74,6 +74,9 @@ export interface Watcher {
   close(): Promise<void>;
 }
 
+/** `done`'s answer once the node's link points at its OS: the installer kexecs (afterInstall kexec) only on it. */
+const switchedAnswer = (os: string) => `ok: switched to ${os}`;
+
 type Verdict =
   | { ok: true; run: string; closed: boolean }
   | { ok: false; reason: string; bootLoop?: { run: string; at: string }; retry?: { answer: string } };
@@ -111,7 +114,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     const m = matchNonce(rec, r.nonce);
     // A retry of a phase report this run already counted: node0 restarted before it could answer.
     if ((m.kind === 'current' || m.kind === 'closed') && r.seq && isRetry(rec!, r.seq)) {
-      const answer = m.kind === 'closed' && m.closed.result === 'done' && r.kind === 'done' ? `ok: switched to ${plan.profiles.os}` : 'ok';
+      const answer = m.kind === 'closed' && m.closed.result === 'done' && r.kind === 'done' ? switchedAnswer(plan.profiles.os) : 'ok';
       return { ok: false, reason: `a retry of report ${r.seq.n} of run ${m.run}, already counted`, retry: { answer } };
     }
     switch (m.kind) {
@@ -170,7 +173,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
    * so there is no run and no nonce to check). It only feeds `discovered`, `enroll` and status: it switches no
    * link and changes no node's state, so a forged one can mislead an enrolment, which a person reviews.
    */
-  async function onInventory(r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number; answer?: string }> {
+  async function onInventory(r: Report, source: WatchEvent['source'], at: Date): Promise<{ event: WatchEvent; status: number }> {
     const base = { at: at.toISOString(), source, node: findNode(plan.nodes, r)?.name ?? null, mac: r.mac ?? null, phase: 'inventory', ...(r.from ? { from: r.from } : {}) };
     const inv = parseInventory(r.body);
     const mac = r.mac ? parseMac(r.mac) : null;
@@ -195,10 +198,11 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
     const v = await verdict(node, r);
     if (!v.ok) {
       if (v.bootLoop) return { event: await bootLoop(node, v.bootLoop, base, at), status: 409 };
-      // Answered as the first was, so the installer goes on (and after `done`, kexecs as it would have).
-      if (v.retry) return { event: emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` }), status: 200, answer: v.retry.answer };
+      const event = emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` });
+      // A retry is answered as the first was, so the installer goes on (and after `done`, kexecs as it would have).
+      if (v.retry) return { event, status: 200, answer: v.retry.answer };
       // A start that does not count is refused: the installer stops before it touches the disk.
-      return { event: emit({ ...base, phase: r.kind, state: 'ignored', detail: `ignored ${r.kind}: ${v.reason}` }), status: r.kind === 'start' ? 409 : 403 };
+      return { event, status: r.kind === 'start' ? 409 : 403 };
     }
     if (r.kind === 'log') {
       const file = r.body?.length ? await storeLog(o.stateFile, node.name, r.body, at) : undefined;
@@ -275,7 +279,7 @@ export async function startWatcher(o: WatchOptions): Promise<Watcher> {
           const { event, status, answer } = await serial(() => handle(parsed, 'http'));
           // `done` answered `switched to OS` only once the link points at the OS: the installer kexecs into
           // its OS (phoneHome.afterInstall kexec) only on that answer, so the next real reboot boots the OS.
-          const ok = answer ?? (event.phase === 'done' && event.switched && !event.error ? `ok: switched to ${event.switched.to}` : 'ok');
+          const ok = answer ?? (event.phase === 'done' && event.switched && !event.error ? switchedAnswer(event.switched.to) : 'ok');
           reply(status, status === 200 ? ok : `${status === 409 ? 'refused' : 'not counted'}: ${event.detail ?? event.state}`);
         })
         .catch((e: Error) => reply(500, e.message));
