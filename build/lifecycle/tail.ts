@@ -88,13 +88,15 @@ export interface AccessLine {
   method: string;
   url: string;
   status: number;
+  /** $body_bytes_sent: what the response carried (a broken transfer logs what it got through). */
+  bytes: number;
 }
 
 // nginx `combined` (and the lead's `portacluster` format, which only appends fields):
 // $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent ...
-const COMBINED = /^(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) (\S+)(?: [^"]*)?" (\d{3}) /;
+const COMBINED = /^(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) (\S+)(?: [^"]*)?" (\d{3}) (\d+)/;
 
 export function parseAccessLine(line: string): AccessLine | null {
   const m = COMBINED.exec(line);
-  return m ? { remote: m[1]!, time: m[2]!, method: m[3]!, url: m[4]!, status: Number(m[5]) } : null;
+  return m ? { remote: m[1]!, time: m[2]!, method: m[3]!, url: m[4]!, status: Number(m[5]), bytes: Number(m[6]) } : null;
 }

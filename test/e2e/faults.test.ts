@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGES_DIR, MANIFEST_FILE, PXELINUX_DIR, runPath } from '../../build/layout.ts';
 import { startLabRouter, stopLabRouter, type LabRouter } from '../../build/lab/router.ts';
 import { readRunRecord } from '../../build/lifecycle/runs.ts';
+import { parseAccessLine, type AccessLine } from '../../build/lifecycle/tail.ts';
 import type { StateDoc } from '../../build/lifecycle/state.ts';
 import { monitorCommand } from '../../build/power/qemu-monitor.ts';
 import { Campaign } from './harness/campaign.ts';
@@ -172,10 +173,10 @@ describe.sequential('fault campaign (QEMU lab, a foreign DHCP server on the brid
 });
 
 
-/** node0's access log lines from byte `from` on: `ip`, request path and status of each. */
-async function accessSince(from: number): Promise<{ ip: string; path: string; status: number }[]> {
+/** node0's access log lines from byte `from` on, parsed as the watcher parses them (tail.ts). */
+async function accessSince(from: number): Promise<AccessLine[]> {
   const text = (await readFile(join(dir, 'log', 'access.log'))).subarray(from).toString('utf8');
-  return [...text.matchAll(/^(\S+) .*?"(?:GET|HEAD) (\S+) [^"]*" (\d{3}) /gm)].map((m) => ({ ip: m[1]!, path: m[2]!, status: Number(m[3]) }));
+  return text.split('\n').flatMap((l) => parseAccessLine(l) ?? []);
 }
 
 /** Node A: power cut at each phase; after each, the disk boots nothing, the state is truthful, `reimage --reboot` retries. */
@@ -342,12 +343,12 @@ async function nodeB(vms: Vm[]): Promise<void> {
   await vm1.quit();
   await expectInstalledDisk(name, disk);
   // The broken stream was fetched again by its old name from the new release, and nothing it asked for was missing.
-  const afterDeploy = (await accessSince(logFrom)).filter((l) => l.ip === lab.node(name).ip);
-  const resumed = afterDeploy.filter((l) => l.path === `/${IMAGES_DIR}/${oldImage}`).map((l) => l.status);
+  const afterDeploy = (await accessSince(logFrom)).filter((l) => l.remote === lab.node(name).ip);
+  const resumed = afterDeploy.filter((l) => l.url === `/${IMAGES_DIR}/${oldImage}`).map((l) => l.status);
   expect(resumed.length).toBeGreaterThan(0);
   expect(resumed.every((st) => st === 200 || st === 206), resumed.join(' ')).toBe(true);
   // (Reports are not files: a progress report sent while serve restarted may get 502, and is best effort.)
-  expect(afterDeploy.filter((l) => l.status >= 400 && !l.path.startsWith(lab.plan.phoneHome.path))).toEqual([]);
+  expect(afterDeploy.filter((l) => l.status >= 400 && !l.url.startsWith(lab.plan.phoneHome.path))).toEqual([]);
   campaign.record('deploy --activate of a new release while a node downloads the old image (stream then broken)', { survived: true, lost: lost1, convergeSeconds: (Date.parse(done1.at) - deployedAt) / 1000 });
 
   // The next install runs while two shells race reimage and normal on the node.
@@ -384,8 +385,8 @@ async function nodeB(vms: Vm[]): Promise<void> {
   // the two VMs boot about as often), and the plain retry of that converges.
   const final = await powerCuts(vms, name, ['configure'], false);
   // Installs started after the deploy take the new release's image.
-  const later = (await accessSince(logFrom)).filter((l) => l.ip === lab.node(name).ip && l.path.startsWith(`/${IMAGES_DIR}/`));
-  expect(later.filter((l) => l.path === `/${IMAGES_DIR}/${newImage}` && l.status === 200).length).toBeGreaterThan(0);
+  const later = (await accessSince(logFrom)).filter((l) => l.remote === lab.node(name).ip && l.url.startsWith(`/${IMAGES_DIR}/`));
+  expect(later.filter((l) => l.url === `/${IMAGES_DIR}/${newImage}` && l.status === 200).length).toBeGreaterThan(0);
   campaign.record('reimage while the same node installs (stale reports)', { survived: true, lost: final.lost, convergeSeconds: (final.doneAt - raceAt) / 1000 });
   expect(bad).toEqual([]);
 }

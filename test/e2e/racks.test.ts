@@ -11,6 +11,7 @@
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAccessLine, type AccessLine } from '../../build/lifecycle/tail.ts';
 import { IMAGES_DIR, PXELINUX_DIR } from '../../build/layout.ts';
 import { run } from '../../build/lib/run.ts';
 import type { PlanNode } from '../../build/plan/plan.ts';
@@ -42,21 +43,9 @@ async function cli(args: string[]): Promise<string> {
   return (await run(lab!.ns.exec(argv), { cwd: REPO })).stdout;
 }
 
-interface Access {
-  remote: string;
-  method: string;
-  path: string;
-  status: number;
-  bytes: number;
-}
-/** nginx's portacluster log_format (render/nginx.ts ACCESS_LOG_FORMAT). */
-async function accessLog(file: string): Promise<Access[]> {
-  return (await readFile(file, 'utf8'))
-    .split('\n')
-    .flatMap((l) => {
-      const m = /^(\S+) - \S+ \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d+) (\d+)/.exec(l);
-      return m ? [{ remote: m[1]!, method: m[2]!, path: m[3]!, status: Number(m[4]), bytes: Number(m[5]) }] : [];
-    });
+/** node0's or a server's access log, parsed as the watcher parses it (tail.ts). */
+async function accessLog(file: string): Promise<AccessLine[]> {
+  return (await readFile(file, 'utf8')).split('\n').flatMap((l) => parseAccessLine(l) ?? []);
 }
 
 const node = (name: string): PlanNode => lab!.node(name);
@@ -179,14 +168,14 @@ describe.sequential('two racks behind two boot servers (QEMU)', () => {
     const lb = lab!;
     const node0 = await accessLog(join(dir, 'log/access.log'));
     const image = `/${IMAGES_DIR}/${lb.fsImage!.fileName}`;
-    const images = node0.filter((a) => a.path.startsWith(`/${IMAGES_DIR}/`));
+    const images = node0.filter((a) => a.url.startsWith(`/${IMAGES_DIR}/`));
     // Once per server, named by the node whose request filled the server's cache (node0 believes the
     // server's X-Forwarded-For; the node cannot reach node0 itself, it is on its rack's network only).
-    expect(images.map((a) => [a.remote, a.path, a.status]).sort()).toEqual(RACKS.map((r) => [`${r.net}.11`, image, 200]));
+    expect(images.map((a) => [a.remote, a.url, a.status]).sort()).toEqual(RACKS.map((r) => [`${r.net}.11`, image, 200]));
     for (const r of RACKS) {
       const fromRack = node0.filter((a) => a.remote.startsWith(`${r.net}.`));
       // Nothing else of the node's boot crossed the backbone: kernels, initramfs and scripts came from its server's copy.
-      expect(fromRack.filter((a) => !a.path.startsWith(lb.plan.phoneHome.path) && !a.path.startsWith('/runs/') && !a.path.startsWith(`/${IMAGES_DIR}/`))).toEqual([]);
+      expect(fromRack.filter((a) => !a.url.startsWith(lb.plan.phoneHome.path) && !a.url.startsWith('/runs/') && !a.url.startsWith(`/${IMAGES_DIR}/`))).toEqual([]);
       const bytes = fromRack.reduce((s, a) => s + a.bytes, 0);
       // And on the wire: what node0 sent down this server's backbone link is that one copy (plus headers,
       // the run file and the report answers), which the server's cache now holds.
@@ -202,9 +191,9 @@ describe.sequential('two racks behind two boot servers (QEMU)', () => {
       const own = await accessLog(r.accessLog);
       const mine = `${RACKS[i]!.net}.11`;
       // The node's whole boot, twice: the iPXE script and kernel, its scripts, the image, its reports.
-      expect(own.filter((a) => a.remote === mine && a.path === image)).toHaveLength(1);
-      expect(own.some((a) => a.remote === mine && a.path.startsWith('/pxe/'))).toBe(true);
-      expect(own.some((a) => a.remote === mine && a.path.startsWith(`${lb.plan.phoneHome.path}/done`))).toBe(true);
+      expect(own.filter((a) => a.remote === mine && a.url === image)).toHaveLength(1);
+      expect(own.some((a) => a.remote === mine && a.url.startsWith('/pxe/'))).toBe(true);
+      expect(own.some((a) => a.remote === mine && a.url.startsWith(`${lb.plan.phoneHome.path}/done`))).toBe(true);
       // Only its own rack asked it anything.
       expect(own.filter((a) => !a.remote.startsWith(`${RACKS[i]!.net}.`))).toEqual([]);
       figures.push(`${r.server.name} served ${RACKS[i]!.node}: ${(own.reduce((s, a) => s + a.bytes, 0) / 2 ** 20).toFixed(1)} MiB in ${own.length} requests`);
