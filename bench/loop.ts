@@ -90,10 +90,10 @@ if [ "\${PC_INSTALL_MODE}" = image ]; then
   floor_t0="$(date +%s.%N)"
   curl -fsS -- "\${PC_FSIMAGE_URL}" | zstd -d -q -c | dd of="\${root_dev}" bs=4M conv=fsync status=none
   floor_t1="$(date +%s.%N)"
-  # The floor plus the digest (tee into sha256sum, as verified_write does): what hashing costs in this VM.
+  # The floor plus the digest (tee into the installer's hasher, as verified_write does): what hashing costs in this VM.
   mkfifo /run/bench.fifo
   hashed_t0="$(date +%s.%N)"
-  sha256sum < /run/bench.fifo > /run/bench.sha &
+  "\${PC_SHA256[@]}" < /run/bench.fifo > /run/bench.sha &
   curl -fsS -- "\${PC_FSIMAGE_URL}" | tee /run/bench.fifo | zstd -d -q -c | dd of="\${root_dev}" bs=4M conv=fsync status=none
   wait
   hashed_t1="$(date +%s.%N)"
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
           out[`${key}: floor in the same VM (s)`] = floor.toFixed(1);
           out[`${key}: installer / floor`] = (installer / floor).toFixed(2);
           console.log(`\n${key}: installer ${installer.toFixed(1)} s, floor ${floor.toFixed(1)} s (curl | zstd -d | ${mode === 'image' ? 'dd' : 'tar -x'}); the stream step ${write ? `${write.seconds.toFixed(1)} s = ${(write.seconds / floor).toFixed(2)}× the floor` : 'not found'}; the rest ${write ? (installer - write.seconds).toFixed(1) : '?'} s`);
-          if (hashed !== null) console.log(`  the floor with the digest (curl | tee >(sha256sum) | zstd -d | dd): ${hashed.toFixed(1)} s = ${(hashed / floor).toFixed(2)}× the floor`);
+          if (hashed !== null) console.log(`  the floor with the digest (curl | tee >(hasher) | zstd -d | dd): ${hashed.toFixed(1)} s = ${(hashed / floor).toFixed(2)}× the floor`);
           if (LEVER) console.log(`  lever tried: ${LEVER}`);
           for (const line of formatBreakdown(b)) console.log(`  ${line}`);
           recordRatio({ figure: `installer vs its floor, ${mode} mode, ${fw.toUpperCase()}`, value: installer / floor, goal: { op: '<=', value: GOAL[mode] }, detail: `installer ${installer.toFixed(1)} s / floor ${floor.toFixed(1)} s in the same VM` });

@@ -4,7 +4,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { atomicWrite, replaceAtomically, tempPathFor } from '../build/lib/atomic.ts';
-import { canonicalJson, hashInputs, sha256File } from '../build/lib/hash.ts';
+import { canonicalJson, hashInputs, sha256Appended, sha256File } from '../build/lib/hash.ts';
 import { pidAlive } from '../build/lib/process.ts';
 import { run } from '../build/lib/run.ts';
 import { workspace } from './helpers/workspace.ts';
@@ -26,6 +26,24 @@ describe('lib/hash', () => {
     const f = join(ws.dir, 'data');
     await writeFile(f, Buffer.alloc(3 * (1 << 20) + 17, 0xab));
     expect(await sha256File(f)).toBe((await run(['sha256sum', f])).stdout.split(' ')[0]);
+  });
+
+  it('sha256Appended reads behind a writer that is still appending, and ends with its last byte', async () => {
+    const ws = await workspace('pc-hash-');
+    cleanups.push(ws.cleanup);
+    const f = join(ws.dir, 'growing');
+    await writeFile(f, '');
+    // 40 appends of odd sizes (not a multiple of the 4 MiB read or a page), with pauses the reader sees.
+    const writer = spawn('bash', ['-c', 'for i in $(seq 1 40); do head -c $((i * 98765)) /dev/urandom >> "$1"; sleep 0.01; done', 'w', f]);
+    const finished = new Promise<number | null>((r) => writer.on('close', r));
+    const seen: number[] = [];
+    const got = await sha256Appended(f, finished, (n) => seen.push(n));
+    expect(await finished).toBe(0);
+    const { size } = await stat(f);
+    expect(got).toEqual({ sha256: await sha256File(f), size });
+    expect(size).toBe((98765 * 40 * 41) / 2);
+    // It read while the writer ran, not only at the end.
+    expect(seen.filter((n) => n > 0 && n < size).length).toBeGreaterThan(0);
   });
 });
 

@@ -2,24 +2,22 @@
  * Stage: pack a root tree into the golden tarball — faithful (owners, modes, links, hard links, device
  * nodes, xattrs incl. file capabilities, ACLs) and deterministic (same tree, same bytes).
  *
- * tar's output goes straight into zstd through an OS pipe; only zstd's (smaller) output passes through
- * Node, which hashes it on its way to disk: no second pass over the file. This is the one stage that does
- * not use run(): run() collects output into strings and cannot stream a pipeline.
+ * tar's output goes straight into zstd through an OS pipe, and zstd writes the file itself; Node hashes
+ * the file behind it as it grows, from the page cache. Passing zstd's output through Node to hash it on the
+ * way cost more (bench/pack.ts, 703 MB tree, quiet: 2.21 s against 1.80 s for `tar | zstd -T0`, 0.82×), and
+ * so did hashing the finished file (0.15 s more). This is the one stage that does not use run(): run()
+ * collects output into strings and cannot stream a pipeline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { constants, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { cachedBuild } from '../image/cache.ts';
 import type { BootstrappedImage, PackedImage } from '../image/types.ts';
 import { CommandError, HostToolError, StageError, tail } from '../lib/errors.ts';
 import { insideDir } from '../lib/inside-dir.ts';
 import type { Logger } from '../lib/log.ts';
 import { capture, commandLine } from '../lib/run.ts';
-import { hashInputs } from '../lib/hash.ts';
+import { hashInputs, sha256Appended } from '../lib/hash.ts';
 import { REQUIREMENTS, type Requirement, type StageNeeds } from '../lib/host.ts';
 import { atomicWrite, replaceAtomically, tempPathFor } from '../lib/atomic.ts';
 
@@ -125,40 +123,37 @@ export async function packImage(rootDir: string, opts: PackOptions): Promise<Pac
   const zstdCmd = zstdArgv(level);
   const env = { ...process.env, LC_ALL: 'C' };
 
+  const out = await open(tmp, 'w');
   const tar = spawn(tarCmd[0]!, tarCmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const zstd = spawn(zstdCmd[0]!, zstdCmd.slice(1), { stdio: [tar.stdout!, 'pipe', 'pipe'], env });
-  // zstd holds its own copy of the pipe's read end; ours would keep tar's stdout (and 'close') open.
+  const zstd = spawn(zstdCmd[0]!, zstdCmd.slice(1), { stdio: [tar.stdout!, out.fd, 'pipe'], env });
+  // zstd holds its own copies of the pipe's read end and of the file; ours would keep tar's stdout open.
   tar.stdout!.destroy();
   const tarErr = collectStderr(tar);
   const zstdErr = collectStderr(zstd);
   const tarExit = exited(tar, 'tar');
   const zstdExit = exited(zstd, 'zstd');
-
-  const hash = createHash('sha256');
-  let size = 0;
-  const tee = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      opts.log.progress('pack', size);
-      cb(null, chunk);
-    },
-  });
+  // Hashed behind zstd as it writes (sha256Appended), and progress from the same reads.
+  const ended = Promise.allSettled([tarExit, zstdExit]);
+  const hashing = sha256Appended(tmp, ended, (n) => opts.log.progress('pack', n));
+  // Awaited below; until then a failure to read must not count as an unhandled rejection.
+  hashing.catch(() => undefined);
   try {
-    // allSettled, not all: on a failure the write stream may still be creating tmp; cleaning up before it
-    // settles would leave the temp file behind (a missing tar rejects at once, long before the pipe ends).
-    const [p, te, ze] = await Promise.allSettled([pipeline(zstd.stdout!, tee, createWriteStream(tmp)), tarExit, zstdExit]);
-    for (const r of [te, ze, p]) if (r.status === 'rejected') throw r.reason;
+    // allSettled, not all: a missing tar rejects at once, while zstd may still be running.
+    const [te, ze] = await ended;
+    await out.close();
+    for (const r of [te, ze]) if (r.status === 'rejected') throw r.reason;
     const t = (te as PromiseFulfilledResult<Awaited<typeof tarExit>>).value;
     const z = (ze as PromiseFulfilledResult<Awaited<typeof zstdExit>>).value;
     const line = `${commandLine(tarCmd)} | ${commandLine(zstdCmd)}`;
     if (t.code !== 0 || t.signal) throw new CommandError(line, t.code, tail(tarErr()), t.signal);
     if (z.code !== 0 || z.signal) throw new CommandError(line, z.code, tail(zstdErr()), z.signal);
-    const sha256 = hash.digest('hex');
+    const { sha256, size } = await hashing;
     const fileName = imageFileName(opts.name, sha256);
     const path = await publishHashed(tmp, opts.outDir, fileName, sha256);
     return { path, fileName, sha256, size };
   } catch (e) {
+    await out.close().catch(() => undefined);
+    await hashing.catch(() => undefined);
     tar.kill();
     zstd.kill();
     await rm(tmp, { force: true });

@@ -99,17 +99,18 @@ write_sudoers() {
 }
 
 configure_users() {
-  local i name home uid gid
+  local i name entry home uid gid
   for i in "${!PC_USER_NAMES[@]}"; do
     name="${PC_USER_NAMES[${i}]}"
-    if ! chroot "${PC_TARGET}" getent passwd "${name}" >/dev/null; then
-      run chroot "${PC_TARGET}" useradd --create-home --user-group --shell "${PC_USER_SHELLS[${i}]}" -- "${name}"
-    fi
     # '*': no password login, yet not "locked" ('!'), which sshd refuses even for keys without PAM.
-    chroot "${PC_TARGET}" usermod -p '*' -- "${name}"
-    home="$(chroot "${PC_TARGET}" getent passwd "${name}" | cut -d: -f6)"
-    uid="$(chroot "${PC_TARGET}" id -u -- "${name}")"
-    gid="$(chroot "${PC_TARGET}" id -g -- "${name}")"
+    # One getent gives uid, gid and home: each chroot'ed command is a fork and exec (bench/loop.ts).
+    if ! entry="$(chroot "${PC_TARGET}" getent passwd "${name}")"; then
+      run chroot "${PC_TARGET}" useradd --create-home --user-group --password '*' --shell "${PC_USER_SHELLS[${i}]}" -- "${name}"
+      entry="$(chroot "${PC_TARGET}" getent passwd "${name}")"
+    else
+      chroot "${PC_TARGET}" usermod -p '*' -- "${name}"
+    fi
+    IFS=: read -r _ _ uid gid _ home _ <<< "${entry}"
     install -d -m 0700 -o "${uid}" -g "${gid}" -- "${PC_TARGET}${home}/.ssh"
     printf '%s\n' "${PC_USER_KEYS[${i}]}" > "${PC_TARGET}${home}/.ssh/authorized_keys"
     chown "${uid}:${gid}" -- "${PC_TARGET}${home}/.ssh/authorized_keys"

@@ -57,6 +57,8 @@ describe('built-in installer environment', () => {
         '#!/bin/bash',
         'echo "PC-MARKER env=$(cat /run/portacluster-env) systemctl=$(command -v systemctl || echo none)"',
         'echo "PC-DISKTOOLS $(command -v sfdisk wipefs mkfs.ext4 mkfs.xfs mkfs.vfat mdadm lvm curl zstd grub-install | wc -l)"',
+        // The hasher common/lib/15-fetch.sh picks when openssl is there (the environment carries it).
+        'echo "PC-SHA $(printf abc | openssl dgst -sha256 -r)"',
         'poweroff',
         '',
       ].join('\n'),
@@ -70,6 +72,7 @@ describe('built-in installer environment', () => {
       expect(r.serial).toMatch(new RegExp(`DHCP on \\S+ \\(${BOOT_MAC}\\)`));
       expect(r.serial).toContain('PC-MARKER env=builtin systemctl=none');
       expect(r.serial).toContain('PC-DISKTOOLS 10');
+      expect(r.serial).toContain('PC-SHA ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad *stdin');
       expect(r.serial).toContain('autorun0 refused: it does not start with a shebang');
       expect(r.serial).toContain('reboot: Power down');
       const paths = server.requests.map((q) => `${q.path} ${q.status}`);
