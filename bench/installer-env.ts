@@ -14,6 +14,7 @@
 import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packInitramfs, ZSTD_LEVEL } from '../build/installer-env/pack-initramfs.ts';
+import { installerBootEntry } from '../build/render/installer-append.ts';
 import { testInstallerEnv } from '../test/helpers/installer-env.ts';
 import { bootQemu, serialTail, serveFiles } from '../test/helpers/qemu-boot.ts';
 import { FIXED_EPOCH, workspace } from '../test/helpers/workspace.ts';
@@ -54,7 +55,9 @@ async function once(mode: Mode, memoryMiB: number, initramfs = env.initramfs, ti
   };
   const server = await serveFiles(files);
   files['/installer/autorun'] = `#!/bin/sh\ncurl -s -o /dev/null http://10.0.2.2:${server.port}/mark/autorun-started\npoweroff\n`;
-  const cmdline = `console=ttyS0,115200 loglevel=4 panic=1 ar_nowait ar_source=${server.guestUrl('installer')}`;
+  // The built-in environment's boot entry as the product writes it (ar_source=, ar_nowait, ar_suffixes=).
+  const entry = installerBootEntry({ kind: 'builtin', version: 'bench', kernel: 'installer-kernel', initrds: ['installer-initramfs'], files: [] }, { httpBase: `http://10.0.2.2:${server.port}`, keymap: null, profile: 'installer' });
+  const cmdline = `console=ttyS0,115200 loglevel=4 panic=1 ${entry.append}`;
   const tftpDir = join(ws.dir, 'tftp');
   await mkdir(tftpDir, { recursive: true });
   if (mode === 'tftp') {

@@ -60,13 +60,13 @@ describe('installerBootEntry', () => {
     expect(installerBootEntry(builtin, { ...base, profile: 'rescue' })).toEqual({
       kernel: 'installer-kernel',
       initrds: ['installer-initramfs'],
-      append: 'ar_source=http://192.168.10.10/rescue/ ar_nowait',
+      append: 'ar_source=http://192.168.10.10/rescue/ ar_nowait ar_suffixes=',
       sysappend: 2,
     });
   });
 
   it('builtin in server DHCP mode: names the DHCP server whose lease the environment takes; SystemRescue and proxy mode get none', () => {
-    expect(installerBootEntry(builtin, { ...base, dhcpServer: '192.168.10.10' }).append).toBe('ar_source=http://192.168.10.10/installer/ ar_nowait pc_dhcp_server=192.168.10.10');
+    expect(installerBootEntry(builtin, { ...base, dhcpServer: '192.168.10.10' }).append).toBe('ar_source=http://192.168.10.10/installer/ ar_nowait ar_suffixes= pc_dhcp_server=192.168.10.10');
     expect(installerBootEntry(builtin, base).append).not.toContain('pc_dhcp_server');
     expect(installerBootEntry(modern, { ...base, dhcpServer: '192.168.10.10' }).append).not.toContain('pc_dhcp_server');
     expect(() => installerBootEntry(builtin, { ...base, dhcpServer: '192.168.10.10 evil=1' })).toThrow(/dhcpServer must be one word/);
@@ -74,7 +74,7 @@ describe('installerBootEntry', () => {
 
   it('adds the serial console last, so it becomes /dev/console', () => {
     expect(installerBootEntry(builtin, { ...base, serialConsole: 'ttyS0,115200' }).append).toBe(
-      'ar_source=http://192.168.10.10/installer/ ar_nowait console=tty0 console=ttyS0,115200',
+      'ar_source=http://192.168.10.10/installer/ ar_nowait ar_suffixes= console=tty0 console=ttyS0,115200',
     );
   });
 

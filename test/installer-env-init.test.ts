@@ -126,6 +126,29 @@ describe('init: fetching the autoruns (sourced, against a real HTTP server and t
   });
 });
 
+describe('init: ar_suffixes', () => {
+  // portacluster's boot entries for the built-in environment pass `ar_suffixes=` (render/installer-append.ts):
+  // each profile publishes one script, so the 16 numbered names are never asked for.
+  it('with ar_suffixes= (empty) asks for autorun alone; with ar_suffixes=7 for autorun and autorun7', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pc-init-fetch-'));
+    const server = await serveFiles({ '/installer/autorun': '#!/bin/sh\necho first\n', '/installer/autorun7': '#!/bin/sh\necho seventh\n' });
+    try {
+      const src = `http://127.0.0.1:${server.port}/installer/`;
+      for (const [word, names] of [['ar_suffixes=', ['autorun']], ['ar_suffixes=7', ['autorun', 'autorun7']]] as const) {
+        server.requests.length = 0;
+        const script = `source ${join(BUILTIN_DIR, 'init')}\nAUTORUN_TMP=${dir}\nCMDLINE[ar_suffixes]="\${1#ar_suffixes=}"\nfetch_autoruns "$2"`;
+        const r = await run(['bash', '-c', script, 'fetch', word, src], { nothrow: true });
+        expect(r.exitCode).toBe(0);
+        expect(r.stdout).toBe(names.map((n) => `${n}\n`).join(''));
+        expect(server.requests.map((q) => `${q.path} ${q.status}`)).toEqual(names.map((n) => `/installer/${n} 200`));
+      }
+    } finally {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('installer environment bootstrap', () => {
   it('passes the mirror when the spec names one, and none (mmdebstrap defaults) when it does not', () => {
     expect(installerRootArgv('/w/root', { suite: 'bookworm', mirror: 'http://deb.example/debian' }).slice(-3)).toEqual(['bookworm', '/w/root', 'http://deb.example/debian']);

@@ -185,7 +185,7 @@ describe('diskless profile', () => {
     spec.boot.diskless = true;
     spec.boot.os.kernelArgs = ['quiet', 'net.ifnames=0'];
     const entry = disklessProfile(planCluster(validateSpec(spec)), builtin);
-    expect('append' in entry && entry.append).toBe('ar_source=http://192.168.10.10/diskless/ ar_nowait pc_dhcp_server=192.168.10.10 quiet net.ifnames=0');
+    expect('append' in entry && entry.append).toBe('ar_source=http://192.168.10.10/diskless/ ar_nowait ar_suffixes= pc_dhcp_server=192.168.10.10 quiet net.ifnames=0');
   });
 
   it('needs the built-in environment and boot.diskless', () => {

@@ -78,7 +78,10 @@ export function installerBootEntry(env: InstallerEnvArtifact, o: InstallerBootOp
       break;
     }
     case 'builtin':
-      args = [...autorun, ...(o.dhcpServer !== undefined ? [`pc_dhcp_server=${word('dhcpServer', o.dhcpServer)}`] : [])];
+      // ar_suffixes= (empty): the built-in init asks for autorun alone, not for autorun0…F too. Each profile
+      // publishes one script, and the 16 misses (a connection each after a 404) cost ~1 s of every boot on
+      // a TCG vCPU. SystemRescue's own reading of the option is not relied on: its entries keep the default.
+      args = [...autorun, 'ar_suffixes=', ...(o.dhcpServer !== undefined ? [`pc_dhcp_server=${word('dhcpServer', o.dhcpServer)}`] : [])];
       // BOOTIF= names the boot NIC; the built-in init does its own DHCP.
       sysappend = 2;
       break;
